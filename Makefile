@@ -1,0 +1,63 @@
+# Two commands matter: `make run` (the local stack) and `make test` (everything CI checks).
+# Each builds its own virtualenv; aws-sam-cli lives in a separate tools virtualenv
+# because it pins its own boto3/click.
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools-venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TOOLS_STAMP := $(TOOLS)/.installed
+# sam build needs the Lambda runtime's Python (3.13) on PATH.
+PY313 ?= $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
+
+.PHONY: run test lint typecheck unit functional e2e template bench clean venv tools
+
+$(STAMP): pyproject.toml layers/plumsms/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+$(TOOLS_STAMP): requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet -r requirements-tools.txt
+	touch $@
+
+tools: $(TOOLS_STAMP)
+
+run: $(STAMP)
+	$(BIN)/plumsms-local
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy layers/plumsms/python/plumsms local/plumsms_local functions
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+functional: $(STAMP)
+	$(BIN)/pytest tests/functional -q
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e -q
+
+template: $(TOOLS_STAMP)
+	$(TOOLS)/bin/cfn-lint template.yaml
+	$(TOOLS)/bin/sam validate --lint --region us-east-1
+	@test -n "$(PY313)" || (echo "sam build needs python3.13 on PATH (pyenv install 3.13)"; exit 1)
+	PATH="$$(dirname $(PY313)):$$PATH" $(TOOLS)/bin/sam build --region us-east-1 --build-dir .aws-sam/build
+
+test: lint typecheck template
+	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,32 @@
+"""The domain's own exceptions. Adapters translate their systems' errors into these."""
+
+from __future__ import annotations
+
+
+class PlumSmsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ValidationFailed(PlumSmsError):
+    """Input broke a rule. ``field`` names what was wrong, ``rule`` says why."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class ConfigurationError(PlumSmsError):
+    """The deployment's configuration is unusable; raised at cold start."""
+
+
+class NotFound(PlumSmsError):
+    """A looked-up record does not exist."""
+
+
+class Conflict(PlumSmsError):
+    """The record exists but is in a state that forbids the change."""
+
+
+class StoreUnavailable(PlumSmsError):
+    """The message store could not be reached or refused the request."""

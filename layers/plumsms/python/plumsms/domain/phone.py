@@ -1,0 +1,83 @@
+"""Phone numbers: one place that parses, normalises and formats them.
+
+Numbers are stored and shown in E.164 (``+12435678910``). Plum's REST API and reply XML
+take digits; its docs disagree on 10 vs 11 digits for ``to`` but every example uses 11
+(leading country code 1), so we send ``to`` as 11 digits and ``from`` (an account SMS
+number) as 10 national digits, as Plum's examples do (inferred; see
+``plum-dev-sms-api.md`` section 1). Both choices live in the two ``plum_*`` functions.
+
+We check *possible* numbers (length rules), not *valid* ones (assigned ranges): Plum's
+own example numbers such as 2435678910 sit in unassigned area codes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import phonenumbers
+from pydantic import AfterValidator
+
+from plumsms.domain.errors import ValidationFailed
+
+DEFAULT_REGION = "US"
+_NANP_COUNTRY_CODE = 1
+
+
+def normalize(raw: str, field: str = "number", region: str = DEFAULT_REGION) -> str:
+    """Return ``raw`` in E.164, or raise ``ValidationFailed`` naming ``field``.
+
+    Accepts E.164, national formats with punctuation, and Plum's digit forms
+    (``2435678910``, ``12435678910``).
+    """
+    text = raw.strip() if isinstance(raw, str) else ""
+    if not text:
+        raise ValidationFailed(field, "a phone number is required")
+    if len(text) > 32:
+        raise ValidationFailed(field, "not a phone number (too long)")
+    # Plum writes 11-digit NANP numbers without a plus; phonenumbers would read them as
+    # national numbers with a trunk prefix only in some regions, so say what we mean.
+    if text.isdigit() and len(text) == 11 and text.startswith("1"):
+        text = "+" + text
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationFailed(field, "not a phone number") from exc
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValidationFailed(field, "not a possible phone number for its country")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parse_e164(e164: str) -> phonenumbers.PhoneNumber:
+    return phonenumbers.parse(e164, None)
+
+
+def plum_to_digits(e164: str) -> str:
+    """Format a recipient for Plum's ``to``: country code and national digits, no plus."""
+    return e164.lstrip("+")
+
+
+def plum_from_digits(e164: str) -> str:
+    """Format an account SMS number for Plum's ``from``: 10 national digits for NANP."""
+    parsed = _parse_e164(e164)
+    if parsed.country_code == _NANP_COUNTRY_CODE:
+        return str(parsed.national_number)
+    return e164.lstrip("+")
+
+
+def same_number(a: str, b: str) -> bool:
+    """True when two numbers in any accepted form denote the same E.164 number."""
+    try:
+        return normalize(a) == normalize(b)
+    except ValidationFailed:
+        return False
+
+
+def _pydantic_phone(value: str) -> str:
+    try:
+        return normalize(value)
+    except ValidationFailed as exc:
+        raise ValueError(exc.rule) from exc
+
+
+E164 = Annotated[str, AfterValidator(_pydantic_phone)]
+"""A pydantic field type: any accepted phone form in, E.164 out."""
