@@ -30,3 +30,15 @@ class Conflict(PlumSmsError):
 
 class StoreUnavailable(PlumSmsError):
     """The message store could not be reached or refused the request."""
+
+
+class Forbidden(PlumSmsError):
+    """The caller did not present the right key or credentials."""
+
+
+class DuplicateInbound(PlumSmsError):
+    """The inbound message was recorded before; ``reply_xml`` is the answer given then."""
+
+    def __init__(self, reply_xml: bytes) -> None:
+        super().__init__("inbound message already recorded")
+        self.reply_xml = reply_xml

@@ -1,0 +1,37 @@
+"""InboundSmsFunction: Plum's Application URL (POST /plum/inbound?key=...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from plumsms import bootstrap
+from plumsms.config import Settings
+from plumsms.entrypoints.inbound import answer_inbound
+from plumsms.entrypoints.webhooks import register_error_handlers
+from plumsms.observability import logger, metrics, tracer
+from plumsms.secrets import SecretValues
+
+settings = Settings.from_env()
+secrets = SecretValues(settings)
+store = bootstrap.message_store(settings)
+service = bootstrap.inbound_service(settings, store, secrets, Path(__file__).parent)
+app = APIGatewayRestResolver()
+register_error_handlers(app)
+
+
+@app.post("/plum/inbound")
+@tracer.capture_method
+def inbound() -> Response[str]:
+    """Log the SMS, decide the replies and answer Plum with Reply-Schema XML."""
+    return answer_inbound(app.current_event, service, secrets.webhook_key())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Entry point: route the API Gateway event."""
+    return app.resolve(event, context)

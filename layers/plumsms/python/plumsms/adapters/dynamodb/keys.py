@@ -1,0 +1,68 @@
+"""The table's key layout: one table, generic keys, sparse secondary indexes.
+
+The key schema itself is declared once, in ``template.yaml``; this module names the
+attributes and indexes the code reads and writes. Every sort key of a message index is
+``<created_at ISO-8601 UTC, fixed width>#<id>``: unique, and in time order.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+PK = "PK"
+SK = "SK"
+
+MESSAGE_SK = "MSG"
+OPT_OUT_SK = "OPTOUT"
+OPT_OUT_KIND = "OPTOUT"
+ALL_MESSAGES = "MSG"
+
+# Index name -> (partition attribute, sort attribute or None)
+BY_PLUM_ID = "ByPlumId"
+BY_TIME = "ByTime"
+BY_CUSTOMER = "ByCustomer"
+BY_ACCOUNT = "ByAccount"
+BY_STATUS = "ByStatus"
+BY_TYPE = "ByType"
+DUE = "Due"
+
+PLUM_ID_ATTR = "plum_id"
+TIME_PK = "time_pk"
+TIME_SK = "time_sk"
+CUSTOMER_PK = "customer_pk"
+ACCOUNT_PK = "account_pk"
+STATUS_PK = "status_pk"
+TYPE_PK = "type_pk"
+DUE_PK = "due_pk"
+DUE_SK = "due_sk"
+TTL_ATTR = "expires_at"
+
+INDEX_KEYS: dict[str, tuple[str, str | None]] = {
+    BY_PLUM_ID: (PLUM_ID_ATTR, None),
+    BY_TIME: (TIME_PK, TIME_SK),
+    BY_CUSTOMER: (CUSTOMER_PK, TIME_SK),
+    BY_ACCOUNT: (ACCOUNT_PK, TIME_SK),
+    BY_STATUS: (STATUS_PK, TIME_SK),
+    BY_TYPE: (TYPE_PK, TIME_SK),
+    DUE: (DUE_PK, DUE_SK),
+}
+
+
+def timestamp(value: datetime) -> str:
+    """Fixed-width ISO 8601 UTC with microseconds, so strings sort as times do."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def message_pk(message_id: str) -> str:
+    """Partition key of a message item."""
+    return f"MSG#{message_id}"
+
+
+def opt_out_pk(number: str) -> str:
+    """Partition key of a number's opt-out item."""
+    return f"OPTOUT#{number}"
+
+
+def time_sort_key(created_at: datetime, message_id: str) -> str:
+    """Sort key shared by the message indexes."""
+    return f"{timestamp(created_at)}#{message_id}"

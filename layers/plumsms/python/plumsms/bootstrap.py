@@ -1,0 +1,51 @@
+"""Cold-start wiring: settings, adapters and services, built once per execution environment.
+
+Each function module calls these at import time and keeps the results; tests call them
+with their own settings or inject fakes directly into the services.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from plumsms.adapters.dynamodb.store import DynamoMessageStore
+from plumsms.adapters.rules_file import load_hook, load_rules
+from plumsms.config import Settings
+from plumsms.entrypoints.webhooks import status_url
+from plumsms.observability import logger, metrics
+from plumsms.secrets import SecretValues
+from plumsms.usecases.inbound import InboundService
+
+
+def message_store(settings: Settings) -> DynamoMessageStore:
+    """The DynamoDB message store (honours ``AWS_ENDPOINT_URL_DYNAMODB``)."""
+    retention = timedelta(days=settings.retention_days) if settings.retention_days else None
+    return DynamoMessageStore(settings.table_name, retention=retention)
+
+
+def _report_hook_error(exc: Exception) -> None:
+    metrics.add_metric(name="HookErrors", unit="Count", value=1)
+    logger.exception("reply hook failed; falling back to rules", exc_info=exc)
+
+
+def inbound_service(
+    settings: Settings, store: DynamoMessageStore, secrets: SecretValues, function_dir: Path
+) -> InboundService:
+    """The inbound use case with the rules file (relative to the function) and hook loaded."""
+    rules_path = settings.rules_file
+    if rules_path is not None and not rules_path.is_absolute():
+        rules_path = function_dir / rules_path
+    elif rules_path is None and (function_dir / "rules.yaml").exists():
+        rules_path = function_dir / "rules.yaml"
+
+    def build_status_url(ref: str) -> str | None:
+        return status_url(secrets.public_base_url(), secrets.webhook_key(), ref)
+
+    return InboundService(
+        log=store,
+        rules=load_rules(rules_path),
+        status_url=build_status_url,
+        hook=load_hook(settings.reply_hook),
+        on_hook_error=_report_hook_error,
+    )

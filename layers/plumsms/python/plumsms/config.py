@@ -1,0 +1,80 @@
+"""Settings read from the environment once per cold start, with clear errors.
+
+Secrets are never read here: on AWS the environment names a Secrets Manager secret or an
+SSM parameter and ``plumsms.secrets`` fetches it (cached); locally the plain variables
+(``WEBHOOK_KEY``, ``PLUM_USERNAME``, ``PLUM_PASSWORD``) carry the values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from plumsms import constants as env
+from plumsms.domain.errors import ConfigurationError
+from plumsms.domain.phone import E164
+
+
+class Settings(BaseModel):
+    """Everything the functions need from the environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table_name: str = Field(min_length=3, max_length=255)
+    plum_api_url: str = env.DEFAULT_PLUM_API_URL
+    plum_username: str | None = None
+    plum_password: str | None = None
+    plum_credentials_secret: str | None = None
+    webhook_key: str | None = Field(default=None, min_length=16)
+    webhook_key_secret: str | None = None
+    public_base_url: str | None = None
+    public_base_url_param: str | None = None
+    sms_numbers: tuple[E164, ...] = ()
+    rules_file: Path | None = None
+    reply_hook: str | None = None
+    retention_days: int = Field(default=0, ge=0, le=3650)
+    secrets_max_age_seconds: int = Field(default=300, ge=0)
+
+    @field_validator("plum_api_url", "public_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value if value.endswith("/") else value + "/"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment; raise ``ConfigurationError`` naming the variable."""
+        source = os.environ if environ is None else environ
+        names = {
+            "table_name": env.TABLE_NAME,
+            "plum_api_url": env.PLUM_API_URL,
+            "plum_username": env.PLUM_USERNAME,
+            "plum_password": env.PLUM_PASSWORD,
+            "plum_credentials_secret": env.PLUM_CREDENTIALS_SECRET,
+            "webhook_key": env.WEBHOOK_KEY,
+            "webhook_key_secret": env.WEBHOOK_KEY_SECRET,
+            "public_base_url": env.PUBLIC_BASE_URL,
+            "public_base_url_param": env.PUBLIC_BASE_URL_PARAM,
+            "rules_file": env.RULES_FILE,
+            "reply_hook": env.REPLY_HOOK,
+            "retention_days": env.RETENTION_DAYS,
+            "secrets_max_age_seconds": env.SECRETS_MAX_AGE_SECONDS,
+        }
+        values: dict[str, object] = {
+            field: source[name] for field, name in names.items() if source.get(name)
+        }
+        numbers = source.get(env.SMS_NUMBERS, "")
+        values["sms_numbers"] = tuple(n.strip() for n in numbers.split(",") if n.strip())
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            name = names.get(field, env.SMS_NUMBERS)
+            raise ConfigurationError(f"{name}: {error['msg']}") from exc

@@ -1,0 +1,164 @@
+"""Domain models: messages, their status history, inbound SMS and replies."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from plumsms.domain.phone import E164
+
+MAX_BODY_CHARS = 1600
+"""Longest body we accept or send: ten concatenated GSM-7 parts, a common carrier cap."""
+
+_PLUM_ID = re.compile(r"^[0-9a-f]{32}$")
+_ID_NAMESPACE = uuid.UUID("7d0b2f5e-2b44-4d38-9d6c-8d0f4f5e0a11")
+
+
+class MessageType(StrEnum):
+    """Direction of a message, with Plum's names."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    REPLY = "reply"
+
+
+class Status(StrEnum):
+    """Every status a message can be in; Plum may also report strings not listed here."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    RECEIVED = "received"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _plum_id(value: str) -> str:
+    lowered = value.strip().lower()
+    if not _PLUM_ID.fullmatch(lowered):
+        raise ValueError("must be 32 hexadecimal characters")
+    return lowered
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a time zone")
+    return value.astimezone(UTC)
+
+
+PlumMessageId = Annotated[str, AfterValidator(_plum_id)]
+"""Plum's ``sms_message_id``: a 128-bit id as 32 lowercase hex characters."""
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+"""A timezone-aware datetime, normalised to UTC."""
+
+
+def new_message_id() -> str:
+    """A fresh message id (our own, 32 lowercase hex characters)."""
+    return uuid.uuid4().hex
+
+
+def derived_id(parent_id: str, purpose: str, index: int) -> str:
+    """A deterministic id for a record derived from another (e.g. the n-th reply).
+
+    A retried webhook derives the same ids, so it produces the same XML and the same
+    records instead of new ones.
+    """
+    return uuid.uuid5(_ID_NAMESPACE, f"{parent_id}/{purpose}/{index}").hex
+
+
+class HistoryEntry(BaseModel):
+    """One status a message was in, when we learned it, and who said so."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    at: UtcDatetime
+    source: str
+
+
+class InboundSms(BaseModel):
+    """The form fields Plum POSTs to the Application URL."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    sms_message_id: PlumMessageId
+    to: E164
+    from_: E164 = Field(alias="from")
+    body: str = Field(max_length=MAX_BODY_CHARS)
+
+
+class Reply(BaseModel):
+    """An SMS the inbound flow decided to send back (or forward)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    to: E164
+    from_: E164 = Field(alias="from")
+    body: str = Field(min_length=1, max_length=MAX_BODY_CHARS)
+
+
+class Message(BaseModel):
+    """A message in the log, in or out; the JSON shape of the API and the CLI."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    sms_message_id: PlumMessageId | None = None
+    type: MessageType
+    to: E164
+    from_: E164 = Field(alias="from")
+    body: str = Field(max_length=MAX_BODY_CHARS)
+    status: str
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    send_at: UtcDatetime | None = None
+    result_url: str | None = None
+    segments: int = Field(ge=1)
+    encoding: Literal["GSM-7", "UCS-2"]
+    error: str | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @field_validator("history")
+    @classmethod
+    def _oldest_first(cls, value: list[HistoryEntry]) -> list[HistoryEntry]:
+        return sorted(value, key=lambda entry: entry.at)
+
+    @property
+    def customer_number(self) -> str:
+        """The number on the far side: the sender of inbound, the recipient otherwise."""
+        return self.from_ if self.type is MessageType.INBOUND else self.to
+
+    @property
+    def account_number(self) -> str:
+        """The account's own SMS number on this message."""
+        return self.to if self.type is MessageType.INBOUND else self.from_
+
+    def to_json(self) -> dict[str, object]:
+        """The documented JSON shape (ISO 8601 UTC timestamps, ``from`` not ``from_``)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class OptOut(BaseModel):
+    """A number that texted an opt-out keyword and has not opted back in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: E164
+    keyword: str
+    at: UtcDatetime
+    message_id: str

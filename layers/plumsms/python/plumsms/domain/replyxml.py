@@ -1,0 +1,100 @@
+"""Plum Reply-Schema XML: built with lxml, checked against the packaged XSD.
+
+``<reply>`` holds one ``<sms_message>`` per SMS to send; its text is the body. The ``to``
+attribute is documented; ``from`` and ``result_url`` are inferred (see the XSD).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from lxml import etree
+
+from plumsms.domain.errors import ValidationFailed
+
+# XML 1.0 forbids most C0 controls, lone surrogates and U+FFFE/U+FFFF; lxml refuses them.
+_XML_FORBIDDEN = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+REPLACEMENT = "\ufffd"
+CONTENT_TYPE = "text/xml; charset=utf-8"
+# Plum's documented prologue, in double quotes as its guide writes it.
+_PROLOGUE = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 cannot carry replaced by U+FFFD."""
+    return _XML_FORBIDDEN.sub(REPLACEMENT, text)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyElement:
+    """One ``<sms_message>``: attributes already in Plum's digit form, or None to omit."""
+
+    body: str
+    to: str | None = None
+    from_: str | None = None
+    result_url: str | None = None
+
+
+@cache
+def _schema() -> etree.XMLSchema:
+    source = resources.files("plumsms").joinpath("schemas/reply.xsd").read_bytes()
+    return etree.XMLSchema(etree.fromstring(source, safe_parser()))
+
+
+def safe_parser() -> etree.XMLParser:
+    """An lxml parser for untrusted XML: no entity expansion, no network, no DTD loading."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def build_reply(elements: list[ReplyElement]) -> bytes:
+    """Serialise a ``<reply>`` document and prove it valid against the schema."""
+    root = etree.Element("reply")
+    for element in elements:
+        node = etree.SubElement(root, "sms_message")
+        for name, value in (
+            ("to", element.to),
+            ("from", element.from_),
+            ("result_url", element.result_url),
+        ):
+            if value is not None:
+                node.set(name, value)
+        node.text = xml_safe(element.body)
+    validate(root)
+    return _PROLOGUE + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+
+
+def validate(root: etree._Element) -> None:
+    """Raise ``ValidationFailed`` when ``root`` breaks the reply schema."""
+    schema = _schema()
+    try:
+        valid = schema.validate(root)
+    except etree.XMLSchemaValidateError as exc:
+        raise ValidationFailed("reply", "not valid Plum reply XML") from exc
+    if not valid:
+        last = getattr(schema.error_log, "last_error", None)
+        detail = last.message if last is not None else "schema violation"
+        raise ValidationFailed("reply", f"not valid Plum reply XML ({detail})")
+
+
+def parse_reply(document: bytes) -> list[ReplyElement]:
+    """Parse and validate a reply document (used by the simulator and tests)."""
+    try:
+        root = etree.fromstring(document, safe_parser())
+    except etree.XMLSyntaxError as exc:
+        raise ValidationFailed("reply", f"not well-formed XML ({exc.msg})") from exc
+    if root.getroottree().docinfo.doctype:
+        # Plum's schema has no use for a DTD; refusing one rules out entity tricks.
+        raise ValidationFailed("reply", "must not declare a DOCTYPE")
+    validate(root)
+    return [
+        ReplyElement(
+            body=node.text or "",
+            to=node.get("to"),
+            from_=node.get("from"),
+            result_url=node.get("result_url"),
+        )
+        for node in root
+    ]

@@ -1,0 +1,144 @@
+"""HTTP glue shared by the Plum webhooks: key check, form parsing, error answers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from pydantic import BaseModel, ValidationError
+
+from plumsms.domain.errors import (
+    ConfigurationError,
+    Forbidden,
+    NotFound,
+    StoreUnavailable,
+    ValidationFailed,
+)
+from plumsms.observability import logger, metrics
+
+FORM = "application/x-www-form-urlencoded"
+MAX_BODY_BYTES = 16 * 1024
+_MAX_FIELDS = 32
+M = TypeVar("M", bound=BaseModel)
+
+
+def require_key(event: APIGatewayProxyEvent, expected: str) -> None:
+    """Raise ``Forbidden`` unless the ``key`` query parameter equals ``expected``.
+
+    Compared in constant time, so response timing does not leak the key.
+    """
+    presented = event.get_query_string_value("key") or ""
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise Forbidden("wrong or missing webhook key")
+
+
+def raw_body(event: APIGatewayProxyEvent) -> bytes:
+    """The request body as bytes, undoing API Gateway's base64 encoding."""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            data = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValidationFailed("body", "is not valid base64") from exc
+    else:
+        data = body.encode("utf-8", "surrogatepass")
+    if len(data) > MAX_BODY_BYTES:
+        raise ValidationFailed("body", f"is larger than {MAX_BODY_BYTES} bytes")
+    return data
+
+
+def form_fields(event: APIGatewayProxyEvent) -> dict[str, str]:
+    """Decode a form-encoded body into single-valued fields (UTF-8, strict)."""
+    content_type = event.headers.get("content-type") or event.headers.get("Content-Type") or ""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type and media_type != FORM:
+        raise ValidationFailed("content-type", f"must be {FORM}")
+    data = raw_body(event)
+    try:
+        text = data.decode("ascii") if data.isascii() else data.decode("utf-8")
+        pairs = parse_qsl(
+            text,
+            keep_blank_values=True,
+            strict_parsing=False,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=_MAX_FIELDS,
+        )
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed("body", "is not valid UTF-8") from exc
+    except ValueError as exc:
+        raise ValidationFailed("body", "has too many fields") from exc
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise ValidationFailed(name, "is given more than once")
+        fields[name] = value
+    return fields
+
+
+def parse_model(model: type[M], data: dict[str, Any]) -> M:
+    """Validate ``data`` as ``model``; the first problem becomes ``ValidationFailed``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(p) for p in error["loc"]) or "body"
+        rule = "is required" if error["type"] == "missing" else error["msg"]
+        raise ValidationFailed(field, rule.removeprefix("Value error, ")) from exc
+
+
+def status_url(base_url: str | None, key: str, ref: str) -> str | None:
+    """The Result URL for message ``ref``: ``<base>plum/status?key=...&ref=...``."""
+    if base_url is None:
+        return None
+    return f"{base_url}plum/status?key={quote(key, safe='')}&ref={quote(ref, safe='')}"
+
+
+def _error(status: int, message: str, **extra: str) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"message": message, **extra}),
+    )
+
+
+def register_error_handlers(app: APIGatewayRestResolver) -> None:
+    """Map every domain error to one HTTP answer; nothing internal reaches the caller."""
+
+    @app.exception_handler(ValidationFailed)
+    def _bad_request(exc: ValidationFailed) -> Response[str]:
+        metrics.add_metric(name="RejectedRequests", unit="Count", value=1)
+        logger.info("request rejected", extra={"field": exc.field, "rule": exc.rule})
+        return _error(400, str(exc), field=exc.field, rule=exc.rule)
+
+    @app.exception_handler(Forbidden)
+    def _forbidden(exc: Forbidden) -> Response[str]:
+        metrics.add_metric(name="RejectedRequests", unit="Count", value=1)
+        logger.warning("forbidden request", extra={"reason": str(exc)})
+        return _error(403, "forbidden")
+
+    @app.exception_handler(NotFound)
+    def _not_found(exc: NotFound) -> Response[str]:
+        return _error(404, "not found")
+
+    @app.exception_handler(StoreUnavailable)
+    def _unavailable(exc: StoreUnavailable) -> Response[str]:
+        logger.exception("message store unavailable")
+        return _error(503, "temporarily unavailable, retry later")
+
+    @app.exception_handler(ConfigurationError)
+    def _misconfigured(exc: ConfigurationError) -> Response[str]:
+        logger.error("configuration error", extra={"reason": str(exc)})
+        return _error(500, "the bundle is misconfigured; see its logs")
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response[str]:
+        # Logged with its traceback for the operator; the caller learns nothing internal.
+        logger.exception("unhandled error")
+        return _error(500, "internal error")

@@ -1,0 +1,166 @@
+"""The inbound use case: log an incoming SMS, decide its replies, answer Reply-Schema XML."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from plumsms.domain import segments
+from plumsms.domain.errors import DuplicateInbound
+from plumsms.domain.keywords import KeywordKind
+from plumsms.domain.models import (
+    HistoryEntry,
+    InboundSms,
+    Message,
+    MessageType,
+    OptOut,
+    Reply,
+    Status,
+    derived_id,
+    utc_now,
+)
+from plumsms.domain.phone import plum_from_digits, plum_to_digits
+from plumsms.domain.replyxml import ReplyElement, build_reply
+from plumsms.domain.rules import Decision, ReplyHook, RulesConfig, decide
+from plumsms.usecases.ports import Clock, InboundLog
+
+StatusUrlBuilder = Callable[[str], str | None]
+"""Given a message id, the Result URL Plum should POST its statuses to (or None)."""
+
+SOURCE = "plum-inbound"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundResult:
+    """The XML to answer, whether it repeats an earlier answer, and what decided it."""
+
+    xml: bytes
+    duplicate: bool
+    decision: Decision | None = None
+    suppressed: int = 0
+
+
+class InboundService:
+    """Handles one inbound SMS end to end; dependencies are injected."""
+
+    def __init__(
+        self,
+        *,
+        log: InboundLog,
+        rules: RulesConfig,
+        status_url: StatusUrlBuilder,
+        hook: ReplyHook | None = None,
+        clock: Clock = utc_now,
+        on_hook_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self._log = log
+        self._rules = rules
+        self._status_url = status_url
+        self._hook = hook
+        self._clock = clock
+        self._on_hook_error = on_hook_error
+
+    def handle(self, inbound: InboundSms) -> InboundResult:
+        """Store ``inbound`` and its replies; a retried webhook gets the first answer."""
+        now = self._clock()
+        decision = decide(inbound, self._rules, self._guarded_hook())
+        replies, suppressed = self._without_opted_out(inbound, decision)
+        reply_messages = [
+            self._reply_message(inbound, reply, index, now) for index, reply in enumerate(replies)
+        ]
+        xml = build_reply([self._element(inbound, m) for m in reply_messages])
+        opt_out = (
+            OptOut(
+                number=inbound.from_,
+                keyword=inbound.body.strip().upper(),
+                at=now,
+                message_id=inbound.sms_message_id,
+            )
+            if decision.keyword is KeywordKind.OPT_OUT
+            else None
+        )
+        opt_in = inbound.from_ if decision.keyword is KeywordKind.OPT_IN else None
+        try:
+            self._log.record_inbound(
+                self._inbound_message(inbound, now), reply_messages, xml, opt_out, opt_in
+            )
+        except DuplicateInbound as duplicate:
+            return InboundResult(xml=duplicate.reply_xml or xml, duplicate=True)
+        return InboundResult(xml=xml, duplicate=False, decision=decision, suppressed=suppressed)
+
+    def _guarded_hook(self) -> ReplyHook | None:
+        hook = self._hook
+        if hook is None:
+            return None
+
+        def guarded(inbound: InboundSms) -> Sequence[Reply] | None:
+            # A broken user hook must not cost the sender their message: fall through to
+            # the keyword rules and report the failure.
+            try:
+                return hook(inbound)
+            except Exception as exc:
+                if self._on_hook_error is not None:
+                    self._on_hook_error(exc)
+                return None
+
+        return guarded
+
+    def _without_opted_out(
+        self, inbound: InboundSms, decision: Decision
+    ) -> tuple[list[Reply], int]:
+        if not decision.replies:
+            return [], 0
+        # A START/UNSTOP message clears the sender's opt-out in the same write.
+        exempt = {inbound.from_} if decision.keyword is KeywordKind.OPT_IN else set()
+        blocked = self._log.opted_out({r.to for r in decision.replies} - exempt)
+        kept = [r for r in decision.replies if r.to not in blocked]
+        return kept, len(decision.replies) - len(kept)
+
+    def _inbound_message(self, inbound: InboundSms, now: datetime) -> Message:
+        info = segments.analyze(inbound.body)
+        return Message(
+            id=inbound.sms_message_id,
+            sms_message_id=inbound.sms_message_id,
+            type=MessageType.INBOUND,
+            to=inbound.to,
+            from_=inbound.from_,
+            body=inbound.body,
+            status=Status.RECEIVED,
+            created_at=now,
+            updated_at=now,
+            segments=info.segments,
+            encoding=info.encoding,
+            history=[HistoryEntry(status=Status.RECEIVED, at=now, source=SOURCE)],
+        )
+
+    def _reply_message(
+        self, inbound: InboundSms, reply: Reply, index: int, now: datetime
+    ) -> Message:
+        reply_id = derived_id(inbound.sms_message_id, "reply", index)
+        info = segments.analyze(reply.body)
+        return Message(
+            id=reply_id,
+            type=MessageType.REPLY,
+            to=reply.to,
+            from_=reply.from_,
+            body=reply.body,
+            status=Status.QUEUED,
+            created_at=now,
+            updated_at=now,
+            result_url=self._status_url(reply_id),
+            segments=info.segments,
+            encoding=info.encoding,
+            history=[HistoryEntry(status=Status.QUEUED, at=now, source=SOURCE)],
+        )
+
+    @staticmethod
+    def _element(inbound: InboundSms, reply: Message) -> ReplyElement:
+        # Plum's default is "to the sender, from the number that received it": say only
+        # what differs, as Plum's own examples do.
+        return ReplyElement(
+            body=reply.body,
+            to=None if reply.to == inbound.from_ else plum_to_digits(reply.to),
+            from_=None if reply.from_ == inbound.to else plum_from_digits(reply.from_),
+            result_url=reply.result_url,
+        )

@@ -1,0 +1,33 @@
+"""What the use cases need from the outside world, as Protocols (the adapters implement)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from plumsms.domain.models import Message, OptOut
+
+
+class InboundLog(Protocol):
+    """The part of the message store the inbound flow uses."""
+
+    def record_inbound(
+        self,
+        inbound: Message,
+        replies: Sequence[Message],
+        reply_xml: bytes,
+        opt_out: OptOut | None = None,
+        opt_in_number: str | None = None,
+    ) -> None:
+        """Store all of it atomically, or raise ``DuplicateInbound`` if seen before."""
+
+    def opted_out(self, numbers: Iterable[str]) -> set[str]:
+        """Which of ``numbers`` have opted out."""
+
+
+class Clock(Protocol):
+    """The current time (injected so tests can fix it)."""
+
+    def __call__(self) -> datetime:
+        """Timezone-aware UTC now."""

@@ -1,0 +1,201 @@
+"""A local API Gateway: HTTP requests in, REST API proxy events to the handlers, answers out.
+
+The routes come from ``template.yaml``. Routes that use IAM auth on AWS require
+``Authorization: Bearer <API_TOKEN>`` here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from plumsms_local import template
+from plumsms_local.lambda_runtime import LocalFunction
+
+log = logging.getLogger("plumsms.local.gateway")
+STAGE = "local"
+_TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded")
+MAX_REQUEST_BYTES = 1024 * 1024
+
+
+def proxy_event(
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    resource: str,
+    path_parameters: dict[str, str] | None,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """An API Gateway REST (v1) proxy event, as API Gateway builds it."""
+    parts = urlsplit(raw_path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    content_type = headers.get("content-type", "")
+    is_text = not body or content_type.startswith(_TEXT_TYPES)
+    now = datetime.now(UTC)
+    return {
+        "resource": resource,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers or None,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/{STAGE}{parts.path}",
+            "stage": STAGE,
+            "requestId": str(uuid.uuid4()),
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "domainName": headers.get("host", "127.0.0.1"),
+            "apiId": "local",
+            "accountId": "000000000000",
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": source_ip, "userAgent": headers.get("user-agent")},
+        },
+        "body": (
+            body.decode("utf-8", "surrogateescape") if is_text else base64.b64encode(body).decode()
+        )
+        if body
+        else None,
+        "isBase64Encoded": bool(body) and not is_text,
+    }
+
+
+class LocalGateway:
+    """Serves the template's routes on ``host:port`` by invoking the handlers in-process."""
+
+    def __init__(
+        self,
+        api_token: str,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        template_path: Path = template.TEMPLATE,
+    ) -> None:
+        self.api_token = api_token
+        self.routes = template.routes(template_path)
+        self.functions = {
+            r.function: LocalFunction(r.function, r.handler_file) for r in self.routes
+        }
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, ending with '/'."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    def warm(self) -> None:
+        """Import every function now (their cold starts), so configuration errors show early."""
+        for function in self.functions.values():
+            function.module()
+
+    def start(self) -> LocalGateway:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def dispatch(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Route one request; returns status, headers and body."""
+        path = urlsplit(raw_path).path
+        for route in self.routes:
+            params = route.match(method, path)
+            if params is None:
+                continue
+            if route.authorized and not self._authorized(headers):
+                return _json(403, {"message": "Missing or invalid bearer token"})
+            event = proxy_event(method, raw_path, headers, body, route.path, params)
+            result = self.functions[route.function].invoke(event)
+            return _response(result)
+        allowed = any(r.match("ANY", path) is not None for r in self.routes)
+        return _json(
+            405 if allowed else 404,
+            {"message": "Missing Authentication Token" if not allowed else "Method not allowed"},
+        )
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        presented = headers.get("authorization", "")
+        expected = f"Bearer {self.api_token}"
+        return hmac.compare_digest(presented.encode(), expected.encode())
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "plumsms-local"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length > MAX_REQUEST_BYTES:
+                    self._send(
+                        413,
+                        {"content-type": "application/json"},
+                        b'{"message": "Request too large"}',
+                    )
+                    return
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    status, out_headers, out_body = gateway.dispatch(
+                        self.command, self.path, headers, body
+                    )
+                except Exception:
+                    # API Gateway answers 502 when a function crashes; so do we.
+                    log.exception("function failed")
+                    status, out_headers, out_body = _json(502, {"message": "Internal server error"})
+                self._send(status, out_headers, out_body)
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in {"content-length", "connection"}:
+                        self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                log.debug(format, *args)
+
+        return Handler
+
+
+def _response(result: Any) -> tuple[int, dict[str, str], bytes]:
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return _json(502, {"message": "Internal server error"})
+    headers = {k: str(v) for k, v in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(str(v) for v in values)
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+    return int(result["statusCode"]), headers, data
+
+
+def _json(status: int, payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    return status, {"content-type": "application/json"}, json.dumps(payload).encode()

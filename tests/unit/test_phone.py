@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plumsms.domain import phone
+from plumsms.domain.errors import ValidationFailed
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("2435678910", "+12435678910"),  # Plum's example: unassigned area code, still accepted
+        ("12435678910", "+12435678910"),
+        ("19998881234", "+19998881234"),
+        ("+1 (999) 888-1234", "+19998881234"),
+        ("999.888.1234", "+19998881234"),
+        ("+44 20 7946 0958", "+442079460958"),
+    ],
+)
+def test_normalize_accepts_plum_and_human_forms(raw: str, e164: str) -> None:
+    assert phone.normalize(raw) == e164
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "12", "abc", "+1234", "1" * 40, "+999 1234567"])
+def test_normalize_rejects_with_field_name(raw: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        phone.normalize(raw, field="to")
+    assert info.value.field == "to"
+    assert str(info.value).startswith("to: ")
+
+
+def test_plum_digit_formats() -> None:
+    assert phone.plum_to_digits("+19998881234") == "19998881234"
+    assert phone.plum_from_digits("+12435678910") == "2435678910"
+    assert phone.plum_from_digits("+442079460958") == "442079460958"
+
+
+@given(st.from_regex(r"[2-9][0-9]{2}[2-9][0-9]{6}", fullmatch=True))
+def test_any_nanp_ten_digits_round_trip_through_plum_formats(digits: str) -> None:
+    e164 = phone.normalize(digits)
+    assert e164 == "+1" + digits
+    assert phone.plum_from_digits(e164) == digits
+    assert phone.normalize(phone.plum_to_digits(e164)) == e164
