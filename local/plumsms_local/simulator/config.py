@@ -20,7 +20,7 @@ Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Field(ge=0.0, le=3600.0)]
 
 DEFAULT_USERNAME: Final = "plum-sim"
-DEFAULT_PASSWORD: Final = "plum-sim"
+DEFAULT_PASSWORD: Final = "plum-sim"  # noqa: S105 - the documented local demo login
 DEFAULT_SMS_NUMBER: Final = "+12435678910"  # Plum's own example number
 
 ENV: Final = MappingProxyType(

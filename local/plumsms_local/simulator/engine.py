@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial
 from importlib import resources
@@ -141,28 +142,35 @@ def parse_reply_document(answer: HttpAnswer) -> list[etree._Element]:
         raise ReplyRejected(f"reply is not well-formed XML ({exc.msg})") from exc
     if root.getroottree().docinfo.internalDTD is not None:
         raise ReplyRejected("reply carries a DTD")
-    schema = _reply_schema()
-    if not schema.validate(root):
-        error = schema.error_log.last_error
-        raise ReplyRejected(f"reply is not valid against the Plum reply schema ({error.message})")
+    try:
+        _reply_schema().assertValid(root)
+    except etree.DocumentInvalid as exc:
+        raise ReplyRejected(f"reply is not valid against the Plum reply schema ({exc})") from exc
     return list(root)
 
 
 class Simulator:
     """Plum DEV and the carrier, in memory. Call :meth:`start` before use."""
 
-    def __init__(self, config: SimulatorConfig, poster: Poster | None = None) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        poster: Poster | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self._poster: Poster = poster or Urllib3Poster()
-        self.state = SimState()
+        self.state = SimState(clock)
         self._scheduler = Scheduler()
         self._callbacks = SerialWorker()
         self._lock = threading.Lock()
         self._held: dict[str, _CallbackJob] = {}
         self._message_rngs: dict[str, random.Random] = {}
-        self.seed = config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
+        self.seed = (
+            config.seed if config.seed is not None else random.SystemRandom().getrandbits(32)
+        )
         self._faults = config.faults
-        self._api_rng = random.Random(f"{self.seed}:api")
+        self._api_rng = random.Random(f"{self.seed}:api")  # noqa: S311 - fault dice
         self.reset()
 
     # lifecycle
@@ -186,7 +194,7 @@ class Simulator:
             self._held.clear()
             self._message_rngs.clear()
             self._faults = self.config.faults
-            self._api_rng = random.Random(f"{self.seed}:api")
+            self._api_rng = random.Random(f"{self.seed}:api")  # noqa: S311 - fault dice
         self.state.reset(self.config.unsubscribed, self.config.application_urls)
 
     # faults
@@ -230,12 +238,10 @@ class Simulator:
         if not body:
             raise PlumFailure(FailureKind.BAD_REQUEST, inferred.MISSING_BODY)
         if recipient in self.config.landlines:
-            raise PlumFailure(
-                FailureKind.BAD_REQUEST, NOT_MOBILE_TEMPLATE.format(number=recipient)
-            )
+            raise PlumFailure(FailureKind.BAD_REQUEST, NOT_MOBILE_TEMPLATE.format(number=recipient))
         if self.state.is_unsubscribed(recipient):
             raise PlumFailure(FailureKind.BAD_REQUEST, UNSUBSCRIBED)
-        messages = self._create(Kind.OUTBOUND, recipient, sender, body, result_url or "")
+        messages = self._create(Kind.OUTBOUND, recipient, sender, body, result_url=result_url or "")
         logger.info("queued %d part(s): %s", len(messages), messages[0].group_id)
         logger.debug("queued to=%s from=%s body=%r", recipient, sender, body)
         return messages
@@ -261,6 +267,10 @@ class Simulator:
         self.state.set_application_url(account, url)
         return account
 
+    def normalize_phone(self, raw: str) -> str:
+        """A phone number from a ``/sim/`` path in E.164; ``SimRequestError`` (400) if bad."""
+        return _normalize_or_400(raw, "phone")
+
     def phone_sends(self, phone_raw: str, to_raw: str, body: str) -> dict[str, Any]:
         """A phone texts an SMS number: carrier keywords, then Plum's Application URL POST."""
         phone = _normalize_or_400(phone_raw, "phone")
@@ -280,7 +290,8 @@ class Simulator:
         if keyword == HELP:
             # The carrier answers HELP itself; Plum never sees it.
             self.state.deliver_to_inbox(
-                phone, InboxEntry(account, inferred.HELP_REPLY_TEXT, 1, self.state.now(), (), "carrier")
+                phone,
+                InboxEntry(account, inferred.HELP_REPLY_TEXT, 1, self.state.now(), (), "carrier"),
             )
             return outcome
         if keyword == OPT_OUT:
@@ -307,10 +318,10 @@ class Simulator:
             outcome["reply"] = {"accepted": False, "error": "no Application URL is set"}
             return outcome
         outcome["forwarded"] = True
-        outcome["reply"] = self._forward(inbound, url)
+        outcome["reply"] = self._forward(inbound, url, opt_out=keyword == OPT_OUT)
         return outcome
 
-    def _forward(self, inbound: SimMessage, url: str) -> dict[str, Any]:
+    def _forward(self, inbound: SimMessage, url: str, *, opt_out: bool) -> dict[str, Any]:
         fields = [
             ("sms_message_id", inbound.sms_message_id),
             ("to", inferred.account_digits(inbound.to)),
@@ -342,8 +353,13 @@ class Simulator:
                 reply.to,
                 reply.from_,
                 reply.body,
-                reply.result_url,
+                result_url=reply.result_url,
                 in_reply_to=inbound.sms_message_id,
+                opt_out_confirmation=(
+                    opt_out
+                    and inferred.OPT_OUT_CONFIRMATION_DELIVERED
+                    and reply.to == inbound.from_
+                ),
             )
             report["sms_message_ids"].extend(m.sms_message_id for m in created)
         return report
@@ -355,10 +371,14 @@ class Simulator:
             try:
                 to = normalize(to_attr, "to") if to_attr else inbound.from_
             except ValidationFailed as exc:
-                raise ReplyRejected(f"<sms_message to=...> is not a phone number ({exc.rule})") from exc
+                raise ReplyRejected(
+                    f"<sms_message to=...> is not a phone number ({exc.rule})"
+                ) from exc
             sender = self._account_number(from_attr) if from_attr else inbound.to
             if sender is None:
-                raise ReplyRejected("<sms_message from=...> is not one of the account's SMS numbers")
+                raise ReplyRejected(
+                    "<sms_message from=...> is not one of the account's SMS numbers"
+                )
             if not node.text:
                 raise ReplyRejected("<sms_message> has no text to send")
             replies.append(ReplyMessage(to, sender, node.text, node.get("result_url") or ""))
@@ -379,8 +399,10 @@ class Simulator:
         to: str,
         from_: str,
         body: str,
+        *,
         result_url: str,
         in_reply_to: str | None = None,
+        opt_out_confirmation: bool = False,
     ) -> list[SimMessage]:
         parts = segments.split(body)
         group_id = uuid.uuid4().hex
@@ -399,13 +421,14 @@ class Simulator:
                 part=index,
                 parts=len(parts),
                 in_reply_to=in_reply_to,
+                opt_out_confirmation=opt_out_confirmation,
             )
             for index, part in enumerate(parts, start=1)
         ]
         self.state.add_group(messages)
         with self._lock:
             for message in messages:
-                self._message_rngs[message.sms_message_id] = random.Random(
+                self._message_rngs[message.sms_message_id] = random.Random(  # noqa: S311 - fault dice
                     f"{self.seed}:callbacks:{message.seq}"
                 )
         for message in messages:
@@ -417,8 +440,10 @@ class Simulator:
     def _later(self, delay: float, sms_message_id: str) -> None:
         self._scheduler.call_later(delay, lambda: self._advance(sms_message_id))
 
-    def _blocked(self, number: str) -> bool:
-        return number in self.config.landlines or self.state.is_unsubscribed(number)
+    def _blocked(self, message: SimMessage) -> bool:
+        if message.to in self.config.landlines:
+            return True
+        return not message.opt_out_confirmation and self.state.is_unsubscribed(message.to)
 
     def _advance(self, sms_message_id: str) -> None:
         """Move a message one step: queued -> sent|failed|undelivered, sent -> final."""
@@ -429,11 +454,11 @@ class Simulator:
         if current.status == "queued":
             if to in self.config.failing_numbers:
                 status = "failed"
-            elif self._blocked(to):
+            elif self._blocked(current):
                 status = "undelivered"
             else:
                 status = "sent"
-        elif to in self.config.undeliverable_numbers or self._blocked(to):
+        elif to in self.config.undeliverable_numbers or self._blocked(current):
             status = "undelivered"
         else:
             status = "delivered"
@@ -521,7 +546,11 @@ class Simulator:
         self._record(job, "sent", http_status=answer.status)
 
     def _record(
-        self, job: _CallbackJob, outcome: str, http_status: int | None = None, error: str | None = None
+        self,
+        job: _CallbackJob,
+        outcome: str,
+        http_status: int | None = None,
+        error: str | None = None,
     ) -> None:
         self.state.record_callback(
             CallbackRecord(
@@ -543,4 +572,3 @@ def _normalize_or_400(raw: str, field_name: str) -> str:
         return normalize(raw, field_name)
     except ValidationFailed as exc:
         raise SimRequestError(400, f"{field_name}: {exc.rule}") from exc
-

@@ -114,6 +114,10 @@ INVALID_PARAMETER_TEMPLATE: Final = "Invalid '{name}' parameter ({rule})"
 UNKNOWN_SERVICE: Final = "Unknown service"
 METHOD_NOT_ALLOWED_TEMPLATE: Final = "Method {method} not allowed on {resource}"
 
+OPT_OUT_CONFIRMATION_DELIVERED: Final = True
+"""A reply to an opt-out message, addressed to the phone that opted out, is delivered
+(one confirmation, as carriers allow); every later send to that phone is refused."""
+
 HELP_REPLY_TEXT: Final = (
     "Plum SMS simulator: the carrier answers HELP. Reply STOP to unsubscribe, "
     "START to subscribe again."

@@ -50,6 +50,7 @@ class SimMessage:
     parts: int = 1
     in_reply_to: str | None = None
     reply_error: str | None = None
+    opt_out_confirmation: bool = False
     history: list[tuple[str, float]] = field(default_factory=list)
 
     @property

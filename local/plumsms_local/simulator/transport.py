@@ -39,9 +39,7 @@ class Urllib3Poster:
     def __init__(self, pool: urllib3.PoolManager | None = None) -> None:
         self._pool = pool or urllib3.PoolManager(retries=False)
 
-    def post_form(
-        self, url: str, fields: Sequence[tuple[str, str]], timeout: float
-    ) -> HttpAnswer:
+    def post_form(self, url: str, fields: Sequence[tuple[str, str]], timeout: float) -> HttpAnswer:
         """POST ``fields`` form-encoded to ``url``; raises ``PostFailed`` without an answer."""
         try:
             response = self._pool.request(

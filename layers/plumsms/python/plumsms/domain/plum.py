@@ -167,7 +167,7 @@ class PlumGateway(Protocol):
 
 # --- errors -------------------------------------------------------------------------
 
-_NUMBER_LIKE = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+_NUMBER_LIKE = re.compile(r"\+?\(?\d[\d\s().-]{5,}\d")
 
 
 def redact_numbers(text: str) -> str:
@@ -255,9 +255,12 @@ class UnexpectedResponse(PlumError):
         self.excerpt = excerpt
 
 
+_QUOTES = "\"'`\u2018\u2019\u201c\u201d"
+
+
 def _normalise_reason(reason: str) -> str:
     # Plum's samples wrap the text in doubled quotes; its wording may vary in case.
-    without_quotes = re.sub(r"[\"'`\u2018\u2019\u201c\u201d]", "", reason)
+    without_quotes = re.sub(f"[{_QUOTES}]", "", reason)
     return " ".join(without_quotes.split()).lower()
 
 
@@ -278,10 +281,11 @@ def failure_from_reason(reason: str, *, http_status: int | None = None) -> PlumE
     Matching ignores case, surrounding or embedded quotes and extra whitespace.
     """
     normalised = _normalise_reason(reason)
+    text = reason.strip().strip(_QUOTES).strip()
     for pattern, error_class in _FAILURE_PATTERNS:
         if pattern.search(normalised):
-            return error_class(reason.strip(), http_status=http_status)
-    return PlumRejected(reason.strip(), http_status=http_status)
+            return error_class(text, http_status=http_status)
+    return PlumRejected(text, http_status=http_status)
 
 
 def is_known_failure(reason: str) -> bool:

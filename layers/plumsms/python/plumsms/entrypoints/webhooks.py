@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from plumsms.domain.errors import (
     ConfigurationError,
+    Conflict,
     Forbidden,
     NotFound,
     StoreUnavailable,
@@ -126,6 +127,10 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(NotFound)
     def _not_found(exc: NotFound) -> Response[str]:
         return _error(404, "not found")
+
+    @app.exception_handler(Conflict)
+    def _conflict(exc: Conflict) -> Response[str]:
+        return _error(409, str(exc))
 
     @app.exception_handler(StoreUnavailable)
     def _unavailable(exc: StoreUnavailable) -> Response[str]:

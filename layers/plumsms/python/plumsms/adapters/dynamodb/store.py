@@ -7,46 +7,30 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from plumsms.adapters.dynamodb import keys
+from plumsms.adapters.dynamodb import codec, keys
+from plumsms.adapters.dynamodb.codec import Item
 from plumsms.adapters.dynamodb.errors import store_errors
 from plumsms.domain.errors import DuplicateInbound, NotFound
-from plumsms.domain.models import Message, OptOut, Status
+from plumsms.domain.models import Message, OptOut
 from plumsms.domain.queries import MessageQuery, Page
+
+_BATCH_GET_LIMIT = 100
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-
-Item = dict[str, Any]
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
-_MESSAGE_FIELDS = (
-    "id", "sms_message_id", "type", "to", "from", "body", "status", "created_at",
-    "updated_at", "send_at", "result_url", "segments", "encoding", "error",
-)  # fmt: skip
-_BATCH_GET_LIMIT = 100
 
 
 def default_client() -> DynamoDBClient:
     """A DynamoDB client honouring ``AWS_ENDPOINT_URL_DYNAMODB``, with adaptive retries."""
     config = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=2)
     return boto3.client("dynamodb", config=config)
-
-
-def _serialize(item: Item) -> dict[str, Any]:
-    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
-
-
-def _deserialize(raw: dict[str, Any]) -> Item:
-    return {k: _deserializer.deserialize(v) for k, v in raw.items()}
 
 
 class DynamoMessageStore:
@@ -62,44 +46,8 @@ class DynamoMessageStore:
         self.client = client or default_client()
         self.retention = retention
 
-    # -- rows ---------------------------------------------------------------------------
-
-    def message_item(self, message: Message) -> Item:
-        """The stored row of ``message``, with the index attributes it belongs in."""
-        data = message.model_dump(mode="json", by_alias=True, exclude={"history"})
-        row: Item = {k: data[k] for k in _MESSAGE_FIELDS}
-        row["history"] = [e.model_dump(mode="json") for e in message.history]
-        for name in ("created_at", "updated_at", "send_at"):
-            value = getattr(message, name)
-            row[name] = keys.timestamp(value) if value else None
-        sort_key = keys.time_sort_key(message.created_at, message.id)
-        row.update(
-            {
-                keys.PK: keys.message_pk(message.id),
-                keys.SK: keys.MESSAGE_SK,
-                keys.PLUM_ID_ATTR: message.sms_message_id,
-                keys.TIME_PK: keys.ALL_MESSAGES,
-                keys.TIME_SK: sort_key,
-                keys.CUSTOMER_PK: message.customer_number,
-                keys.ACCOUNT_PK: message.account_number,
-                keys.STATUS_PK: message.status,
-                keys.TYPE_PK: message.type.value,
-            }
-        )
-        if message.status == Status.SCHEDULED and message.send_at is not None:
-            row[keys.DUE_PK] = "DUE"
-            row[keys.DUE_SK] = keys.time_sort_key(message.send_at, message.id)
-        if self.retention:
-            expires = message.created_at + self.retention
-            row[keys.TTL_ATTR] = int(expires.timestamp())
-        return row
-
-    @staticmethod
-    def message_from_item(item: Item) -> Message:
-        """Rebuild a ``Message`` from a stored row."""
-        data = {k: item.get(k) for k in _MESSAGE_FIELDS}
-        data["history"] = item.get("history", [])
-        return Message.model_validate(data)
+    def _message_row(self, message: Message) -> dict[str, Any]:
+        return codec.serialize(codec.message_item(message, self.retention))
 
     # -- inbound ------------------------------------------------------------------------
 
@@ -117,10 +65,15 @@ class DynamoMessageStore:
         ``DuplicateInbound`` carrying the XML answered the first time, and writes nothing.
         The common case (no reply, no opt-out change) is a single conditional PutItem.
         """
-        row = self.message_item(inbound) | {"reply_xml": Binary(reply_xml)}
+        row = codec.message_item(inbound, self.retention) | {"reply_xml": reply_xml}
         condition = f"attribute_not_exists({keys.PK})"
         others: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table_name, "Item": _serialize(self.message_item(r))}}
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": codec.serialize(codec.message_item(r, self.retention)),
+                }
+            }
             for r in replies
         ]
         if opt_out is not None:
@@ -128,26 +81,26 @@ class DynamoMessageStore:
                 {
                     "Put": {
                         "TableName": self.table_name,
-                        "Item": _serialize(self._opt_out_row(opt_out)),
+                        "Item": codec.serialize(codec.opt_out_item(opt_out)),
                     }
                 }
             )
         if opt_in_number is not None:
-            others.append({"Delete": {"TableName": self.table_name, "Key": _serialize(
+            others.append({"Delete": {"TableName": self.table_name, "Key": codec.serialize(
                 {keys.PK: keys.opt_out_pk(opt_in_number), keys.SK: keys.OPT_OUT_SK})}})  # fmt: skip
         with store_errors("record inbound"):
             try:
                 if not others:
                     self.client.put_item(
                         TableName=self.table_name,
-                        Item=_serialize(row),
+                        Item=codec.serialize(row),
                         ConditionExpression=condition,
                     )
                     return
                 first = {
                     "Put": {
                         "TableName": self.table_name,
-                        "Item": _serialize(row),
+                        "Item": codec.serialize(row),
                         "ConditionExpression": condition,
                     }
                 }
@@ -161,7 +114,7 @@ class DynamoMessageStore:
         with store_errors("read inbound"):
             response = self.client.get_item(
                 TableName=self.table_name,
-                Key=_serialize({keys.PK: keys.message_pk(message_id), keys.SK: keys.MESSAGE_SK}),
+                Key=codec.message_key(message_id),
                 ProjectionExpression="reply_xml",
                 ConsistentRead=True,
             )
@@ -175,7 +128,7 @@ class DynamoMessageStore:
         with store_errors("put message"):
             self.client.put_item(
                 TableName=self.table_name,
-                Item=_serialize(self.message_item(message)),
+                Item=codec.serialize(codec.message_item(message, self.retention)),
                 ConditionExpression=f"attribute_not_exists({keys.PK})",
             )
 
@@ -184,11 +137,11 @@ class DynamoMessageStore:
         with store_errors("get message"):
             response = self.client.get_item(
                 TableName=self.table_name,
-                Key=_serialize({keys.PK: keys.message_pk(message_id), keys.SK: keys.MESSAGE_SK}),
+                Key=codec.message_key(message_id),
             )
         if "Item" not in response:
             raise NotFound(f"message {message_id}")
-        return self.message_from_item(_deserialize(response["Item"]))
+        return codec.message_from_item(codec.deserialize(response["Item"]))
 
     def get_by_plum_id(self, sms_message_id: str) -> Message | None:
         """The message Plum knows as ``sms_message_id``, if we have it."""
@@ -202,7 +155,7 @@ class DynamoMessageStore:
                 Limit=1,
             )
         items = response.get("Items", [])
-        return self.message_from_item(_deserialize(items[0])) if items else None
+        return codec.message_from_item(codec.deserialize(items[0])) if items else None
 
     # -- listing ------------------------------------------------------------------------
 
@@ -242,7 +195,7 @@ class DynamoMessageStore:
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         return Page(
-            items=[self.message_from_item(r) for r in rows],
+            items=[codec.message_from_item(r) for r in rows],
             next_position=rows[-1][keys.TIME_SK] if more and rows else None,
             items_read=counter.count,
         )
@@ -295,7 +248,7 @@ class DynamoMessageStore:
             with store_errors("list messages"):
                 response = self.client.query(**request)
             for raw in response.get("Items", []):
-                row = _deserialize(raw)
+                row = codec.deserialize(raw)
                 # The exclusive bound: BETWEEN and <= include the cursor row itself.
                 if query.after is not None and row[keys.TIME_SK] == query.after:
                     continue
@@ -306,19 +259,6 @@ class DynamoMessageStore:
 
     # -- opt-outs -----------------------------------------------------------------------
 
-    def _opt_out_row(self, opt_out: OptOut) -> Item:
-        at = keys.timestamp(opt_out.at)
-        return {
-            keys.PK: keys.opt_out_pk(opt_out.number),
-            keys.SK: keys.OPT_OUT_SK,
-            "number": opt_out.number,
-            "keyword": opt_out.keyword,
-            "at": at,
-            "message_id": opt_out.message_id,
-            keys.TYPE_PK: keys.OPT_OUT_KIND,
-            keys.TIME_SK: f"{at}#{opt_out.number}",
-        }
-
     def opted_out(self, numbers: Iterable[str]) -> set[str]:
         """Which of ``numbers`` have opted out (BatchGetItem; unprocessed keys retried)."""
         wanted = sorted(set(numbers))
@@ -328,7 +268,7 @@ class DynamoMessageStore:
             request: dict[str, Any] = {
                 self.table_name: {
                     "Keys": [
-                        _serialize({keys.PK: keys.opt_out_pk(n), keys.SK: keys.OPT_OUT_SK})
+                        codec.serialize({keys.PK: keys.opt_out_pk(n), keys.SK: keys.OPT_OUT_SK})
                         for n in chunk
                     ],
                     "ProjectionExpression": "#n",
@@ -339,7 +279,7 @@ class DynamoMessageStore:
                 with store_errors("read opt-outs"):
                     response = self.client.batch_get_item(RequestItems=request)
                 for raw in response.get("Responses", {}).get(self.table_name, []):
-                    found.add(str(_deserialize(raw)["number"]))
+                    found.add(str(codec.deserialize(raw)["number"]))
                 request = response.get("UnprocessedKeys") or {}
         return found
 
@@ -348,17 +288,11 @@ class DynamoMessageStore:
         with store_errors("get opt-out"):
             response = self.client.get_item(
                 TableName=self.table_name,
-                Key=_serialize({keys.PK: keys.opt_out_pk(number), keys.SK: keys.OPT_OUT_SK}),
+                Key=codec.serialize({keys.PK: keys.opt_out_pk(number), keys.SK: keys.OPT_OUT_SK}),
             )
         if "Item" not in response:
             return None
-        row = _deserialize(response["Item"])
-        return OptOut(
-            number=row["number"],
-            keyword=row["keyword"],
-            at=datetime.fromisoformat(row["at"]),
-            message_id=row["message_id"],
-        )
+        return codec.opt_out_from_item(codec.deserialize(response["Item"]))
 
 
 class _ReadCounter:

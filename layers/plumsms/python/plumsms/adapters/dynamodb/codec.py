@@ -1,0 +1,101 @@
+"""Rows: how messages and opt-outs are stored, and DynamoDB's typed attribute values."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from plumsms.adapters.dynamodb import keys
+from plumsms.domain.models import Message, OptOut, Status
+
+Item = dict[str, Any]
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+MESSAGE_FIELDS = (
+    "id", "sms_message_id", "type", "to", "from", "body", "status", "created_at",
+    "updated_at", "send_at", "result_url", "segments", "encoding", "error",
+)  # fmt: skip
+
+
+def serialize(item: Item) -> dict[str, Any]:
+    """Plain values to DynamoDB attribute values (None values are left out)."""
+    return {k: _serializer.serialize(v) for k, v in item.items() if v is not None}
+
+
+def deserialize(raw: dict[str, Any]) -> Item:
+    """DynamoDB attribute values to plain values."""
+    return {k: _deserializer.deserialize(v) for k, v in raw.items()}
+
+
+def message_key(message_id: str) -> dict[str, Any]:
+    """The primary key of a message, serialised."""
+    return serialize({keys.PK: keys.message_pk(message_id), keys.SK: keys.MESSAGE_SK})
+
+
+def message_item(message: Message, retention: timedelta | None = None) -> Item:
+    """The stored row of ``message``, with the index attributes it belongs in."""
+    data = message.model_dump(mode="json", by_alias=True, exclude={"history"})
+    row: Item = {k: data[k] for k in MESSAGE_FIELDS}
+    row["history"] = [e.model_dump(mode="json") for e in message.history]
+    for name in ("created_at", "updated_at", "send_at"):
+        value = getattr(message, name)
+        row[name] = keys.timestamp(value) if value else None
+    row.update(
+        {
+            keys.PK: keys.message_pk(message.id),
+            keys.SK: keys.MESSAGE_SK,
+            keys.PLUM_ID_ATTR: message.sms_message_id,
+            keys.TIME_PK: keys.ALL_MESSAGES,
+            keys.TIME_SK: keys.time_sort_key(message.created_at, message.id),
+            keys.CUSTOMER_PK: message.customer_number,
+            keys.ACCOUNT_PK: message.account_number,
+            keys.STATUS_PK: message.status,
+            keys.TYPE_PK: message.type.value,
+        }
+    )
+    row.update(due_attributes(message))
+    if retention:
+        row[keys.TTL_ATTR] = int((message.created_at + retention).timestamp())
+    return row
+
+
+def due_attributes(message: Message) -> Item:
+    """The sparse ``Due`` index attributes: present only while a send is scheduled."""
+    if message.status == Status.SCHEDULED and message.send_at is not None:
+        return {keys.DUE_PK: "DUE", keys.DUE_SK: keys.time_sort_key(message.send_at, message.id)}
+    return {}
+
+
+def message_from_item(item: Item) -> Message:
+    """Rebuild a ``Message`` from a stored row."""
+    data = {k: item.get(k) for k in MESSAGE_FIELDS}
+    data["history"] = item.get("history", [])
+    return Message.model_validate(data)
+
+
+def opt_out_item(opt_out: OptOut) -> Item:
+    """The stored row of an opt-out (listed through the ``ByType`` index)."""
+    at = keys.timestamp(opt_out.at)
+    return {
+        keys.PK: keys.opt_out_pk(opt_out.number),
+        keys.SK: keys.OPT_OUT_SK,
+        "number": opt_out.number,
+        "keyword": opt_out.keyword,
+        "at": at,
+        "message_id": opt_out.message_id,
+        keys.TYPE_PK: keys.OPT_OUT_KIND,
+        keys.TIME_SK: f"{at}#{opt_out.number}",
+    }
+
+
+def opt_out_from_item(row: Item) -> OptOut:
+    """Rebuild an ``OptOut`` from a stored row."""
+    return OptOut(
+        number=row["number"],
+        keyword=row["keyword"],
+        at=datetime.fromisoformat(row["at"]),
+        message_id=row["message_id"],
+    )
