@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 REGION = "us-east-1"
-# moto needs credentials to be present; they are never checked and never leave the machine.
-LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}  # noqa: S105
+# moto needs some credentials; they are never checked and never leave the machine.
+LOCAL_KEY_ID = "local"
+LOCAL_SECRET = "local"  # noqa: S105
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -57,7 +58,13 @@ class EmbeddedDynamoDB:
 
 def client_for(endpoint: str) -> DynamoDBClient:
     """A DynamoDB client for ``endpoint`` with throwaway local credentials."""
-    return boto3.client("dynamodb", endpoint_url=endpoint, region_name=REGION, **LOCAL_CREDENTIALS)
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_KEY_ID,
+        aws_secret_access_key=LOCAL_SECRET,
+    )
 
 
 def create_table(client: DynamoDBClient, table_name: str) -> None:

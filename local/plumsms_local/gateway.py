@@ -32,6 +32,7 @@ def proxy_event(
     raw_path: str,
     headers: dict[str, str],
     body: bytes,
+    *,
     resource: str,
     path_parameters: dict[str, str] | None,
     source_ip: str = "127.0.0.1",
@@ -100,10 +101,19 @@ class LocalGateway:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/"
 
-    def warm(self) -> None:
-        """Import every function now (their cold starts), so configuration errors show early."""
-        for function in self.functions.values():
-            function.module()
+    def warm(self) -> list[str]:
+        """Import every function now (their cold starts); returns the ones that failed.
+
+        A function whose cold start fails answers 502, as on AWS; the others keep working.
+        """
+        failed: list[str] = []
+        for name, function in self.functions.items():
+            try:
+                function.module()
+            except Exception:
+                log.exception("cold start of %s failed", name)
+                failed.append(name)
+        return failed
 
     def start(self) -> LocalGateway:
         """Serve in a background thread."""
@@ -127,7 +137,9 @@ class LocalGateway:
                 continue
             if route.authorized and not self._authorized(headers):
                 return _json(403, {"message": "Missing or invalid bearer token"})
-            event = proxy_event(method, raw_path, headers, body, route.path, params)
+            event = proxy_event(
+                method, raw_path, headers, body, resource=route.path, path_parameters=params
+            )
             result = self.functions[route.function].invoke(event)
             return _response(result)
         allowed = any(r.match("ANY", path) is not None for r in self.routes)
@@ -180,7 +192,7 @@ class LocalGateway:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 log.debug(format, *args)
 
         return Handler

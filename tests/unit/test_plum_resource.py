@@ -134,4 +134,4 @@ def test_message_query_number_side_rules() -> None:
     with pytest.raises(ValidationError, match="number_side needs"):
         PlumMessageQuery(type="inbound", number_side="account")
     with pytest.raises(ValidationError):
-        PlumMessageQuery(type="reply")  # type: ignore[arg-type]
+        PlumMessageQuery(type="reply")

@@ -379,7 +379,10 @@ class PlumSimulator:
         self._server = _Server(self._address, self.simulator)
         self.simulator.start()
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="plum-sim-http", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one interval
+            name="plum-sim-http",
+            daemon=True,
         )
         self._thread.start()
         logger.info("Plum simulator listening on %s", self.base_url)

@@ -93,7 +93,9 @@ class RecordingServer:
     def start(self) -> str:
         """Serve on a free port; returns the base URL."""
         self._server = _Server(self)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self.url()
 
     def stop(self) -> None:

@@ -122,7 +122,9 @@ class PlumClient:
         # Without the trailing slash, joining "sms/queue.json" would drop the last segment.
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._fmt: Format = fmt
-        self._timeout = timeout if isinstance(timeout, Timeout) else Timeout(timeout)
+        self._timeout = (
+            timeout if isinstance(timeout, Timeout) else Timeout(connect=timeout, read=timeout)
+        )
         self._pool = pool if pool is not None else urllib3.PoolManager(maxsize=10)
         self._log = logger if logger is not None else _logger
         credentials = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
