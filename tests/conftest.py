@@ -58,9 +58,17 @@ def ddb(dynamo_server: dynamodb.EmbeddedDynamoDB, aws_env: None) -> Any:
 
 
 @pytest.fixture
-def function_env(monkeypatch: pytest.MonkeyPatch, table_name: str) -> dict[str, str]:
-    """The environment a deployed function would get, pointing at the test table."""
+def function_env(
+    monkeypatch: pytest.MonkeyPatch, table_name: str, tmp_path: Path
+) -> dict[str, str]:
+    """The environment a deployed function would get, pointing at the test table.
+
+    The rules file is empty (no automatic replies) unless a test writes its own.
+    """
+    no_rules = tmp_path / "no-rules.yaml"
+    no_rules.write_text("{}\n")
     env = {
+        "RULES_FILE": str(no_rules),
         "TABLE_NAME": table_name,
         "WEBHOOK_KEY": WEBHOOK_KEY,
         "PUBLIC_BASE_URL": "https://sms.example.test/",

@@ -78,7 +78,12 @@ class Route:
         """Path parameters when ``method`` and ``path`` hit this route, else None."""
         if self.method not in {method.upper(), "ANY"}:
             return None
-        pattern = re.sub(r"\\\{(\w+)\\\+?\\\}", r"(?P<\1>[^/]+)", re.escape(self.path))
+        # "/messages/{id}" -> literal pieces escaped, each {name} a named group.
+        pieces = re.split(r"\{(\w+)\+?\}", self.path)
+        pattern = "".join(
+            re.escape(piece) if index % 2 == 0 else f"(?P<{piece}>[^/]+)"
+            for index, piece in enumerate(pieces)
+        )
         found = re.fullmatch(pattern, path.rstrip("/") or "/")
         return found.groupdict() if found else None
 

@@ -278,7 +278,15 @@ def test_any_unicode_body_is_stored_and_echoed_as_valid_xml(invoke: Any, rules_f
     response = invoke(form(sms_id=uuid.uuid4().hex, body=body))
     assert response["statusCode"] == 200
     replies = parse_reply(response["body"].encode())
-    if body:
+    if body.strip():
         from plumsms.domain.replyxml import xml_safe
 
         assert replies[0].body == xml_safe(body)
+
+
+def test_shipped_rules_file_is_valid_and_answers(invoke: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN the rules file deployed with the function (the template sets RULES_FILE=rules.yaml)
+    monkeypatch.setenv("RULES_FILE", "rules.yaml")
+    # WHEN a customer texts HOURS THEN the shipped keyword rule answers
+    replies = parse_reply(invoke(form(sms_id="0" * 32, body="hours?"))["body"].encode())
+    assert len(replies) == 1 and "9am to 5pm" in replies[0].body

@@ -6,6 +6,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
@@ -69,15 +70,15 @@ def queue(
     sim: PlumSimulator,
     fmt: str = "json",
     headers: dict[str, str] | None = None,
-    **fields: str,
+    fields: dict[str, str] | None = None,
+    **named: str,
 ) -> urllib3.BaseHTTPResponse:
-    fields.setdefault("to", PHONE_DIGITS)
-    fields.setdefault("from", ACCOUNT_DIGITS)
-    fields.setdefault("body", "hello")
+    """POST sms/queue; ``fields`` (or keyword arguments) override a valid default request."""
+    form = {"to": PHONE_DIGITS, "from": ACCOUNT_DIGITS, "body": "hello", **(fields or {}), **named}
     return http.request(
         "POST",
         f"{sim.api_url}sms/queue.{fmt}",
-        body=urlencode(fields),
+        body=urlencode(form),
         headers={**FORM, **AUTH} if headers is None else headers,
     )
 
@@ -207,14 +208,14 @@ def test_every_service_checks_credentials(sim: PlumSimulator) -> None:
 def test_queue_failures_use_plums_strings(
     sim: PlumSimulator, fields: dict[str, str], error: str
 ) -> None:
-    response = queue(sim, **fields)
+    response = queue(sim, fields=fields)
     assert response.status == 400
     assert failure_json(response) == error
 
 
 @pytest.mark.parametrize("sender", ["2435678910", "12435678910", "+12435678910", "2435678911"])
 def test_from_accepts_any_form_of_an_account_number(sim: PlumSimulator, sender: str) -> None:
-    [message] = ok_json(queue(sim, **{"from": sender}))["sms_messages"]
+    [message] = ok_json(queue(sim, fields={"from": sender}))["sms_messages"]
     assert message["from"] == sender[-10:]
 
 
@@ -280,7 +281,7 @@ def _seed_log(sim: PlumSimulator, clock: Clock) -> None:
         clock.now += 10
         client.send_text(PHONE, ACCOUNT, f"in {n}")
     clock.now = 1_700_000_100
-    ok_json(queue(sim, to="12025550177", **{"from": "2435678911"}, body="other"))
+    ok_json(queue(sim, fields={"to": "12025550177", "from": "2435678911", "body": "other"}))
 
 
 def _bodies(result: dict[str, Any]) -> list[str]:
@@ -386,8 +387,6 @@ def test_latency_delays_the_answer(sim: PlumSimulator) -> None:
 
 
 def test_a_long_hang_does_not_block_stop() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     server = PlumSimulator(SimulatorConfig(username=USER, password=PASSWORD, seed=1))
     server.start()
     SimulatorClient(server.base_url).set_faults(api_timeout_rate=1.0, api_timeout_seconds=60)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import pytest
@@ -23,6 +25,30 @@ ACCOUNT = "2435678910"
 PHONE = "19998881234"
 FAILING, UNDELIVERABLE = "+12025550101", "+12025550102"
 http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=10))
+T = TypeVar("T")
+
+
+def poll(fetch: Callable[[], T], until: Callable[[T], bool], timeout: float = 5.0) -> T:
+    """Fetch until ``until`` holds; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if until(value):
+            return value
+        assert time.monotonic() < deadline, f"gave up waiting; last value: {value!r}"
+        time.sleep(0.01)
+
+
+def settled_callbacks(client: SimulatorClient, originals: int) -> list[dict[str, Any]]:
+    """The callback log once ``originals`` non-duplicates are in and nothing moved for 50 ms."""
+    poll(client.callbacks, lambda log: sum(not c["duplicate"] for c in log) >= originals)
+    seen: list[int] = []
+
+    def quiet(log: list[dict[str, Any]]) -> bool:
+        seen.append(len(log))
+        return len(seen) >= 6 and len(set(seen[-6:])) == 1
+
+    return poll(client.callbacks, quiet)
 
 
 @pytest.fixture
@@ -31,7 +57,7 @@ def receiver() -> Iterator[RecordingServer]:
         yield server
 
 
-def start_sim(faults: Faults = Faults(), seed: int = 1) -> PlumSimulator:
+def start_sim(faults: Faults | None = None, seed: int = 1) -> PlumSimulator:
     config = SimulatorConfig(
         username=USER,
         password=PASSWORD,
@@ -39,7 +65,7 @@ def start_sim(faults: Faults = Faults(), seed: int = 1) -> PlumSimulator:
         failing_numbers=frozenset({FAILING}),
         undeliverable_numbers=frozenset({UNDELIVERABLE}),
         delays=Delays(sent_seconds=0.005, final_seconds=0.005),
-        faults=faults,
+        faults=faults or Faults(),
         seed=seed,
     )
     server = PlumSimulator(config)
@@ -134,7 +160,7 @@ def test_duplicates_are_sent_twice(receiver: RecordingServer) -> None:
         queue(sim, receiver.url())
         received = receiver.wait_for(6)
         assert statuses(received) == ["queued", "queued", "sent", "sent", "delivered", "delivered"]
-        log = SimulatorClient(sim.base_url).callbacks()
+        log = poll(SimulatorClient(sim.base_url).callbacks, lambda log: len(log) == 6)
         assert [c["duplicate"] for c in log] == [False, True] * 3
     finally:
         sim.stop()
@@ -147,7 +173,7 @@ def test_drops_send_nothing_and_are_logged(receiver: RecordingServer) -> None:
         client.set_faults(callback_drop_rate=1.0)  # at runtime, through the admin route
         [sms_id] = queue(sim, receiver.url())
         client.wait_for_status(sms_id, {"delivered"})
-        log = client.callbacks()
+        log = poll(client.callbacks, lambda log: len(log) == 3)
         assert [(c["status"], c["outcome"]) for c in log] == [
             ("queued", "dropped"),
             ("sent", "dropped"),
@@ -165,7 +191,7 @@ def test_reordering_delivers_a_status_after_its_successor(receiver: RecordingSer
         received = receiver.wait_for(3)
         # queued is held back until sent has gone; the final status is never held
         assert statuses(received) == ["sent", "queued", "delivered"]
-        log = SimulatorClient(sim.base_url).callbacks()
+        log = poll(SimulatorClient(sim.base_url).callbacks, lambda log: len(log) == 3)
         assert [(c["status"], c["reordered"]) for c in log] == [
             ("sent", False),
             ("queued", True),
@@ -178,10 +204,10 @@ def test_reordering_delivers_a_status_after_its_successor(receiver: RecordingSer
 def test_a_failing_result_url_is_logged(sim: PlumSimulator) -> None:
     [sms_id] = queue(sim, "http://127.0.0.1:9/closed")
     client = SimulatorClient(sim.base_url)
-    client.wait_for_status(sms_id, {"delivered"})
-    while len(client.callbacks()) < 3:
-        pass
-    assert {c["outcome"] for c in client.callbacks()} == {"error"}
+    log = poll(client.callbacks, lambda log: len(log) == 3)
+    assert {c["outcome"] for c in log} == {"error"}
+    assert all(c["error"] for c in log)
+    client.wait_for_status(sms_id, {"delivered"})  # a failing callback changes nothing
 
 
 def test_the_same_seed_replays_the_same_faults(receiver: RecordingServer) -> None:
@@ -195,13 +221,9 @@ def test_the_same_seed_replays_the_same_faults(receiver: RecordingServer) -> Non
             for sms_id in ids:
                 client.wait_for_status(sms_id, {"delivered"})
             index = {sms_id: n for n, sms_id in enumerate(ids)}
-            while sum(not c["duplicate"] for c in client.callbacks()) < 12:
-                pass
-            # duplicates follow their original at once; a last poll picks them up
-            http.request("GET", sim.base_url + "/sim/health")
             return sorted(
                 (index[c["sms_message_id"]], c["status"], c["outcome"], c["duplicate"])
-                for c in client.callbacks()
+                for c in settled_callbacks(client, originals=12)
             )
         finally:
             sim.stop()

@@ -14,11 +14,11 @@ from plumsms_local.simulator.engine import (
     INVALID_TO,
     UNSUBSCRIBED,
     PlumFailure,
+    ReplyRejected,
     SimRequestError,
     Simulator,
     carrier_keyword,
     parse_reply_document,
-    ReplyRejected,
 )
 from plumsms_local.simulator.state import Kind
 from plumsms_local.simulator.transport import HttpAnswer, PostFailed

@@ -26,6 +26,7 @@ from plumsms.domain.models import MAX_BODY_CHARS, InboundSms, Reply
 from plumsms.domain.phone import E164
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_WORD = re.compile(r"[^\W_]+")
 PLACEHOLDERS = frozenset({"from", "to", "body"})
 MAX_REPLIES = 50
 """Most replies one inbound message may cause (bounded so one write stays one request)."""
@@ -51,7 +52,7 @@ class _Strict(BaseModel):
 
 
 class KeywordRule(_Strict):
-    """Answer ``reply`` when the first word of the body is one of ``keywords``."""
+    """Answer ``reply`` when the body's first word (punctuation ignored) is in ``keywords``."""
 
     keywords: list[str] = Field(min_length=1)
     reply: str = Field(min_length=1, max_length=MAX_BODY_CHARS)
@@ -147,7 +148,7 @@ def decide(inbound: InboundSms, rules: RulesConfig, hook: ReplyHook | None = Non
         if hooked is not None:
             return Decision(list(hooked)[:MAX_REPLIES], rule="hook")
 
-    first_word = normalize_keyword(inbound.body).split(" ", 1)[0]
+    first_word = _first_word(inbound.body)
     for index, rule in enumerate(rules.keywords):
         if first_word in rule.keywords:
             return Decision(_reply_to_sender(inbound, rule.reply), rule=f"keyword:{index}")
@@ -155,6 +156,12 @@ def decide(inbound: InboundSms, rules: RulesConfig, hook: ReplyHook | None = Non
     if rules.default_reply is not None:
         return Decision(_reply_to_sender(inbound, rules.default_reply), rule="default")
     return Decision()
+
+
+def _first_word(body: str) -> str:
+    """The first run of letters and digits, upper-cased: "Hours?" and "hours, pls" give HOURS."""
+    found = _WORD.search(normalize_keyword(body))
+    return found.group(0) if found else ""
 
 
 def _reply_to_sender(inbound: InboundSms, template: str | None) -> list[Reply]:

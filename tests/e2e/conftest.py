@@ -1,0 +1,134 @@
+"""End-to-end fixtures: the local stack started the way a user starts it (`make run`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import urllib3
+
+from plumsms_local.dynamodb import free_port
+from plumsms_local.simulator.client import SimulatorClient
+from plumsms_local.template import PROJECT_ROOT
+
+WEBHOOK_KEY = "e2e-webhook-key-0123456789"
+API_TOKEN = "e2e-api-token"
+SMS_NUMBER = "+12435678910"
+READY_LINE = "plumsms local stack is running"
+
+
+@dataclass
+class RunningStack:
+    """A running local stack and clients for it."""
+
+    url: str
+    sim: SimulatorClient
+    process: subprocess.Popen[str]
+    output: list[str]
+    http: urllib3.PoolManager
+    webhook_key: str = WEBHOOK_KEY
+    sms_number: str = SMS_NUMBER
+
+    def api(
+        self, method: str, path: str, body: Any = None, **headers: str
+    ) -> urllib3.BaseHTTPResponse:
+        """Call the management API with the bearer token."""
+        return self.http.request(
+            method,
+            self.url + path.lstrip("/"),
+            body=json.dumps(body).encode() if body is not None else None,
+            headers={
+                "authorization": f"Bearer {API_TOKEN}",
+                "content-type": "application/json",
+                **headers,
+            },
+        )
+
+    def post_form(self, path: str, fields: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        """POST a form, as Plum does."""
+        return self.http.request_encode_body(
+            "POST", self.url + path.lstrip("/"), fields=fields, encode_multipart=False
+        )
+
+    @staticmethod
+    def wait_until(predicate: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+        """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not met in time")
+            time.sleep(interval)
+
+
+def _reader(stream: Any, lines: list[str], ready: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.append(line.rstrip("\n"))
+        if READY_LINE in line:
+            ready.put(line)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """`plumsms-local` in a subprocess on free ports, with fast simulated delivery."""
+    port, sim_port = free_port(), free_port()
+    rules = tmp_path_factory.mktemp("rules") / "rules.yaml"
+    rules.write_text(
+        "help_text: 'E2E help'\nkeywords:\n  - keywords: [ping]\n    reply: 'pong {body}'\n"
+    )
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "SIM_PORT": str(sim_port),
+        "WEBHOOK_KEY": WEBHOOK_KEY,
+        "API_TOKEN": API_TOKEN,
+        "SMS_NUMBERS": SMS_NUMBER,
+        "RULES_FILE": str(rules),
+        "DISPATCH_INTERVAL_SECONDS": "0.5",
+        "SIM_DELAY_SENT_SECONDS": "0.05",
+        "SIM_DELAY_FINAL_SECONDS": "0.05",
+        "SIM_SEED": "7",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
+    env.pop("PLUM_API_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plumsms_local.stack"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    ready: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=_reader, args=(process.stdout, lines, ready), daemon=True).start()
+    try:
+        ready.get(timeout=60)
+    except queue.Empty:
+        process.kill()
+        pytest.fail("local stack did not start:\n" + "\n".join(lines[-40:]))
+    running = RunningStack(
+        url=f"http://127.0.0.1:{port}/",
+        sim=SimulatorClient(f"http://127.0.0.1:{sim_port}"),
+        process=process,
+        output=lines,
+        http=urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(total=15)),
+    )
+    yield running
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
