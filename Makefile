@@ -10,6 +10,8 @@ TOOLS_STAMP := $(TOOLS)/.installed
 # sam build needs the Lambda runtime's Python (3.13) on PATH.
 PY313 ?= $(shell command -v python3.13 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1)
 
+export SAM_CLI_TELEMETRY := 0
+
 .PHONY: run test lint typecheck unit functional e2e template bench clean venv tools
 
 $(STAMP): pyproject.toml layers/plumsms/requirements.txt

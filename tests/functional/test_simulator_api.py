@@ -407,3 +407,18 @@ def test_faults_endpoint_validates(sim: PlumSimulator) -> None:
     with pytest.raises(Exception, match="HTTP 400"):
         client.set_faults(no_such_fault=0.1)
     assert client.faults()["api_error_rate"] == 0.0
+
+
+def test_stop_then_start_again_serves_the_same_state() -> None:
+    server = PlumSimulator(SimulatorConfig(username=USER, password=PASSWORD, seed=1))
+    first_url = server.start()
+    assert queue(server).status == 200
+    server.stop()
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        http.request("GET", first_url + "/sim/health", retries=False)
+    server.start()
+    try:
+        assert len(SimulatorClient(server.base_url).messages()) == 1
+        assert queue(server).status == 200
+    finally:
+        server.stop()

@@ -254,12 +254,14 @@ def test_admin_errors(client: SimulatorClient) -> None:
     assert bad_phone.value.status == 400
 
 
-def test_numbers_reset_and_wait_timeout(sim: PlumSimulator, client: SimulatorClient) -> None:
+def test_numbers_reset_and_wait_timeout(client: SimulatorClient, app: RecordingServer) -> None:
     assert [n["number"] for n in client.numbers()] == [ACCOUNT, OTHER_ACCOUNT]
     client.send_text(PHONE, ACCOUNT, "STOP")
     client.reset()
     assert client.messages() == [] and client.unsubscribed() == []
-    assert client.numbers()[0]["application_url"] is None  # back to the configured state
+    assert client.inbox(PHONE) == [] and client.callbacks() == []
+    # Application URLs are console settings: a reset keeps them
+    assert client.numbers()[0]["application_url"] == app.url("/plum/inbound")
     with pytest.raises(TimeoutError, match="0 of 1"):
         client.wait_for_inbox(PHONE, timeout=0.05)
     health = client.health()

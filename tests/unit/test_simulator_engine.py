@@ -334,13 +334,13 @@ def test_phone_must_text_an_sms_number(sim: Simulator) -> None:
     assert caught.value.status == 400
 
 
-def test_reset_forgets_messages_and_restores_config(sim: Simulator) -> None:
+def test_reset_forgets_traffic_and_keeps_application_urls(sim: Simulator) -> None:
     sim.queue(PHONE, ACCOUNT, "x", None)
     sim.set_faults({"callback_drop_rate": 1.0})
     sim.state.unsubscribe("+12025550150")
-    sim.set_application_url(ACCOUNT, None)
+    sim.set_application_url(ACCOUNT, "http://app.test/other")
     sim.reset()
     assert sim.state.all_messages() == []
     assert sim.faults == Faults()
     assert sim.state.unsubscribed() == []
-    assert sim.state.application_url(ACCOUNT) == APP_URL
+    assert sim.state.application_url(ACCOUNT) == "http://app.test/other"

@@ -57,7 +57,7 @@ class SimulatorClient:
         return result
 
     def reset(self) -> None:
-        """Forget every message, inbox, callback and runtime setting."""
+        """Forget messages, inboxes, callbacks, opt-outs and fault changes (URLs stay)."""
         self._call("POST", "reset")
 
     def set_application_url(self, number: str, url: str | None) -> dict[str, Any]:

@@ -160,7 +160,7 @@ class Simulator:
     ) -> None:
         self.config = config
         self._poster: Poster = poster or Urllib3Poster()
-        self.state = SimState(clock)
+        self.state = SimState(clock, config.application_urls)
         self._scheduler = Scheduler()
         self._callbacks = SerialWorker()
         self._lock = threading.Lock()
@@ -187,7 +187,10 @@ class Simulator:
         self._callbacks.stop()
 
     def reset(self) -> None:
-        """Forget every message, inbox, callback and runtime change; keep the config."""
+        """Forget messages, inboxes, callbacks and opt-outs; restore the configured faults.
+
+        Application URLs are kept: like Plum console settings, they are not traffic.
+        """
         self._scheduler.clear()
         self._callbacks.clear()
         with self._lock:
@@ -195,7 +198,7 @@ class Simulator:
             self._message_rngs.clear()
             self._faults = self.config.faults
             self._api_rng = random.Random(f"{self.seed}:api")  # noqa: S311 - fault dice
-        self.state.reset(self.config.unsubscribed, self.config.application_urls)
+        self.state.reset(self.config.unsubscribed)
 
     # faults
 

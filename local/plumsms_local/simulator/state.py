@@ -200,26 +200,32 @@ class MessageQuery:
 class SimState:
     """The simulator's memory. Thread-safe; every public method takes the lock."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        application_urls: dict[str, str] | None = None,
+    ) -> None:
         self._lock = threading.RLock()
         self._clock = clock
         self._messages: dict[str, SimMessage] = {}
         self._groups: dict[str, list[str]] = {}
         self._inboxes: dict[str, list[InboxEntry]] = {}
         self._unsubscribed: set[str] = set()
-        self._application_urls: dict[str, str] = {}
+        self._application_urls: dict[str, str] = dict(application_urls or {})
         self._callbacks: list[CallbackRecord] = []
         self._seq = 0
 
-    def reset(self, unsubscribed: Iterable[str], application_urls: dict[str, str]) -> None:
-        """Forget everything, then apply the configured opt-outs and Application URLs."""
+    def reset(self, unsubscribed: Iterable[str]) -> None:
+        """Forget the traffic and restore the configured opt-outs.
+
+        Application URLs are console settings, not traffic: they survive a reset.
+        """
         with self._lock:
             self._messages.clear()
             self._groups.clear()
             self._inboxes.clear()
             self._callbacks.clear()
             self._unsubscribed = set(unsubscribed)
-            self._application_urls = dict(application_urls)
             self._seq = 0
 
     def now(self) -> float:

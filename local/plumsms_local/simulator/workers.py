@@ -25,14 +25,18 @@ class Scheduler:
     """Runs callables after a delay, one at a time, in due order, on one thread."""
 
     def __init__(self, name: str = "plum-sim-scheduler") -> None:
+        self._name = name
         self._heap: list[_Timed] = []
         self._order = itertools.count()
         self._cond = threading.Condition()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the thread."""
+        """Start the thread (again after :meth:`stop`)."""
+        with self._cond:
+            self._stopped = False
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -41,8 +45,9 @@ class Scheduler:
             self._stopped = True
             self._heap.clear()
             self._cond.notify()
-        if self._thread.is_alive():
+        if self._thread is not None:
             self._thread.join()
+            self._thread = None
 
     def clear(self) -> None:
         """Drop every pending action."""
@@ -81,19 +86,22 @@ class SerialWorker:
     """
 
     def __init__(self, name: str = "plum-sim-callbacks") -> None:
+        self._name = name
         self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the thread."""
+        """Start the thread (again after :meth:`stop`)."""
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         """Finish the job in hand, drop the rest, stop the thread."""
         self.clear()
         self._queue.put(None)
-        if self._thread.is_alive():
+        if self._thread is not None:
             self._thread.join()
+            self._thread = None
 
     def clear(self) -> None:
         """Drop every job not yet started."""
