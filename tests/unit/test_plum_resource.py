@@ -8,11 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from plumsms.domain.errors import ValidationFailed
+from plumsms.domain.models import parse_sms_message_id
 from plumsms.domain.plum import (
     PlumMessageQuery,
     PlumPageQuery,
     PlumSmsResource,
-    parse_sms_message_id,
 )
 
 ID = "0123456789abcdef0123456789abcdef"

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.phone import E164
 
 MAX_BODY_CHARS = 1600
@@ -47,11 +48,19 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def parse_sms_message_id(value: str, field: str = "sms_message_id") -> str:
+    """Plum's ``sms_message_id`` (32 hex characters) lowercased, or ``ValidationFailed``."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if not _PLUM_ID.fullmatch(text):
+        raise ValidationFailed(field, "must be 32 hexadecimal characters")
+    return text
+
+
 def _plum_id(value: str) -> str:
-    lowered = value.strip().lower()
-    if not _PLUM_ID.fullmatch(lowered):
-        raise ValueError("must be 32 hexadecimal characters")
-    return lowered
+    try:
+        return parse_sms_message_id(value)
+    except ValidationFailed as exc:
+        raise ValueError(exc.rule) from exc
 
 
 def _aware_utc(value: datetime) -> datetime:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal, Protocol, Self
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -25,31 +24,14 @@ from pydantic import (
     model_validator,
 )
 
-from plumsms.domain.errors import PlumSmsError, ValidationFailed
+from plumsms.domain.errors import PlumSmsError
+from plumsms.domain.models import PlumMessageId
 from plumsms.domain.phone import E164
 
 _LAST_UNIX_SECOND = 253_402_300_799
 """9999-12-31T23:59:59Z: beyond it ``datetime`` cannot represent the timestamp."""
 
-_SMS_MESSAGE_ID = re.compile(r"[0-9a-f]{32}")
-
-
-def parse_sms_message_id(value: str, field: str = "sms_message_id") -> str:
-    """Plum's ``sms_message_id`` (32 hex characters) lowercased, or ``ValidationFailed``."""
-    text = value.strip().lower() if isinstance(value, str) else ""
-    if not _SMS_MESSAGE_ID.fullmatch(text):
-        raise ValidationFailed(field, "must be 32 hexadecimal characters")
-    return text
-
-
-def _pydantic_sms_message_id(value: str) -> str:
-    try:
-        return parse_sms_message_id(value)
-    except ValidationFailed as exc:
-        raise ValueError(exc.rule) from exc
-
-
-SmsMessageId = Annotated[str, AfterValidator(_pydantic_sms_message_id)]
+SmsMessageId = PlumMessageId
 """A pydantic field type for Plum's 128-bit ``sms_message_id``, kept lowercase."""
 
 PLUM_LIMIT_MIN = 50

@@ -34,6 +34,7 @@ from urllib3.util import Retry, Timeout
 from plumsms import __version__
 from plumsms.adapters.plum.envelope import MAX_ANSWER_BYTES, Format, read_answer
 from plumsms.domain.errors import ConfigurationError, ValidationFailed
+from plumsms.domain.models import parse_sms_message_id
 from plumsms.domain.phone import normalize, plum_from_digits, plum_to_digits
 from plumsms.domain.plum import (
     PlumError,
@@ -43,7 +44,6 @@ from plumsms.domain.plum import (
     PlumSmsResource,
     PlumUnavailable,
     UnexpectedResponse,
-    parse_sms_message_id,
 )
 
 if TYPE_CHECKING:
