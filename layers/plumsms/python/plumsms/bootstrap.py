@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.rules_file import load_hook, load_rules
 from plumsms.config import Settings
@@ -16,6 +17,7 @@ from plumsms.entrypoints.webhooks import status_url
 from plumsms.observability import logger, metrics
 from plumsms.secrets import SecretValues
 from plumsms.usecases.inbound import InboundService
+from plumsms.usecases.sending import opt_out_callback
 
 
 def message_store(settings: Settings) -> DynamoMessageStore:
@@ -48,4 +50,11 @@ def inbound_service(
         status_url=build_status_url,
         hook=load_hook(settings.reply_hook),
         on_hook_error=_report_hook_error,
+        on_opt_out=opt_out_callback(DynamoOutbox(store), on_error=_report_suppress_error),
     )
+
+
+def _report_suppress_error(exc: Exception) -> None:
+    # The dispatcher re-checks opt-outs before each send, so this only delays the status.
+    metrics.add_metric(name="SuppressErrors", unit="Count", value=1)
+    logger.exception("suppressing pending sends after an opt-out failed", exc_info=exc)

@@ -37,6 +37,14 @@ class Settings(BaseModel):
     reply_hook: str | None = None
     retention_days: int = Field(default=0, ge=0, le=3650)
     secrets_max_age_seconds: int = Field(default=300, ge=0)
+    event_bus_name: str | None = None
+    events_endpoint_url: str | None = None
+    reconcile_after_minutes: float = Field(default=30.0, ge=0, le=7 * 24 * 60)
+    reconcile_max_messages: int = Field(default=100, ge=1, le=1000)
+    scheduled_send_function: str | None = None
+    send_rate_per_second: float = Field(default=1.0, gt=0, le=1000)
+    send_concurrency: int = Field(default=8, ge=1, le=64)
+    send_max_attempts: int = Field(default=5, ge=1, le=20)
 
     @field_validator("plum_api_url", "public_base_url")
     @classmethod
@@ -65,6 +73,14 @@ class Settings(BaseModel):
             "reply_hook": env.REPLY_HOOK,
             "retention_days": env.RETENTION_DAYS,
             "secrets_max_age_seconds": env.SECRETS_MAX_AGE_SECONDS,
+            "event_bus_name": env.EVENT_BUS_NAME,
+            "events_endpoint_url": env.EVENTS_ENDPOINT_URL,
+            "reconcile_after_minutes": env.RECONCILE_AFTER_MINUTES,
+            "reconcile_max_messages": env.RECONCILE_MAX_MESSAGES,
+            "scheduled_send_function": env.SCHEDULED_SEND_FUNCTION,
+            "send_rate_per_second": env.SEND_RATE_PER_SECOND,
+            "send_concurrency": env.SEND_CONCURRENCY,
+            "send_max_attempts": env.SEND_MAX_ATTEMPTS,
         }
         values: dict[str, object] = {
             field: source[name] for field, name in names.items() if source.get(name)

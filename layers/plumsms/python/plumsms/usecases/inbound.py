@@ -53,6 +53,7 @@ class InboundService:
         hook: ReplyHook | None = None,
         clock: Clock = utc_now,
         on_hook_error: Callable[[Exception], None] | None = None,
+        on_opt_out: Callable[[str], None] | None = None,
     ) -> None:
         self._log = log
         self._rules = rules
@@ -60,6 +61,7 @@ class InboundService:
         self._hook = hook
         self._clock = clock
         self._on_hook_error = on_hook_error
+        self._on_opt_out = on_opt_out
 
     def handle(self, inbound: InboundSms) -> InboundResult:
         """Store ``inbound`` and its replies; a retried webhook gets the first answer."""
@@ -87,6 +89,8 @@ class InboundService:
             )
         except DuplicateInbound as duplicate:
             return InboundResult(xml=duplicate.reply_xml or xml, duplicate=True)
+        if opt_out is not None and self._on_opt_out is not None:
+            self._on_opt_out(opt_out.number)  # e.g. suppress the number's pending sends
         return InboundResult(xml=xml, duplicate=False, decision=decision, suppressed=suppressed)
 
     def _guarded_hook(self) -> ReplyHook | None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.config import Config
@@ -210,10 +210,16 @@ class DynamoMessageStore:
         high = keys.timestamp(query.end) + "~" if query.end else None
         if query.after is not None:
             if query.order == "desc":
-                high = min(high, query.after) if high else query.after
+                # Exclusive, like the ascending bound: the cursor's own row would take a
+                # place of the page's Limit and cost a second Query to fill the page.
+                below = _just_below(query.after)
+                high = min(high, below) if high else below
             else:
                 low = max(low, query.after + "\x00") if low else query.after + "\x00"
         condition = "#pk = :pk"
+        if not (low or high):
+            # DynamoDB rejects attribute names the expressions do not use.
+            del names["#sk"]
         if low and high:
             condition += " AND #sk BETWEEN :lo AND :hi"
             values |= {":lo": {"S": low}, ":hi": {"S": high}}
@@ -256,6 +262,73 @@ class DynamoMessageStore:
             if "LastEvaluatedKey" not in response:
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -- log listings: export, chart, opt-outs -------------------------------------------
+
+    def iter_messages(self, query: MessageQuery) -> Iterator[tuple[Message, str]]:
+        """Every message matching ``query``, in order, each with its seek position.
+
+        Lazy: DynamoDB pages (``query.limit`` items or 1 MB each) are fetched only as the
+        caller consumes them, so an export stops reading as soon as its own budget is
+        spent and resumes later from the last position it returned (``query.after``).
+        The index choice is ``list_messages``'s: a number merges the customer-side and
+        account-side indexes, then status, then type, then the time index.
+        """
+        if query.number is not None:
+            streams = [
+                self._query_index(keys.BY_CUSTOMER, keys.CUSTOMER_PK, query.number, query),
+                self._query_index(keys.BY_ACCOUNT, keys.ACCOUNT_PK, query.number, query),
+            ]
+        elif query.status is not None:
+            streams = [self._query_index(keys.BY_STATUS, keys.STATUS_PK, query.status, query)]
+        elif query.type is not None:
+            streams = [self._query_index(keys.BY_TYPE, keys.TYPE_PK, query.type.value, query)]
+        else:
+            streams = [self._query_index(keys.BY_TIME, keys.TIME_PK, keys.ALL_MESSAGES, query)]
+        merged = heapq.merge(
+            *streams, key=lambda item: item[keys.TIME_SK], reverse=query.order == "desc"
+        )
+        previous: str | None = None
+        for row in merged:
+            position = row[keys.TIME_SK]
+            # A message between two of the account's own numbers is in both number
+            # indexes; its copies share a sort key, so they arrive side by side.
+            if position == previous:
+                continue
+            previous = position
+            yield codec.message_from_item(row), position
+
+    def iter_statuses(
+        self, start: datetime, end: datetime, page_size: int = 1000
+    ) -> Iterator[tuple[datetime, str]]:
+        """``(created_at, status)`` of every message created in ``[start, end]``, newest first.
+
+        One Query on the time index, bounded by the window; rows are not decoded into
+        messages (the chart needs two attributes). The caller caps how many it reads.
+        """
+        window = MessageQuery(start=start, end=end, order="desc", limit=page_size)
+        for row in self._query_index(keys.BY_TIME, keys.TIME_PK, keys.ALL_MESSAGES, window):
+            created = datetime.fromisoformat(str(row[keys.TIME_SK]).split("#", 1)[0])
+            yield created, str(row[keys.STATUS_PK])
+
+    def list_opt_outs(
+        self, limit: int, order: Literal["asc", "desc"] = "desc", after: str | None = None
+    ) -> tuple[list[OptOut], str | None]:
+        """One page of opted-out numbers by opt-out time, and the next page's position.
+
+        Opt-out rows live in the type index under their own partition (``OPTOUT``), with
+        the same ``<time>#<key>`` sort key shape as messages, so the same seek works.
+        """
+        page = MessageQuery(order=order, limit=limit, after=after)
+        rows: list[Item] = []
+        for row in self._query_index(keys.BY_TYPE, keys.TYPE_PK, keys.OPT_OUT_KIND, page):
+            rows.append(row)
+            if len(rows) > limit:
+                break
+        more = len(rows) > limit
+        rows = rows[:limit]
+        position = str(rows[-1][keys.TIME_SK]) if more and rows else None
+        return [codec.opt_out_from_item(r) for r in rows], position
 
     # -- opt-outs -----------------------------------------------------------------------
 
@@ -305,6 +378,15 @@ class _ReadCounter:
         for row in rows:
             self.count += 1
             yield row
+
+
+def _just_below(position: str) -> str:
+    """The greatest sort key below ``position`` that any stored (ASCII) key can have.
+
+    Positions end in ASCII; DynamoDB compares UTF-8 bytes, and U+10FFFF sorts after
+    every ASCII byte, so nothing stored lies strictly between the result and ``position``.
+    """
+    return position[:-1] + chr(ord(position[-1]) - 1) + "\U0010ffff"
 
 
 def _is_condition_failure(exc: ClientError) -> bool:

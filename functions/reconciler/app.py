@@ -1,0 +1,62 @@
+"""ReconcilerFunction: on a schedule, asks Plum about messages stuck in queued or sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from plumsms import bootstrap
+from plumsms.adapters.plum import PlumClient
+from plumsms.config import Settings
+from plumsms.domain.plum import PlumGateway
+from plumsms.entrypoints.status_webhook import (
+    change_publisher,
+    observe_reconcile,
+    status_service,
+)
+from plumsms.observability import logger, metrics, tracer
+from plumsms.secrets import SecretValues
+from plumsms.usecases.reconcile import Reconciler
+
+settings = Settings.from_env()
+secrets = SecretValues(settings)
+store = bootstrap.message_store(settings)
+publisher = change_publisher(settings)
+service = status_service(store, publisher)
+_clients: dict[tuple[str, str], PlumClient] = {}
+
+
+def plum() -> PlumGateway:
+    """The Plum client, made on first use: credentials may be filled in after deploy."""
+    credentials = secrets.plum_credentials()
+    if credentials not in _clients:
+        _clients.clear()  # rotated credentials replace the old client
+        _clients[credentials] = PlumClient(settings.plum_api_url, *credentials, logger=logger)
+    return _clients[credentials]
+
+
+reconcile = Reconciler(
+    messages=store,
+    service=service,
+    plum=plum,
+    min_age=timedelta(minutes=settings.reconcile_after_minutes),
+    limit=settings.reconcile_max_messages,
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Entry point: one reconciliation pass (the scheduled event carries nothing we need)."""
+    report = reconcile.run(time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    observe_reconcile(report)
+    return {
+        "examined": report.examined,
+        "changed": len(report.changes),
+        "without_plum_id": report.without_plum_id,
+        "errors": report.errors,
+        "stopped_early": report.stopped_early,
+    }

@@ -1,0 +1,42 @@
+"""ResultUrlFunction: Plum's Result URL (POST /plum/status?key=...&ref=...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from plumsms import bootstrap
+from plumsms.config import Settings
+from plumsms.entrypoints.status_webhook import (
+    answer_status_callback,
+    change_publisher,
+    status_service,
+)
+from plumsms.entrypoints.webhooks import register_error_handlers
+from plumsms.observability import logger, metrics, tracer
+from plumsms.secrets import SecretValues
+
+settings = Settings.from_env()
+secrets = SecretValues(settings)
+store = bootstrap.message_store(settings)
+publisher = change_publisher(settings)
+service = status_service(store, publisher)
+app = APIGatewayRestResolver()
+register_error_handlers(app)
+
+
+@app.post("/plum/status")
+@tracer.capture_method
+def status_callback() -> Response[str]:
+    """Apply Plum's status report to the message's status and history."""
+    return answer_status_callback(app.current_event, service, secrets.webhook_key())
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Entry point: route the API Gateway event."""
+    return app.resolve(event, context)

@@ -1,0 +1,27 @@
+"""ScheduledSendFunction: sends due messages (EventBridge every minute, and send-now)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from plumsms import bootstrap
+from plumsms.config import Settings
+from plumsms.entrypoints.dispatch import dispatcher_from_settings, observe_dispatch
+from plumsms.observability import logger, metrics, tracer
+from plumsms.secrets import SecretValues
+
+settings = Settings.from_env()
+secrets = SecretValues(settings)
+store = bootstrap.message_store(settings)
+dispatcher = dispatcher_from_settings(settings, store, secrets)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Entry point: one dispatcher run; the event (scheduled or send-now) carries nothing."""
+    report = dispatcher.run(context.get_remaining_time_in_millis)
+    return observe_dispatch(report, event)

@@ -1,0 +1,82 @@
+"""Waking the dispatcher for a message due now (send-now), without waiting for its run.
+
+On AWS: an asynchronous Lambda invoke (``InvocationType=Event``) of the function named by
+``SCHEDULED_SEND_FUNCTION``; Lambda queues the event, retries it and, when it keeps
+failing, hands it to the function's dead-letter queue. boto3 honours
+``AWS_ENDPOINT_URL_LAMBDA``, so a Lambda-compatible endpoint can stand in.
+
+Locally: the local stack runs every function in one process, so it registers an
+in-process hook under the same function name (``register_in_process``) and the invoke
+never leaves the process. The hook must return at once (start a thread): the API
+request that triggered it is still waiting for its answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+SEND_NOW_SOURCE = "plumsms.api"
+SEND_NOW_DETAIL_TYPE = "Send Now"
+
+Hook = Callable[[dict[str, Any]], None]
+
+_hooks: dict[str, Hook] = {}
+_hooks_lock = threading.Lock()
+
+
+def register_in_process(function_name: str, hook: Hook) -> None:
+    """Route send-now invokes of ``function_name`` to ``hook`` (the local stack's runner)."""
+    with _hooks_lock:
+        _hooks[function_name] = hook
+
+
+def unregister_in_process(function_name: str) -> None:
+    """Stop routing ``function_name`` in-process."""
+    with _hooks_lock:
+        _hooks.pop(function_name, None)
+
+
+def send_now_event() -> dict[str, Any]:
+    """The event a send-now invoke carries (the dispatcher reads nothing from it)."""
+    return {"source": SEND_NOW_SOURCE, "detail-type": SEND_NOW_DETAIL_TYPE, "detail": {}}
+
+
+class LambdaDispatchTrigger:
+    """Invokes the dispatcher function asynchronously (or its in-process hook)."""
+
+    def __init__(self, function_name: str, client: Any = None) -> None:
+        self.function_name = function_name
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    def _lambda(self) -> Any:
+        # Built on first use: most API calls never need it, and it costs a cold start.
+        with self._client_lock:
+            if self._client is None:
+                config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2)
+                self._client = boto3.client("lambda", config=config)
+            return self._client
+
+    def __call__(self) -> None:
+        """Ask for a dispatcher run now; raises on failure (the caller decides)."""
+        with _hooks_lock:
+            hook = _hooks.get(self.function_name)
+        if hook is not None:
+            hook(send_now_event())
+            return
+        self._lambda().invoke(
+            FunctionName=self.function_name,
+            InvocationType="Event",
+            Payload=json.dumps(send_now_event()).encode(),
+        )
+
+
+def dispatch_trigger(function_name: str | None) -> LambdaDispatchTrigger | None:
+    """The trigger for ``function_name``; None when no dispatcher function is configured."""
+    return LambdaDispatchTrigger(function_name) if function_name else None

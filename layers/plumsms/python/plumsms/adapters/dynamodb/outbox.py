@@ -1,0 +1,552 @@
+"""The outbox: scheduled sends over the message table, with conditional writes only.
+
+A message waiting to be sent is ``scheduled`` and sits in the sparse ``Due`` index
+(``due_sk = <due time>#<id>``). The dispatcher moves it with conditional UpdateItems:
+
+    scheduled --claim--> sending --record--> queued
+                           |--retry_later--> scheduled (due again after a backoff)
+                           |--fail---------> failed
+                           `--suppress-----> suppressed
+
+A claim removes the ``Due`` attributes and sets ``claim_token``, ``claimed_at`` and
+``check_after``; every later step is conditional on the same token, so two dispatchers
+never act on one message. A claim still held after ``check_after`` belongs to a
+dispatcher that died (or lost Plum's answer): it is found through the ``ByStatus``
+index and reconciled with Plum before anything is sent again.
+
+The outbox's own attributes on a message row: ``schedule`` (JSON, see
+``plumsms.domain.sending.Schedule``), ``claim_token``, ``claimed_at``, ``check_after``,
+``attempts``, ``plum_ids``. Idempotency records are rows ``IDEM#<sha256(key)>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from plumsms.adapters.dynamodb import codec, keys
+from plumsms.adapters.dynamodb.errors import store_errors
+from plumsms.domain.errors import Conflict, NotFound
+from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut, Status
+from plumsms.domain.sending import Claim, DuePage, DueRef, IdempotencyRecord, Schedule
+
+OPTED_OUT = "recipient opted out"
+
+if TYPE_CHECKING:
+    from plumsms.adapters.dynamodb.store import DynamoMessageStore
+
+IDEMPOTENCY_SK = "IDEM"
+SCHEDULE_ATTR = "schedule"
+CLAIM_TOKEN = "claim_token"  # noqa: S105 - an attribute name
+CLAIMED_AT = "claimed_at"
+CHECK_AFTER = "check_after"
+ATTEMPTS = "attempts"
+PLUM_IDS = "plum_ids"
+DUE_PARTITION = "DUE"
+
+NAMES = {
+    "#id": "id",
+    "#to": "to",
+    "#from": "from",
+    "#body": "body",
+    "#status": "status",
+    "#status_pk": keys.STATUS_PK,
+    "#type_pk": keys.TYPE_PK,
+    "#customer_pk": keys.CUSTOMER_PK,
+    "#updated": "updated_at",
+    "#send_at": "send_at",
+    "#history": "history",
+    "#error": "error",
+    "#segments": "segments",
+    "#encoding": "encoding",
+    "#result_url": "result_url",
+    "#sms_id": "sms_message_id",
+    "#plum_id": keys.PLUM_ID_ATTR,
+    "#plum_ids": PLUM_IDS,
+    "#due_pk": keys.DUE_PK,
+    "#due_sk": keys.DUE_SK,
+    "#token": CLAIM_TOKEN,
+    "#claimed_at": CLAIMED_AT,
+    "#check_after": CHECK_AFTER,
+    "#attempts": ATTEMPTS,
+    "#ttl": keys.TTL_ATTR,
+}
+"""Every attribute an expression here names, by placeholder (several are reserved words)."""
+
+_PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
+_RELEASE_CLAIM = "REMOVE #token, #claimed_at, #check_after"
+_SET_STATUS = (
+    "#status = :status, #status_pk = :status, #updated = :now, "
+    "#history = list_append(if_not_exists(#history, :empty), :entry)"
+)
+
+
+def expression(values: dict[str, Any] | None = None, **parts: str) -> dict[str, Any]:
+    """Request arguments for expression ``parts`` (``UpdateExpression=...`` etc.).
+
+    Only the placeholders the expressions use are passed: DynamoDB refuses unused ones.
+    """
+    used = {token for text in parts.values() for token in _PLACEHOLDER.findall(text)}
+    request: dict[str, Any] = dict(parts)
+    names = {k: v for k, v in NAMES.items() if k in used}
+    if names:
+        request["ExpressionAttributeNames"] = names
+    bound = {k: v for k, v in (values or {}).items() if k in used}
+    if bound:
+        request["ExpressionAttributeValues"] = bound
+    return request
+
+
+def _entry(status: str, at: datetime, source: str) -> dict[str, Any]:
+    entry = HistoryEntry(status=status, at=at, source=source)
+    serialized: dict[str, Any] = codec.serialize({"e": [entry.model_dump(mode="json")]})["e"]
+    return serialized
+
+
+def _status_values(status: str, now: datetime, source: str) -> dict[str, Any]:
+    return {
+        ":status": {"S": status},
+        ":now": {"S": keys.timestamp(now)},
+        ":entry": _entry(status, now, source),
+        ":empty": {"L": []},
+    }
+
+
+def _condition_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _old_row(exc: ClientError) -> dict[str, Any]:
+    old: Any = exc.response.get("Item")
+    return codec.deserialize(old) if old else {}
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class DynamoOutbox:
+    """Scheduled sends in the message table; shares the message store's client."""
+
+    def __init__(self, store: DynamoMessageStore) -> None:
+        self.store = store
+        self.table_name = store.table_name
+        self.client = store.client
+
+    def _key(self, message_id: str) -> dict[str, Any]:
+        return {"TableName": self.table_name, "Key": codec.message_key(message_id)}
+
+    # -- creating ---------------------------------------------------------------------
+
+    def _row(self, message: Message, schedule: Schedule) -> dict[str, Any]:
+        row = codec.message_item(message, self.store.retention)
+        row[SCHEDULE_ATTR] = schedule.to_json()
+        return codec.serialize(row)
+
+    def create(
+        self,
+        message: Message,
+        schedule: Schedule,
+        idempotency: IdempotencyRecord | None = None,
+        now_epoch: int = 0,
+    ) -> IdempotencyRecord | None:
+        """Store a new scheduled message, and its idempotency record in the same transaction.
+
+        Returns None when stored; when the key was taken meanwhile, the record that took
+        it (and nothing is written).
+        """
+        put: dict[str, Any] = {"TableName": self.table_name, "Item": self._row(message, schedule)}
+        put |= expression(ConditionExpression="attribute_not_exists(#id)")
+        with store_errors("create message"):
+            if idempotency is None:
+                self.client.put_item(**put)
+                return None
+            record: dict[str, Any] = {
+                "TableName": self.table_name,
+                "Item": codec.serialize(
+                    {
+                        keys.PK: f"IDEM#{_key_hash(idempotency.key)}",
+                        keys.SK: IDEMPOTENCY_SK,
+                        "fingerprint": idempotency.fingerprint,
+                        "message_id": idempotency.message_id,
+                        "response": idempotency.response,
+                        keys.TTL_ATTR: idempotency.expires_at,
+                    }
+                ),
+            }
+            # A record past its TTL may linger until DynamoDB deletes it: it is free.
+            record |= expression(
+                {":now": {"N": str(now_epoch)}},
+                ConditionExpression="attribute_not_exists(#ttl) OR #ttl < :now",
+            )
+            try:
+                self.client.transact_write_items(TransactItems=[{"Put": put}, {"Put": record}])  # type: ignore[typeddict-item]
+            except ClientError as exc:
+                reasons: Any = exc.response.get("CancellationReasons", [])
+                if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                    existing = self.get_idempotency(idempotency.key, now_epoch)
+                    if existing is not None:
+                        return existing
+                raise
+        return None
+
+    def get_idempotency(self, key: str, now_epoch: int) -> IdempotencyRecord | None:
+        """The live record of ``key``, if any (one that expired before ``now_epoch`` is not)."""
+        with store_errors("read idempotency key"):
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key=codec.serialize({keys.PK: f"IDEM#{_key_hash(key)}", keys.SK: IDEMPOTENCY_SK}),
+                ConsistentRead=True,
+            )
+        if "Item" not in response:
+            return None
+        row = codec.deserialize(response["Item"])
+        expires_at = int(row.get(keys.TTL_ATTR, 0))
+        if expires_at < now_epoch:
+            return None
+        return IdempotencyRecord(
+            key=key,
+            fingerprint=str(row["fingerprint"]),
+            message_id=str(row["message_id"]),
+            response=str(row["response"]),
+            expires_at=expires_at,
+        )
+
+    def put_occurrence(self, message: Message, schedule: Schedule) -> bool:
+        """Store a series' next message unless it exists already (its id is derived)."""
+        with store_errors("create next occurrence"):
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=self._row(message, schedule),
+                    **expression(ConditionExpression="attribute_not_exists(#id)"),
+                )
+            except ClientError as exc:
+                if _condition_failed(exc):
+                    return False
+                raise
+        return True
+
+    # -- reading ----------------------------------------------------------------------
+
+    def get(self, message_id: str) -> tuple[Message, Schedule]:
+        """A message and its schedule; ``NotFound`` otherwise."""
+        with store_errors("get message"):
+            response = self.client.get_item(**self._key(message_id), ConsistentRead=True)
+        if "Item" not in response:
+            raise NotFound(f"message {message_id}")
+        row = codec.deserialize(response["Item"])
+        return codec.message_from_item(row), Schedule.from_json(row.get(SCHEDULE_ATTR))
+
+    def opted_out(self, numbers: Iterable[str]) -> set[str]:
+        """Which of ``numbers`` have opted out."""
+        return self.store.opted_out(numbers)
+
+    def known_plum_id(self, sms_message_id: str) -> bool:
+        """True when one of our messages already carries ``sms_message_id``."""
+        return self.store.get_by_plum_id(sms_message_id) is not None
+
+    # -- changes while pending (API, opt-out) ----------------------------------------
+
+    def _update_pending(self, message_id: str, update: str, values: dict[str, Any]) -> Message:
+        values = values | {":scheduled": {"S": Status.SCHEDULED}}
+        with store_errors("update message"):
+            try:
+                response = self.client.update_item(
+                    **self._key(message_id),
+                    **expression(
+                        values,
+                        UpdateExpression=update,
+                        ConditionExpression="#status = :scheduled",
+                    ),
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if not _condition_failed(exc):
+                    raise
+                old = _old_row(exc)
+                if not old:
+                    raise NotFound(f"message {message_id}") from None
+                raise Conflict(
+                    f"message is {old.get('status')}; only scheduled messages can be changed"
+                ) from None
+        return codec.message_from_item(codec.deserialize(response["Attributes"]))
+
+    def _close_pending(
+        self, message_id: str, status: str, now: datetime, source: str, error: str | None
+    ) -> Message:
+        values = _status_values(status, now, source)
+        update = f"SET {_SET_STATUS}"
+        if error is not None:
+            update += ", #error = :error"
+            values[":error"] = {"S": error}
+        return self._update_pending(message_id, f"{update} REMOVE #due_pk, #due_sk", values)
+
+    def cancel(self, message_id: str, now: datetime, source: str = "api") -> Message:
+        """``scheduled -> cancelled``; ``Conflict`` once it has gone to Plum."""
+        try:
+            return self._close_pending(message_id, Status.CANCELLED, now, source, None)
+        except Conflict:
+            message, _ = self.get(message_id)
+            if message.status == Status.CANCELLED:
+                return message  # cancelling twice is not an error
+            raise
+
+    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
+        """``scheduled -> suppressed`` (the recipient opted out); False if not pending."""
+        try:
+            self._close_pending(message_id, Status.SUPPRESSED, now, source, OPTED_OUT)
+        except (Conflict, NotFound):
+            return False
+        return True
+
+    def edit(
+        self,
+        message_id: str,
+        now: datetime,
+        *,
+        due: datetime | None = None,
+        body: str | None = None,
+        segments: int | None = None,
+        encoding: str | None = None,
+    ) -> Message:
+        """Move a scheduled message and/or change its body; ``Conflict`` once claimed."""
+        sets = ["#updated = :now"]
+        values: dict[str, Any] = {":now": {"S": keys.timestamp(now)}}
+        if due is not None:
+            sets += ["#send_at = :send_at", "#due_pk = :due_pk", "#due_sk = :due_sk"]
+            values |= {
+                ":send_at": {"S": keys.timestamp(due)},
+                ":due_pk": {"S": DUE_PARTITION},
+                ":due_sk": {"S": keys.time_sort_key(due, message_id)},
+            }
+        if body is not None and segments is not None and encoding is not None:
+            sets += ["#body = :body", "#segments = :segments", "#encoding = :encoding"]
+            values |= {
+                ":body": {"S": body},
+                ":segments": {"N": str(segments)},
+                ":encoding": {"S": encoding},
+            }
+        return self._update_pending(message_id, "SET " + ", ".join(sets), values)
+
+    def pending_for(self, number: str) -> list[str]:
+        """Ids of the scheduled outbound messages to ``number`` (ByCustomer index)."""
+        request: dict[str, Any] = {"TableName": self.table_name, "IndexName": keys.BY_CUSTOMER}
+        request |= expression(
+            {
+                ":pk": {"S": number},
+                ":scheduled": {"S": Status.SCHEDULED},
+                ":inbound": {"S": MessageType.INBOUND},
+            },
+            KeyConditionExpression="#customer_pk = :pk",
+            FilterExpression="#status_pk = :scheduled AND #type_pk <> :inbound",
+            ProjectionExpression="#id",
+        )
+        ids: list[str] = []
+        while True:
+            with store_errors("query pending messages"):
+                response = self.client.query(**request)
+            ids += [str(codec.deserialize(raw)["id"]) for raw in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                return ids
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def record_opt_out(self, number: str, message_id: str, keyword: str, now: datetime) -> None:
+        """Remember an opt-out learned from Plum (an existing opt-out record is kept)."""
+        opt_out = OptOut(number=number, keyword=keyword, at=now, message_id=message_id)
+        with store_errors("record opt-out"):
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=codec.serialize(codec.opt_out_item(opt_out)),
+                    ConditionExpression=f"attribute_not_exists({keys.PK})",
+                )
+            except ClientError as exc:
+                if not _condition_failed(exc):
+                    raise
+
+    # -- the dispatcher's moves --------------------------------------------------------
+
+    def due(self, now: datetime, limit: int, after: dict[str, Any] | None = None) -> DuePage:
+        """Messages due at ``now``, oldest due first (a Query on the ``Due`` index)."""
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": keys.DUE,
+            "ScanIndexForward": True,
+            "Limit": limit,
+        }
+        # "~" sorts after "#", so every "<now>#<id>" is below the bound.
+        request |= expression(
+            {":pk": {"S": DUE_PARTITION}, ":bound": {"S": keys.timestamp(now) + "~"}},
+            KeyConditionExpression="#due_pk = :pk AND #due_sk < :bound",
+            ProjectionExpression="#id, #to, #from, #due_sk",
+        )
+        if after is not None:
+            request["ExclusiveStartKey"] = after
+        with store_errors("query due messages"):
+            response = self.client.query(**request)
+        items = []
+        for raw in response.get("Items", []):
+            row = codec.deserialize(raw)
+            items.append(
+                DueRef(str(row["id"]), str(row["to"]), str(row["from"]), str(row[keys.DUE_SK]))
+            )
+        return DuePage(items, response.get("LastEvaluatedKey"))
+
+    def claim(
+        self,
+        ref: DueRef,
+        token: str,
+        now: datetime,
+        check_after: datetime,
+        result_url: str | None,
+    ) -> Claim | None:
+        """``scheduled -> sending`` if still due as listed; None when someone was first."""
+        values = _status_values(Status.SENDING, now, "dispatcher") | {
+            ":scheduled": {"S": Status.SCHEDULED},
+            ":due_sk": {"S": ref.due_sk},
+            ":token": {"S": token},
+            ":check": {"S": keys.timestamp(check_after)},
+        }
+        sets = [_SET_STATUS, "#token = :token", "#claimed_at = :now", "#check_after = :check"]
+        if result_url is not None:
+            sets.append("#result_url = :url")
+            values[":url"] = {"S": result_url}
+        with store_errors("claim message"):
+            try:
+                response = self.client.update_item(
+                    **self._key(ref.message_id),
+                    **expression(
+                        values,
+                        UpdateExpression=f"SET {', '.join(sets)} REMOVE #due_pk, #due_sk",
+                        ConditionExpression="#status = :scheduled AND #due_sk = :due_sk",
+                    ),
+                    ReturnValues="ALL_NEW",
+                )
+            except ClientError as exc:
+                if _condition_failed(exc):
+                    return None
+                raise
+        return _claim_from(codec.deserialize(response["Attributes"]))
+
+    def _update_claimed(
+        self, claim: Claim, update: str, values: dict[str, Any], require_sending: bool = True
+    ) -> dict[str, Any] | None:
+        """One conditional update of a claimed message; the current row if it failed."""
+        condition = "#token = :token"
+        values = values | {":token": {"S": claim.token}, ":sending": {"S": Status.SENDING}}
+        if require_sending:
+            condition += " AND #status = :sending"
+        with store_errors("update claimed message"):
+            try:
+                self.client.update_item(
+                    **self._key(claim.message.id),
+                    **expression(values, UpdateExpression=update, ConditionExpression=condition),
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if not _condition_failed(exc):
+                    raise
+                return _old_row(exc)
+        return None
+
+    def record_sent(self, claim: Claim, plum_ids: Sequence[str], now: datetime) -> bool:
+        """``sending -> queued`` with Plum's ids; False when the claim was lost.
+
+        When a status callback overtook us (the message is ``sent`` already), Plum's ids
+        are still recorded and the newer status is kept.
+        """
+        values = _status_values(Status.QUEUED, now, "dispatcher") | {
+            ":plum_id": {"S": plum_ids[0]},
+            ":plum_ids": {"L": [{"S": i} for i in plum_ids]},
+        }
+        ids = "#sms_id = :plum_id, #plum_id = :plum_id, #plum_ids = :plum_ids"
+        old = self._update_claimed(claim, f"SET {_SET_STATUS}, {ids} {_RELEASE_CLAIM}", values)
+        if old is None:
+            return True
+        if old.get(CLAIM_TOKEN) != claim.token:
+            return False
+        history = "#history = list_append(if_not_exists(#history, :empty), :entry)"
+        update = f"SET {ids}, #updated = :now, {history} {_RELEASE_CLAIM}"
+        return self._update_claimed(claim, update, values, require_sending=False) is None
+
+    def retry_later(
+        self, claim: Claim, due: datetime, attempts: int, error: str | None, now: datetime
+    ) -> bool:
+        """``sending -> scheduled``, due again at ``due``; False when the claim was lost."""
+        values = _status_values(Status.SCHEDULED, now, "dispatcher-retry") | {
+            ":due_pk": {"S": DUE_PARTITION},
+            ":due_sk": {"S": keys.time_sort_key(due, claim.message.id)},
+            ":attempts": {"N": str(attempts)},
+        }
+        update = f"SET {_SET_STATUS}, #due_pk = :due_pk, #due_sk = :due_sk, #attempts = :attempts"
+        if error is not None:
+            update += ", #error = :error"
+            values[":error"] = {"S": error}
+        return self._update_claimed(claim, f"{update} {_RELEASE_CLAIM}", values) is None
+
+    def check_later(
+        self, claim: Claim, check_after: datetime, attempts: int, error: str, now: datetime
+    ) -> bool:
+        """Keep the claim (Plum may have the message) until Plum is asked about it."""
+        values = {
+            ":check": {"S": keys.timestamp(check_after)},
+            ":attempts": {"N": str(attempts)},
+            ":error": {"S": error},
+            ":now": {"S": keys.timestamp(now)},
+        }
+        update = (
+            "SET #check_after = :check, #attempts = :attempts, #error = :error, #updated = :now"
+        )
+        return self._update_claimed(claim, update, values) is None
+
+    def finish(self, claim: Claim, status: str, error: str, now: datetime) -> bool:
+        """``sending -> failed | suppressed`` with a reason; False when the claim was lost."""
+        values = _status_values(status, now, "dispatcher") | {":error": {"S": error}}
+        update = f"SET {_SET_STATUS}, #error = :error {_RELEASE_CLAIM}"
+        return self._update_claimed(claim, update, values) is None
+
+    def stale(self, now: datetime, limit: int) -> list[Claim]:
+        """Claims whose ``check_after`` has passed (ByStatus index, ``sending`` only)."""
+        request: dict[str, Any] = {"TableName": self.table_name, "IndexName": keys.BY_STATUS}
+        request |= expression(
+            {":sending": {"S": Status.SENDING}, ":now": {"S": keys.timestamp(now)}},
+            KeyConditionExpression="#status_pk = :sending",
+            FilterExpression="#check_after <= :now",
+        )
+        found: list[Claim] = []
+        while len(found) < limit:
+            with store_errors("query stale claims"):
+                response = self.client.query(**request)
+            found += [_claim_from(codec.deserialize(raw)) for raw in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                break
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return found[:limit]
+
+    def take_over(self, claim: Claim, token: str, check_after: datetime) -> Claim | None:
+        """Move a stale claim to a new token; None when another dispatcher was first.
+
+        ``claimed_at`` stays: it is when the message may first have gone to Plum.
+        """
+        values = {":new": {"S": token}, ":check": {"S": keys.timestamp(check_after)}}
+        old = self._update_claimed(claim, "SET #token = :new, #check_after = :check", values)
+        if old is not None:
+            return None
+        return Claim(claim.message, claim.schedule, token, claim.claimed_at, claim.attempts)
+
+
+def _claim_from(row: dict[str, Any]) -> Claim:
+    return Claim(
+        message=codec.message_from_item(row),
+        schedule=Schedule.from_json(row.get(SCHEDULE_ATTR)),
+        token=str(row.get(CLAIM_TOKEN, "")),
+        claimed_at=str(row.get(CLAIMED_AT, "")),
+        attempts=int(row.get(ATTEMPTS, 0)),
+    )

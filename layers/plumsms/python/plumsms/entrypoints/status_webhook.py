@@ -1,0 +1,139 @@
+"""The Result URL route, and the wiring and metrics the delivery-status functions share.
+
+``POST /plum/status?key=<webhook key>&ref=<our message id>``: the key is checked as on
+the Application URL; the body is a form (as Plum sends it) or JSON. Any accepted
+callback, even a duplicate or one for an unknown message, is answered 200, so Plum has
+nothing to retry; a wrong key is 403 and a malformed body 400, with nothing stored.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from plumsms.adapters.dynamodb.statuses import DynamoStatusLog
+from plumsms.adapters.dynamodb.store import DynamoMessageStore
+from plumsms.adapters.events import publisher_for
+from plumsms.config import Settings
+from plumsms.domain.callbacks import StatusCallback, callback_fields, parse_ref
+from plumsms.domain.errors import ValidationFailed
+from plumsms.domain.models import Status
+from plumsms.domain.status import ChangePublisher, StatusChange
+from plumsms.entrypoints.webhooks import form_fields, parse_model, raw_body, require_key
+from plumsms.observability import logger, metrics
+from plumsms.usecases.status import Outcome, StatusResult, StatusService
+
+if TYPE_CHECKING:
+    from plumsms.usecases.reconcile import ReconcileReport
+
+OUTCOME_METRICS: dict[str, str] = {
+    Status.DELIVERED: "MessagesDelivered",
+    Status.UNDELIVERED: "MessagesUndelivered",
+    Status.FAILED: "MessagesFailed",
+}
+"""Delivery outcome -> the count metric emitted when a message reaches it."""
+QUEUE_TO_FINAL_METRIC = "QueueToFinalSeconds"
+
+
+# -- wiring (once per cold start) ---------------------------------------------------------
+
+
+def change_publisher(settings: Settings) -> ChangePublisher:
+    """EventBridge when ``EVENT_BUS_NAME`` is set, an in-memory recorder otherwise."""
+    return publisher_for(settings.event_bus_name, settings.events_endpoint_url)
+
+
+def status_service(store: DynamoMessageStore, publisher: ChangePublisher) -> StatusService:
+    """The status use case on ``store``'s table."""
+    return StatusService(log=DynamoStatusLog.from_store(store), publisher=publisher)
+
+
+# -- the route ----------------------------------------------------------------------------
+
+
+def answer_status_callback(
+    event: APIGatewayProxyEvent, service: StatusService, webhook_key: str
+) -> Response[str]:
+    """Check the key, parse the callback, apply it, answer 200 with what it did."""
+    require_key(event, webhook_key)
+    ref = parse_ref(event.get_query_string_value("ref"))
+    callback = parse_model(StatusCallback, callback_body(event))
+    result = service.handle_callback(callback, ref)
+    observe_callback(result, callback.sms_message_id)
+    return Response(
+        200, content_types.APPLICATION_JSON, json.dumps({"result": result.outcome.value})
+    )
+
+
+def callback_body(event: APIGatewayProxyEvent) -> dict[str, object]:
+    """The callback's fields: JSON when the content type says so, a form otherwise."""
+    content_type = event.headers.get("content-type") or event.headers.get("Content-Type") or ""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == content_types.APPLICATION_JSON or media_type.endswith("+json"):
+        try:
+            data = json.loads(raw_body(event))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValidationFailed("body", "is not valid JSON") from exc
+        return callback_fields(data)
+    return dict(form_fields(event))
+
+
+# -- observability ------------------------------------------------------------------------
+
+
+def observe_callback(result: StatusResult, sms_message_id: str) -> None:
+    """Metrics and one log line for a callback (ids and statuses only)."""
+    metrics.add_metric(name="StatusCallbacks", unit="Count", value=1)
+    if result.outcome is Outcome.DUPLICATE:
+        metrics.add_metric(name="DuplicateCallbacks", unit="Count", value=1)
+    if result.outcome is Outcome.ORPHANED:
+        metrics.add_metric(name="OrphanCallbacks", unit="Count", value=1)
+    if not result.known:
+        metrics.add_metric(name="UnknownStatuses", unit="Count", value=1)
+    observe_changes([result.change] if result.change else [], result.events_failed)
+    logger.info(
+        "status callback",
+        extra={
+            "outcome": result.outcome.value,
+            "message_id": result.message_id,
+            "sms_message_id": sms_message_id,
+            "reported": result.reported,
+            "status": result.change.status if result.change else None,
+        },
+    )
+
+
+def observe_changes(changes: list[StatusChange], events_failed: int = 0) -> None:
+    """Delivery outcome counts and queue-to-final time for each change."""
+    for change in changes:
+        name = OUTCOME_METRICS.get(change.status)
+        if name is None:
+            continue
+        metrics.add_metric(name=name, unit="Count", value=1)
+        if change.queue_to_final_seconds is not None:
+            metrics.add_metric(
+                name=QUEUE_TO_FINAL_METRIC, unit="Seconds", value=change.queue_to_final_seconds
+            )
+    if events_failed:
+        metrics.add_metric(name="StatusEventsFailed", unit="Count", value=events_failed)
+
+
+def observe_reconcile(report: ReconcileReport) -> None:
+    """Metrics and one log line for a reconciler run."""
+    metrics.add_metric(name="ReconciledMessages", unit="Count", value=report.examined)
+    metrics.add_metric(name="ReconcileChanges", unit="Count", value=len(report.changes))
+    metrics.add_metric(name="ReconcileErrors", unit="Count", value=report.errors)
+    observe_changes(report.changes, report.events_failed)
+    logger.info(
+        "reconciled",
+        extra={
+            "examined": report.examined,
+            "changed": len(report.changes),
+            "without_plum_id": report.without_plum_id,
+            "errors": report.errors,
+            "stopped_early": report.stopped_early,
+        },
+    )

@@ -1,0 +1,176 @@
+"""Reconcile missed callbacks: ask Plum's ``sms/status`` about messages stuck in flight.
+
+A message still ``queued`` or ``sent`` some time after it was created has probably lost
+a callback (Plum sends each status once, and never again). The reconciler lists such
+messages from the ``ByStatus`` index (oldest first, within a window: younger ones may
+still get their callback, older ones were given up on), first folds in any orphan
+callbacks kept for them, then asks Plum and applies the answer through the same state
+machine as a callback (history ``source`` ``plum-status``). A message without Plum's id
+(a reply sent from Reply-Schema XML whose callbacks were all lost) is looked for in
+``sms/conversation`` instead, and gets the id it is found under.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from plumsms.domain.models import Message, Status, utc_now
+from plumsms.domain.phone import same_number
+from plumsms.domain.plum import (
+    PLUM_LIMIT_MAX,
+    PlumError,
+    PlumGateway,
+    PlumPageQuery,
+    PlumSmsResource,
+    Unauthorized,
+)
+from plumsms.domain.queries import MessageQuery, Page
+from plumsms.domain.status import StatusChange
+from plumsms.usecases.ports import Clock
+from plumsms.usecases.status import STATUS_SOURCE, Outcome, StatusResult, StatusService
+
+IN_FLIGHT = (Status.QUEUED, Status.SENT)
+GIVE_UP_AFTER = timedelta(days=3)
+"""Messages created longer ago than this are no longer asked about."""
+SAFETY_SECONDS = 15.0
+"""Stop taking new messages when less than this is left of the invocation."""
+CONVERSATION_SLACK = timedelta(minutes=2)
+CONVERSATION_WINDOW = timedelta(hours=1)
+"""Where to look for a message without Plum's id: queued from a little before it was
+created (clocks differ) to an hour after."""
+
+
+class MessageLister(Protocol):
+    """Lists messages by status and creation time (the message store)."""
+
+    def list_messages(self, query: MessageQuery) -> Page:
+        """One page of messages matching ``query``."""
+        ...
+
+    def get_by_plum_id(self, sms_message_id: str) -> Message | None:
+        """The message Plum knows as ``sms_message_id``, if we have it."""
+        ...
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    """What one run did."""
+
+    examined: int = 0
+    without_plum_id: int = 0
+    errors: int = 0
+    stopped_early: bool = False
+    changes: list[StatusChange] = field(default_factory=list)
+    events_failed: int = 0
+
+    def count(self, result: StatusResult | None) -> None:
+        """Add a result's change (if any) to the report."""
+        if result is not None and result.outcome is Outcome.CHANGED and result.change:
+            self.changes.append(result.change)
+        if result is not None:
+            self.events_failed += result.events_failed
+
+
+class Reconciler:
+    """One pass over the messages stuck in flight."""
+
+    def __init__(
+        self,
+        *,
+        messages: MessageLister,
+        service: StatusService,
+        plum: Callable[[], PlumGateway],
+        min_age: timedelta,
+        max_age: timedelta = GIVE_UP_AFTER,
+        limit: int = 100,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._messages = messages
+        self._service = service
+        self._plum = plum
+        self._min_age = min_age
+        self._max_age = max_age
+        self._limit = limit
+        self._clock = clock
+
+    def run(self, time_left: Callable[[], float] | None = None) -> ReconcileReport:
+        """Reconcile up to ``limit`` messages per in-flight status.
+
+        ``time_left`` (seconds) stops the run before the invocation times out. A Plum
+        outage or refused credentials stop it too: the next run tries again.
+        """
+        now = self._clock()
+        report = ReconcileReport()
+        gateway: PlumGateway | None = None
+        for in_flight in IN_FLIGHT:
+            query = MessageQuery(
+                status=in_flight,
+                start=now - self._max_age,
+                end=now - self._min_age,
+                order="asc",
+                limit=self._limit,
+            )
+            for message in self._messages.list_messages(query).items:
+                if time_left is not None and time_left() < SAFETY_SECONDS:
+                    report.stopped_early = True
+                    return report
+                gateway = gateway or self._plum()
+                try:
+                    resource = self._ask(gateway, message, report)
+                except PlumError as exc:
+                    report.errors += 1
+                    if exc.transient or isinstance(exc, Unauthorized):
+                        report.stopped_early = True
+                        return report
+                    continue
+                if resource is not None:
+                    applied = self._service.apply_status(
+                        message, resource.status, STATUS_SOURCE, resource.sms_message_id
+                    )
+                    report.count(applied)
+        return report
+
+    def _ask(
+        self, gateway: PlumGateway, message: Message, report: ReconcileReport
+    ) -> PlumSmsResource | None:
+        """Plum's resource for ``message``: by its id, or found in the conversation."""
+        report.examined += 1
+        if message.sms_message_id is None:
+            report.without_plum_id += 1
+            return self._find_in_conversation(gateway, message)
+        report.count(self._service.attach_orphans(message.id, message.sms_message_id))
+        return gateway.status(message.sms_message_id)
+
+    def _find_in_conversation(
+        self, gateway: PlumGateway, message: Message
+    ) -> PlumSmsResource | None:
+        """The resource of a message Plum never told us the id of (a reply sent from XML
+        whose callbacks were all lost): the earliest one from our number to the customer,
+        queued around the message's creation, whose body is the message's (or its first
+        part), and that no other message of ours claims already.
+        """
+        window = PlumPageQuery(
+            start=message.created_at - CONVERSATION_SLACK,
+            end=message.created_at + CONVERSATION_WINDOW,
+            sort="asc",
+            limit=PLUM_LIMIT_MAX,
+        )
+        resources = gateway.conversation(message.account_number, message.customer_number, window)
+        for resource in resources:
+            outgoing = same_number(resource.from_, message.account_number) and same_number(
+                resource.to, message.customer_number
+            )
+            if not outgoing or not resource.body or not message.body.startswith(resource.body):
+                continue
+            owner = self._claimed(resource.sms_message_id)
+            if owner is None or owner == message.id:
+                return resource
+        return None
+
+    def _claimed(self, sms_message_id: str) -> str | None:
+        """Our id of the message holding Plum's ``sms_message_id``, if any."""
+        owner = self._messages.get_by_plum_id(sms_message_id)
+        return owner.id if owner is not None else None

@@ -1,0 +1,262 @@
+"""The sending use cases: create (now, later, recurring), cancel, move or edit, suppress.
+
+Dependencies are injected: the outbox (``SendingOutbox``), the clock, and a
+``DispatchTrigger`` that wakes the dispatcher for a message due now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from plumsms.domain.errors import Conflict, PlumSmsError, ValidationFailed
+from plumsms.domain.models import (
+    HistoryEntry,
+    Message,
+    MessageType,
+    Status,
+    new_message_id,
+    utc_now,
+)
+from plumsms.domain.sending import (
+    IDEMPOTENCY_TTL,
+    EditRequest,
+    IdempotencyRecord,
+    Schedule,
+    SendRequest,
+    check_idempotency_key,
+    plan_edit,
+    plan_send,
+)
+from plumsms.usecases.ports import Clock
+
+SOURCE = "api"
+
+
+class SendingOutbox(Protocol):
+    """The part of the outbox the API's use cases need."""
+
+    def create(
+        self,
+        message: Message,
+        schedule: Schedule,
+        idempotency: IdempotencyRecord | None = None,
+        now_epoch: int = 0,
+    ) -> IdempotencyRecord | None:
+        """Store a new message (with its idempotency record); the record if the key is taken."""
+
+    def get_idempotency(self, key: str, now_epoch: int) -> IdempotencyRecord | None:
+        """The live idempotency record of ``key``."""
+
+    def get(self, message_id: str) -> tuple[Message, Schedule]:
+        """A message and its schedule, or ``NotFound``."""
+
+    def opted_out(self, numbers: Iterable[str]) -> set[str]:
+        """Which numbers opted out."""
+
+    def cancel(self, message_id: str, now: datetime, source: str = "api") -> Message:
+        """``scheduled -> cancelled`` or ``Conflict``."""
+
+    def edit(
+        self,
+        message_id: str,
+        now: datetime,
+        *,
+        due: datetime | None = None,
+        body: str | None = None,
+        segments: int | None = None,
+        encoding: str | None = None,
+    ) -> Message:
+        """Move or edit a scheduled message, or ``Conflict``."""
+
+    def pending_for(self, number: str) -> list[str]:
+        """Ids of the scheduled messages to ``number``."""
+
+    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
+        """``scheduled -> suppressed``; False when no longer pending."""
+
+
+class PendingMessages(Protocol):
+    """Finding and suppressing a number's pending messages."""
+
+    def pending_for(self, number: str) -> list[str]:
+        """Ids of the scheduled messages to ``number``."""
+
+    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
+        """``scheduled -> suppressed``; False when no longer pending."""
+
+
+class DispatchTrigger(Protocol):
+    """Wakes the dispatcher now (asynchronously; it must not wait for the sends)."""
+
+    def __call__(self) -> None:
+        """Ask for a dispatcher run soon."""
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The answer to a send request; ``replayed`` when an Idempotency-Key repeated it."""
+
+    body: dict[str, Any]
+    replayed: bool
+
+
+def answer(message: Message, schedule: Schedule) -> dict[str, Any]:
+    """The API's JSON for a message it scheduled: the message plus its schedule."""
+    data = message.to_json()
+    extra = schedule.public()
+    if extra:
+        data["schedule"] = extra
+    return data
+
+
+class SendingService:
+    """Create, cancel, move and edit outgoing messages."""
+
+    def __init__(
+        self,
+        *,
+        outbox: SendingOutbox,
+        sms_numbers: tuple[str, ...],
+        trigger: DispatchTrigger | None = None,
+        clock: Clock = utc_now,
+        on_trigger_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._sms_numbers = sms_numbers
+        self._trigger = trigger
+        self._clock = clock
+        self._on_trigger_error = on_trigger_error
+
+    def create(
+        self, request: SendRequest, fingerprint: str, idempotency_key: str | None = None
+    ) -> Created:
+        """Validate and store a send request; wake the dispatcher when it is due now.
+
+        With an ``Idempotency-Key``, a repeat of the same request (same ``fingerprint``)
+        gets the first answer and creates nothing; the same key with a different request
+        is a ``Conflict``. The key is looked up before the rules that depend on the time,
+        so a retry of an accepted request is never refused because its time has passed.
+        """
+        now = self._clock()
+        now_epoch = int(now.timestamp())
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
+            existing = self._outbox.get_idempotency(idempotency_key, now_epoch)
+            if existing is not None:
+                return self._replay(existing, fingerprint)
+        plan = plan_send(request, now, self._sms_numbers)
+        self._refuse_opted_out(request)
+        message = Message(
+            id=new_message_id(),
+            type=MessageType.OUTBOUND,
+            to=plan.to,
+            from_=plan.from_,
+            body=plan.body,
+            status=Status.SCHEDULED,
+            created_at=now,
+            updated_at=now,
+            send_at=plan.due,
+            segments=plan.segments,
+            encoding=plan.encoding,
+            history=[HistoryEntry(status=Status.SCHEDULED, at=now, source=SOURCE)],
+        )
+        schedule = plan.schedule
+        if schedule.recurrence is not None:
+            schedule = schedule.model_copy(update={"series_id": message.id})
+        body = answer(message, schedule)
+        record = None
+        if idempotency_key is not None:
+            record = IdempotencyRecord(
+                key=idempotency_key,
+                fingerprint=fingerprint,
+                message_id=message.id,
+                response=json.dumps(body, separators=(",", ":")),
+                expires_at=now_epoch + int(IDEMPOTENCY_TTL.total_seconds()),
+            )
+        taken = self._outbox.create(message, schedule, record, now_epoch)
+        if taken is not None:
+            return self._replay(taken, fingerprint)
+        if plan.due <= now:
+            self._wake_dispatcher()
+        return Created(body=body, replayed=False)
+
+    def cancel(self, message_id: str) -> Message:
+        """Cancel a pending message (``Conflict`` once it has gone to Plum)."""
+        return self._outbox.cancel(message_id, self._clock(), SOURCE)
+
+    def edit(self, message_id: str, edit: EditRequest) -> dict[str, Any]:
+        """Move a pending message's due time and/or change its body."""
+        now = self._clock()
+        message, schedule = self._outbox.get(message_id)
+        if message.status != Status.SCHEDULED:
+            raise Conflict(f"message is {message.status}; only scheduled messages can be changed")
+        plan = plan_edit(edit, schedule, now)
+        updated = self._outbox.edit(
+            message_id,
+            now,
+            due=plan.due,
+            body=plan.body,
+            segments=plan.segments.segments if plan.segments else None,
+            encoding=plan.segments.encoding if plan.segments else None,
+        )
+        if plan.due is not None and plan.due <= now:
+            self._wake_dispatcher()
+        return answer(updated, schedule)
+
+    def _refuse_opted_out(self, request: SendRequest) -> None:
+        if self._outbox.opted_out({request.to}):
+            raise ValidationFailed("to", "the recipient opted out (texted STOP)")
+
+    @staticmethod
+    def _replay(existing: IdempotencyRecord, fingerprint: str) -> Created:
+        if existing.fingerprint != fingerprint:
+            raise Conflict(
+                "Idempotency-Key was already used with a different request; "
+                "use a new key for a new message"
+            )
+        return Created(body=json.loads(existing.response), replayed=True)
+
+    def _wake_dispatcher(self) -> None:
+        if self._trigger is None:
+            return
+        try:
+            self._trigger()
+        except Exception as exc:
+            # The message is stored: the scheduled run sends it within a minute.
+            if self._on_trigger_error is not None:
+                self._on_trigger_error(exc)
+
+
+def suppress_pending_for(
+    outbox: PendingMessages, number: str, clock: Clock = utc_now, source: str = "opt-out"
+) -> int:
+    """Mark every pending scheduled message to ``number`` ``suppressed``; how many."""
+    now = clock()
+    return sum(
+        outbox.suppress(message_id, now, source) for message_id in outbox.pending_for(number)
+    )
+
+
+def opt_out_callback(
+    outbox: PendingMessages,
+    clock: Clock = utc_now,
+    on_error: Callable[[Exception], None] | None = None,
+) -> Callable[[str], None]:
+    """The inbound flow's ``on_opt_out``: suppress the number's pending messages.
+
+    A failure here must not fail the inbound webhook: the dispatcher checks opt-outs
+    again before every send, so nothing reaches an opted-out number either way.
+    """
+
+    def on_opt_out(number: str) -> None:
+        try:
+            suppress_pending_for(outbox, number, clock)
+        except PlumSmsError as exc:
+            if on_error is not None:
+                on_error(exc)
+
+    return on_opt_out

@@ -1,0 +1,190 @@
+"""Apply what Plum says about a message: Result URL callbacks and ``sms/status`` answers.
+
+A callback finds its message by our reference (the ``ref`` of its Result URL) first, so
+one that beats the queue answer still lands, then by Plum's id. A report that moves the
+message is written at once, conditioned on the status it moves out of (no read); any
+other is planned by the domain (``plumsms.domain.status.plan``) on the message as it is,
+and written with one conditional write if it says anything new. A
+callback for a message we do not have is kept as an orphan until the message appears.
+Every status change goes to the change publisher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from plumsms.domain import status
+from plumsms.domain.callbacks import StatusCallback
+from plumsms.domain.errors import NotFound
+from plumsms.domain.models import HistoryEntry, Message, utc_now
+from plumsms.usecases.ports import Clock
+
+CALLBACK_SOURCE = "plum-callback"
+STATUS_SOURCE = "plum-status"
+"""``source`` of history entries from Result URL callbacks and from ``sms/status``."""
+
+
+class AppliedWrite(Protocol):
+    """What a status write did."""
+
+    @property
+    def before(self) -> Message:
+        """The message as last read, before the write."""
+        ...
+
+    @property
+    def plan(self) -> status.Plan:
+        """The write the domain planned on it."""
+        ...
+
+    @property
+    def change(self) -> status.StatusChange | None:
+        """The status change made, if the status moved."""
+        ...
+
+
+class Advance(Protocol):
+    """What an attempt to move a message without reading it first found."""
+
+    @property
+    def applied(self) -> AppliedWrite | None:
+        """The move written, if the report moved the message."""
+        ...
+
+    @property
+    def current(self) -> Message | None:
+        """Otherwise the message as it is (None: no such message)."""
+        ...
+
+
+class StatusLog(Protocol):
+    """The part of the message store the status flow uses."""
+
+    def find(self, message_id: str) -> Message | None:
+        """A message by our id (read-after-write consistent)."""
+        ...
+
+    def find_by_plum_id(self, sms_message_id: str) -> Message | None:
+        """A message by Plum's id."""
+        ...
+
+    def advance(self, message_id: str, entry: HistoryEntry, plum_id: str | None) -> Advance:
+        """Move a message to ``entry``'s status in one conditional write, if it moves it."""
+        ...
+
+    def apply(self, message: Message, decide: Callable[[Message], status.Plan]) -> AppliedWrite:
+        """Plan on ``message`` and write the plan conditionally, re-planning on races."""
+        ...
+
+    def keep_orphan(self, sms_message_id: str, entry: HistoryEntry, ref: str | None) -> bool:
+        """Keep a report for an unknown message; False if that status was kept before."""
+        ...
+
+    def attach_orphans(self, message_id: str, sms_message_id: str) -> AppliedWrite | None:
+        """Fold reports kept for ``sms_message_id`` into the message; None if there were none."""
+        ...
+
+
+class Outcome(StrEnum):
+    """What a report did."""
+
+    CHANGED = "changed"
+    """The status moved (and the report joined the history)."""
+    RECORDED = "recorded"
+    """Joined the history without moving the status: late, or a status we do not know."""
+    DUPLICATE = "duplicate"
+    """Said nothing new: no write."""
+    ORPHANED = "orphaned"
+    """No such message (yet): kept until it appears."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusResult:
+    """The outcome of one report, for the answer, the logs and the metrics."""
+
+    outcome: Outcome
+    reported: str
+    known: bool
+    message_id: str | None = None
+    change: status.StatusChange | None = None
+    events_failed: int = 0
+
+
+class StatusService:
+    """Applies reports through the state machine and publishes the changes."""
+
+    def __init__(
+        self, *, log: StatusLog, publisher: status.ChangePublisher, clock: Clock = utc_now
+    ) -> None:
+        self._log = log
+        self._publisher = publisher
+        self._clock = clock
+
+    def handle_callback(self, callback: StatusCallback, ref: str | None) -> StatusResult:
+        """Apply one Result URL callback (``ref``: our message id from its URL, if any)."""
+        entry = HistoryEntry(status=callback.status, at=self._clock(), source=CALLBACK_SOURCE)
+        message = None
+        if ref:
+            # The usual case (a report that moves the message) is this one write.
+            advanced = self._log.advance(ref, entry, callback.sms_message_id)
+            if advanced.applied is not None:
+                return self._result(advanced.applied, entry.status, known=True)
+            message = advanced.current
+        if message is None:
+            message = self._log.find_by_plum_id(callback.sms_message_id)
+        if message is None:
+            return self._orphan(callback.sms_message_id, entry, ref)
+        try:
+            return self._apply(message, entry, callback.sms_message_id)
+        except NotFound:
+            return self._orphan(callback.sms_message_id, entry, ref)
+
+    def apply_status(
+        self, message: Message, reported: str, source: str, sms_message_id: str | None = None
+    ) -> StatusResult:
+        """Apply a status learned another way (``sms/status`` answers) to ``message``.
+
+        ``sms_message_id`` is recorded on a message that has no Plum id yet.
+        """
+        entry = HistoryEntry(status=status.normalize(reported), at=self._clock(), source=source)
+        return self._apply(message, entry, sms_message_id)
+
+    def attach_orphans(self, message_id: str, sms_message_id: str) -> StatusResult | None:
+        """Fold callbacks kept for ``sms_message_id`` into message ``message_id``."""
+        applied = self._log.attach_orphans(message_id, sms_message_id)
+        if applied is None:
+            return None
+        return self._result(applied, "", known=applied.plan.known)
+
+    def _apply(self, message: Message, entry: HistoryEntry, plum_id: str | None) -> StatusResult:
+        applied = self._log.apply(message, lambda m: status.plan(m, [entry], plum_id))
+        return self._result(applied, entry.status, known=applied.plan.known)
+
+    def _result(self, applied: AppliedWrite, reported: str, *, known: bool) -> StatusResult:
+        change = applied.change
+        failed = self._publisher.publish([change]) if change is not None else 0
+        if change is not None:
+            outcome = Outcome.CHANGED
+        elif applied.plan.append:
+            outcome = Outcome.RECORDED
+        else:
+            outcome = Outcome.DUPLICATE
+        return StatusResult(
+            outcome=outcome,
+            reported=reported,
+            known=known,
+            message_id=applied.before.id,
+            change=change,
+            events_failed=failed,
+        )
+
+    def _orphan(self, sms_message_id: str, entry: HistoryEntry, ref: str | None) -> StatusResult:
+        kept = self._log.keep_orphan(sms_message_id, entry, ref)
+        return StatusResult(
+            outcome=Outcome.ORPHANED if kept else Outcome.DUPLICATE,
+            reported=entry.status,
+            known=status.is_known(entry.status),
+        )

@@ -1,0 +1,444 @@
+"""smsctl logs / show / tail / export / ui: the message log, from the same API as the page.
+
+``logs`` prints a page (or every page) of a filtered search; ``show`` one message with its
+history; ``tail`` follows new messages; ``export`` follows the export's cursor header to
+write a whole filtered set as CSV or JSON Lines; ``ui`` opens the web page, signed in.
+
+On AWS the API is IAM-authorised, which a browser cannot do by itself: ``ui`` then runs
+a proxy on 127.0.0.1 that signs every call with SigV4 (the caller's AWS credentials)
+and admits only the page it opened, which carries a random session token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sys
+import tempfile
+import time
+import webbrowser
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import urllib3
+
+from plumsms_local.cli.api import ApiClient, Unreachable, _sign
+from plumsms_local.cli.common import api_client, print_json, print_table, progress
+
+EXPORT_CURSOR_HEADER = "X-Next-Cursor"
+EXPORT_ROWS_HEADER = "X-Export-Rows"
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_BODY_PREVIEW = 48
+_TAIL_OVERLAP = timedelta(minutes=2)
+"""How far back each tail poll looks again, for messages stored a little late."""
+wait_between_polls: Callable[[float], None] = time.sleep
+
+
+def register(subparsers: Any) -> None:
+    """Add the log commands."""
+    logs = subparsers.add_parser("logs", help="search the message log")
+    _add_filters(logs)
+    logs.add_argument("--limit", type=int, default=50, help="page size, up to 1000 (default 50)")
+    logs.add_argument("--cursor", help="continue after a previous page (its next cursor)")
+    logs.add_argument("--all", action="store_true", help="follow every page to the end")
+    logs.set_defaults(handler=_logs)
+
+    show = subparsers.add_parser("show", help="one message with its body and status history")
+    show.add_argument("id", help="the message id")
+    show.set_defaults(handler=_show)
+
+    tail = subparsers.add_parser("tail", help="print new messages as they are logged")
+    _add_filters(tail, with_time=False, with_order=False)
+    tail.add_argument("--lines", "-n", type=int, default=10, help="recent messages to show first")
+    tail.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    tail.add_argument("--polls", type=int, default=0, help="stop after this many polls (0: never)")
+    tail.set_defaults(handler=_tail)
+
+    export = subparsers.add_parser("export", help="export the filtered log as CSV or JSON Lines")
+    _add_filters(export)
+    export.add_argument("--format", choices=["csv", "jsonl"], help="default: from -o, else csv")
+    export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    export.add_argument(
+        "--page-rows", type=int, default=10_000, help="rows per API answer (up to 50000)"
+    )
+    export.set_defaults(handler=_export)
+
+    ui = subparsers.add_parser("ui", help="open the web page, signed in (SigV4 proxy on AWS)")
+    ui.add_argument("--url", default=argparse.SUPPRESS, help="the API base URL (as smsctl --url)")
+    ui.add_argument("--port", type=int, default=0, help="local proxy port (default: any free)")
+    ui.add_argument("--no-browser", action="store_true", help="print the address, do not open it")
+    ui.set_defaults(handler=_ui)
+
+
+def _add_filters(
+    parser: argparse.ArgumentParser, with_time: bool = True, with_order: bool = True
+) -> None:
+    parser.add_argument("--number", help="either side of the message (any phone format)")
+    parser.add_argument("--type", choices=["inbound", "outbound", "reply"])
+    parser.add_argument("--status", help="e.g. delivered, failed, scheduled")
+    if with_time:
+        parser.add_argument(
+            "--start",
+            "--since",
+            dest="start",
+            help="ISO time (local if no zone) or age: 30m, 2h, 7d",
+        )
+        parser.add_argument("--end", "--until", dest="end", help="same forms as --start")
+    if with_order:
+        parser.add_argument("--order", choices=["asc", "desc"], help="default: newest first")
+
+
+def parse_when(value: str, now: datetime | None = None) -> str:
+    """An ISO 8601 UTC timestamp from ``2024-05-01T10:00``, ``...Z`` or an age like ``2h``."""
+    now = now or datetime.now(UTC)
+    text = value.strip()
+    match = _DURATION.fullmatch(text.lower())
+    if match:
+        when = now - timedelta(**{_UNITS[match[2]]: int(match[1])})
+    else:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is neither an ISO time nor an age like 30m, 2h, 7d"
+            ) from exc
+        if when.tzinfo is None:
+            when = when.astimezone()  # a time without a zone is the user's local time
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def filter_query(args: argparse.Namespace) -> dict[str, Any]:
+    """The API query parameters the command line's filters give."""
+    query: dict[str, Any] = {
+        "number": args.number,
+        "type": args.type,
+        "status": args.status,
+        "order": getattr(args, "order", None),
+    }
+    for name in ("start", "end"):
+        raw = getattr(args, name, None)
+        if raw:
+            query[name] = parse_when(raw)
+    return {k: v for k, v in query.items() if v is not None}
+
+
+def _short(text: str, width: int = _BODY_PREVIEW) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _rows(items: list[dict[str, Any]]) -> list[list[Any]]:
+    return [
+        [m["created_at"], m["type"], m["status"], m["from"], m["to"], m["id"], _short(m["body"])]
+        for m in items
+    ]
+
+
+_COLUMNS = ["timestamp", "type", "status", "from", "to", "id", "body"]
+
+
+def iter_pages(client: ApiClient, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every page of ``GET /messages`` for ``query``, following ``next_cursor``."""
+    cursor = query.get("cursor")
+    while True:
+        page: dict[str, Any] = client.json("GET", "messages", query={**query, "cursor": cursor})
+        yield page
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return
+
+
+def _logs(args: argparse.Namespace) -> int:
+    client = api_client(args)
+    query = {**filter_query(args), "limit": args.limit, "cursor": args.cursor}
+    if args.all:
+        items = [m for page in iter_pages(client, query) for m in page["items"]]
+        if args.json:
+            print_json({"items": items, "next_cursor": None})
+        else:
+            print_table(_rows(items), _COLUMNS)
+        return 0
+    page = client.json("GET", "messages", query=query)
+    if args.json:
+        print_json(page)
+        return 0
+    print_table(_rows(page["items"]), _COLUMNS)
+    if page.get("next_cursor"):
+        progress(f"more: add --cursor {page['next_cursor']} (or --all)")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    message = api_client(args).json("GET", f"messages/{args.id}")
+    if args.json:
+        print_json(message)
+        return 0
+    fields = [
+        "id", "type", "status", "from", "to", "created_at", "updated_at", "send_at",
+        "sms_message_id", "result_url", "segments", "encoding", "error",
+    ]  # fmt: skip
+    width = max(len(f) for f in fields)
+    for name in fields:
+        value = message.get(name)
+        if value is not None:
+            print(f"{name.ljust(width)}  {value}")
+    print("\nbody:")
+    for line in (message.get("body") or "").splitlines() or [""]:
+        print(f"  {line}")
+    print("\nhistory:")
+    history = message.get("history") or []
+    print_table([[h["at"], h["status"], h["source"]] for h in history], ["at", "status", "source"])
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    client = api_client(args)
+    base = filter_query(args)
+    recent = client.json("GET", "messages", query={**base, "limit": max(1, min(args.lines, 1000))})
+    items = list(reversed(recent["items"]))[-args.lines :] if args.lines > 0 else []
+    seen: dict[str, str] = {m["id"]: m["created_at"] for m in recent["items"]}
+    watermark = max(seen.values(), default=datetime.now(UTC).isoformat())
+    _print_tail(items, args.json)
+    polls = 0
+    while args.polls <= 0 or polls < args.polls:
+        wait_between_polls(args.interval)
+        polls += 1
+        since = datetime.fromisoformat(watermark) - _TAIL_OVERLAP
+        fresh: list[dict[str, Any]] = []
+        query = {**base, "start": since.isoformat(), "order": "asc", "limit": 1000}
+        for page in iter_pages(client, query):
+            fresh.extend(m for m in page["items"] if m["id"] not in seen)
+        for message in fresh:
+            seen[message["id"]] = message["created_at"]
+            watermark = max(watermark, message["created_at"])
+        # Forget what can no longer come back in the overlap window.
+        horizon = (datetime.fromisoformat(watermark) - 2 * _TAIL_OVERLAP).isoformat()
+        seen = {k: v for k, v in seen.items() if v >= horizon}
+        _print_tail(fresh, args.json)
+    return 0
+
+
+def _print_tail(items: list[dict[str, Any]], as_json: bool) -> None:
+    for m in items:
+        if as_json:
+            print(json.dumps(m, ensure_ascii=False), flush=True)
+        else:
+            arrow = "<-" if m["type"] == "inbound" else "->"
+            line = f"{m['created_at']}  {m['status']:<11} {m['from']} {arrow} {m['to']}"
+            print(f"{line}  {_short(m['body'], 72)}", flush=True)
+
+
+def _export(args: argparse.Namespace) -> int:
+    client = api_client(args)
+    fmt = args.format or ("jsonl" if args.output.endswith((".jsonl", ".ndjson")) else "csv")
+    query = {**filter_query(args), "format": fmt, "limit": args.page_rows}
+    if args.output == "-":
+        rows = export_to(client, query, sys.stdout.buffer)
+        sys.stdout.flush()
+    else:
+        target = Path(args.output)
+        # Written beside the target and renamed at the end: no half file on failure.
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                rows = export_to(client, query, handle)
+            Path(temp).replace(target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    progress(f"exported {rows} messages" + ("" if args.output == "-" else f" to {args.output}"))
+    return 0
+
+
+def export_to(
+    client: ApiClient,
+    query: dict[str, Any],
+    out: IO[bytes],
+    report: Callable[[str], None] = progress,
+) -> int:
+    """Write every export answer for ``query`` to ``out``; returns the number of rows."""
+    cursor: str | None = None
+    rows = 0
+    answers = 0
+    while True:
+        response = client.request(
+            "GET", "messages/export", query={**query, "cursor": cursor}, headers={"accept": "*/*"}
+        )
+        try:
+            for chunk in response.stream(64 * 1024):
+                out.write(chunk)
+        finally:
+            response.release_conn()
+        answers += 1
+        rows += int(response.headers.get(EXPORT_ROWS_HEADER) or 0)
+        cursor = response.headers.get(EXPORT_CURSOR_HEADER)
+        if not cursor:
+            return rows
+        report(f"exported {rows} messages ({answers} answers), continuing...")
+
+
+# -- ui ----------------------------------------------------------------------------------
+
+_PUBLIC_PAGES = re.compile(r"^(ui|ui/[\w.-]+|api-docs|openapi\.json)$")
+_FORWARDED_REQUEST_HEADERS = ("accept", "content-type", "if-none-match")
+_RETURNED_HEADERS = (
+    "content-type", "cache-control", "etag", "location", "content-disposition",
+    "content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options",
+    EXPORT_CURSOR_HEADER.lower(), EXPORT_ROWS_HEADER.lower(),
+)  # fmt: skip
+_MAX_BODY = 1024 * 1024
+
+Signer = Callable[[str, str, bytes | None, dict[str, str]], dict[str, str]]
+
+
+class SigningProxy:
+    """A localhost proxy to a deployed API that signs each request with SigV4.
+
+    Only requests carrying ``Authorization: Bearer <session token>`` are signed and
+    forwarded (the page sends it, like the local stack's API token), except the page
+    itself, its assets and the API description, which hold no data. The Host header
+    must name the proxy, so a web page elsewhere cannot reach it by DNS rebinding.
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        session_token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        sign: Signer = _sign,
+        pool: urllib3.PoolManager | None = None,
+    ) -> None:
+        parts = urlsplit(upstream if upstream.endswith("/") else upstream + "/")
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.prefix = parts.path  # e.g. "/v1/": the page's paths mirror the upstream's
+        self.session_token = session_token or secrets.token_urlsafe(24)
+        self.sign = sign
+        self.pool = pool or urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5.0, read=35.0), retries=False
+        )
+        self.server = ThreadingHTTPServer((host, port), self._handler_class())
+        self.server.daemon_threads = True
+
+    @property
+    def address(self) -> str:
+        """``host:port`` the proxy listens on."""
+        host, port = self.server.server_address[:2]
+        return f"{host!s}:{port}"
+
+    @property
+    def page_url(self) -> str:
+        """The page's address on the proxy, signed in by its fragment."""
+        return f"http://{self.address}{self.prefix}ui#token={self.session_token}"
+
+    def serve_in_background(self) -> SigningProxy:
+        """Serve from a daemon thread (tests, embedding)."""
+        import threading  # noqa: PLC0415 - only this path needs it
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+    def forward(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Check, sign and forward one request; the upstream's answer (selected headers)."""
+        host = headers.get("host", "")
+        port = self.address.rsplit(":", 1)[1]
+        if host not in {self.address, f"localhost:{port}"}:
+            return _plain(403, "wrong Host header")
+        if not path.startswith(self.prefix):
+            return _plain(404, f"the API lives under {self.prefix}")
+        relative = urlsplit(path).path[len(self.prefix) :]
+        public = method in {"GET", "HEAD"} and _PUBLIC_PAGES.fullmatch(relative.rstrip("/"))
+        presented = headers.get("authorization", "")
+        expected = f"Bearer {self.session_token}"
+        if not public and not hmac.compare_digest(presented.encode(), expected.encode()):
+            return _plain(403, "Missing or invalid bearer token")
+        url = self.origin + path
+        outgoing = {k: headers[k] for k in _FORWARDED_REQUEST_HEADERS if k in headers}
+        signed = self.sign(method, url, body or None, outgoing)
+        try:
+            response = self.pool.request(
+                method, url, body=body or None, headers=signed, redirect=False
+            )
+        except urllib3.exceptions.HTTPError:
+            return _plain(502, "the deployed API cannot be reached")
+        returned = {k: v for k, v in response.headers.items() if k.lower() in _RETURNED_HEADERS}
+        return response.status, returned, response.data
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "smsctl-ui"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                if length > _MAX_BODY:
+                    self._send(*_plain(413, "request too large"))
+                    return
+                body = self.rfile.read(length) if length else b""
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                self._send(*proxy.forward(self.command, self.path, headers, body))
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = do_HEAD = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        return Handler
+
+
+def _plain(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
+    return status, {"content-type": "application/json"}, json.dumps({"message": message}).encode()
+
+
+def _ui(args: argparse.Namespace) -> int:
+    client = api_client(args)
+    if not client.sigv4:
+        fragment = f"#token={args.token}" if args.token else ""
+        url = f"{client.base_url}ui{fragment}"
+        _open(url, args.no_browser)
+        return 0
+    try:
+        proxy = SigningProxy(client.base_url, port=args.port)
+    except OSError as exc:
+        raise Unreachable(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror})") from exc
+    progress(f"signing proxy for {client.base_url} on http://{proxy.address}/ (Ctrl-C stops it)")
+    _open(proxy.page_url, args.no_browser)
+    with contextlib.suppress(KeyboardInterrupt):
+        proxy.server.serve_forever()
+    proxy.server.server_close()
+    return 0
+
+
+def _open(url: str, print_only: bool) -> None:
+    print(url, flush=True)
+    if not print_only:
+        webbrowser.open(url)

@@ -1,0 +1,317 @@
+"""The web page in headless Chromium, served by the local gateway (in-process) over real
+HTTP from the embedded DynamoDB: sign in, chart, filter, page, detail, export, cancel."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plumsms import bootstrap
+from plumsms.adapters.dynamodb.store import DynamoMessageStore
+from plumsms.config import Settings
+from plumsms.domain.models import HistoryEntry, Message, MessageType
+from plumsms_local.gateway import LocalGateway
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+API_TOKEN = "browser-test-token-0123456789"
+ACCOUNT = "+12435678910"
+CUSTOMER = "+19998881234"
+OTHER = "+19998885555"
+HOSTILE_BODY = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> & "quotes"'
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed at /usr/bin"),
+]
+
+
+def make(
+    minutes_ago: float,
+    *,
+    customer: str = CUSTOMER,
+    status: str = "delivered",
+    kind: MessageType = MessageType.OUTBOUND,
+    body: str | None = None,
+    send_at: datetime | None = None,
+) -> Message:
+    at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    inbound = kind is MessageType.INBOUND
+    history = [HistoryEntry(status="scheduled", at=at, source="api")]
+    if status != "scheduled":
+        history += [
+            HistoryEntry(status="queued", at=at + timedelta(seconds=1), source="dispatcher"),
+            HistoryEntry(status=status, at=at + timedelta(seconds=4), source="plum"),
+        ]
+    return Message.model_validate(
+        {
+            "id": uuid.uuid4().hex,
+            "sms_message_id": None if status == "scheduled" else uuid.uuid4().hex,
+            "type": kind,
+            "to": ACCOUNT if inbound else customer,
+            "from": customer if inbound else ACCOUNT,
+            "body": body or f"Hello {customer[-4:]} at {minutes_ago:.0f} minutes ago",
+            "status": status,
+            "created_at": at,
+            "updated_at": at,
+            "send_at": send_at,
+            "result_url": "https://sms.example.test/plum/status?key=KEY&ref=x",
+            "segments": 1,
+            "encoding": "GSM-7",
+            "history": history,
+        }
+    )
+
+
+@pytest.fixture
+def stack(function_env: dict[str, str]) -> Iterator[tuple[LocalGateway, DynamoMessageStore]]:
+    """The local gateway serving the template's routes, and the store behind it."""
+    gateway = LocalGateway(API_TOKEN, port=0).start()
+    yield gateway, bootstrap.message_store(Settings.from_env())
+    gateway.stop()
+
+
+@pytest.fixture
+def seeded(stack: tuple[LocalGateway, DynamoMessageStore]) -> dict[str, Any]:
+    """A log of 34 messages over four days, with a hostile body and a scheduled send."""
+    _, store = stack
+    messages = [
+        make(60 * 24 * (i % 4) + i, status=["delivered", "failed", "sent"][i % 3])
+        for i in range(24)
+    ]
+    messages += [make(30 + i, customer=OTHER, status="failed") for i in range(6)]
+    hostile = make(5, status="failed", body=HOSTILE_BODY)
+    inbound = make(3, kind=MessageType.INBOUND, status="received", body="STOP")
+    scheduled = make(
+        1, status="scheduled", body="Reminder: see you tomorrow",
+        send_at=datetime.now(UTC) + timedelta(days=1),
+    )  # fmt: skip
+    messages += [hostile, inbound, scheduled]
+    for message in messages:
+        store.put_message(message)
+    return {"all": messages, "hostile": hostile, "scheduled": scheduled}
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            viewport={"width": 1280, "height": 900}, timezone_id="UTC", locale="en-US",
+            accept_downloads=True,
+        )  # fmt: skip
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.errors = errors
+        yield page
+        context.close()
+        browser.close()
+
+
+def screenshot(page: Any, tmp_path: Path, name: str) -> Path:
+    """Save a full-page screenshot (and copy it to $PLUMSMS_SCREENSHOTS if set)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+    if os.environ.get("PLUMSMS_SCREENSHOTS"):
+        target = Path(os.environ["PLUMSMS_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / path.name)
+    return path
+
+
+def sign_in(page: Any, url: str) -> None:
+    page.goto(url + "ui")
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#token", API_TOKEN)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#log-table tbody tr[data-id]")
+
+
+def wait_rows(page: Any, count: int) -> None:
+    # Functions, not expressions: the page's CSP forbids eval, which expressions need.
+    page.wait_for_function(
+        "n => document.querySelectorAll('#log-table tbody tr[data-id]').length === n", arg=count
+    )
+
+
+def row_ids(page: Any, table: str = "#log-table") -> list[str]:
+    return list(
+        page.eval_on_selector_all(
+            f"{table} tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)"
+        )
+    )
+
+
+def test_find_a_message_by_number_and_status_and_read_its_history(
+    stack: tuple[LocalGateway, DynamoMessageStore],
+    seeded: dict[str, Any],
+    browser_page: Any,
+    tmp_path: Path,
+) -> None:
+    gateway, _ = stack
+    page = browser_page
+    # GIVEN the page opened from the local stack: it asks for the API token first
+    sign_in(page, gateway.url)
+    # THEN the log shows the newest 50 with Plum's columns, and the chart has bars
+    headers = page.eval_on_selector_all("#log-table thead th", "ths => ths.map(t => t.textContent)")
+    assert headers[:5] == ["To", "From", "Timestamp", "Status", "Type"]
+    assert len(row_ids(page)) == 33
+    assert page.locator("#chart svg rect").count() >= 4
+    assert "failed" in page.inner_text("#chart-legend")
+    screenshot(page, tmp_path, "log")
+
+    # WHEN the user filters by the customer's number and status "failed"
+    page.fill("#filters input[name=number]", CUSTOMER)
+    page.select_option("#filters select[name=status]", "failed")
+    page.click("#filters button[type=submit]")
+    page.wait_for_function("() => location.hash.includes('status=failed')")
+    wait_rows(page, 9)
+    # THEN only that number's failed messages are listed
+    expected = {m.id for m in seeded["all"] if m.status == "failed" and CUSTOMER in (m.to, m.from_)}
+    assert set(row_ids(page)) == expected
+    screenshot(page, tmp_path, "filtered")
+
+    # WHEN the hostile message's View link is opened
+    hostile = seeded["hostile"]
+    page.click(f"#log-table tr[data-id='{hostile.id}'] a")
+    page.wait_for_selector("#view-detail:not([hidden])")
+    page.wait_for_function("() => document.querySelectorAll('#detail-history li').length === 3")
+    # THEN body, result URL and status timeline are shown, and the body is text, not markup
+    assert page.inner_text("#detail-id") == hostile.id
+    assert page.text_content("#detail-body") == HOSTILE_BODY
+    assert page.locator("#detail-body img, #detail-body script").count() == 0
+    assert page.evaluate("window.__xss") is None
+    assert "plum/status?key=KEY&ref=x" in page.inner_text("#detail-fields")
+    timeline = page.eval_on_selector_all(
+        "#detail-history li .badge", "b => b.map(x => x.textContent)"
+    )
+    assert timeline == ["scheduled", "queued", "failed"]
+    screenshot(page, tmp_path, "detail")
+
+    # AND going back keeps the filters
+    page.click("#back-link")
+    page.wait_for_selector("#view-log:not([hidden])")
+    assert page.input_value("#filters input[name=number]") == CUSTOMER
+    assert not page.errors
+
+
+def test_paging_and_export_of_the_filtered_log(
+    stack: tuple[LocalGateway, DynamoMessageStore],
+    seeded: dict[str, Any],
+    browser_page: Any,
+    tmp_path: Path,
+) -> None:
+    gateway, _ = stack
+    page = browser_page
+    sign_in(page, gateway.url)
+    # GIVEN 25 messages per page
+    page.select_option("#filters select[name=limit]", "25")
+    page.click("#filters button[type=submit]")
+    wait_rows(page, 25)
+    first = row_ids(page)
+    # WHEN the next page is opened
+    page.click("#next-page")
+    page.wait_for_function("() => document.querySelector('#page-label').textContent === 'Page 2'")
+    second = row_ids(page)
+    # THEN it holds the rest, without repeats, and there is no further page
+    assert len(second) == 8
+    assert not set(first) & set(second)
+    assert page.is_disabled("#next-page")
+    page.click("#prev-page")
+    page.wait_for_function("() => document.querySelector('#page-label').textContent === 'Page 1'")
+    assert row_ids(page) == first
+
+    # WHEN the other customer's messages are exported as CSV from the page
+    page.fill("#filters input[name=number]", OTHER)
+    page.click("#filters button[type=submit]")
+    wait_rows(page, 6)
+    with page.expect_download() as download_info:
+        page.click("[data-export=csv]")
+    download = download_info.value
+    text = Path(download.path()).read_text(encoding="utf-8")
+    # THEN the file holds exactly those messages
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["id"] for r in rows} == {m.id for m in seeded["all"] if m.to == OTHER}
+    assert download.suggested_filename.endswith(".csv")
+    assert "Exported 6 messages." in page.inner_text("#export-status")
+    assert not page.errors
+
+
+def test_scheduled_messages_can_be_cancelled(
+    stack: tuple[LocalGateway, DynamoMessageStore],
+    seeded: dict[str, Any],
+    browser_page: Any,
+    tmp_path: Path,
+) -> None:
+    gateway, store = stack
+    page = browser_page
+    sign_in(page, gateway.url)
+    scheduled = seeded["scheduled"]
+    # GIVEN the scheduled page
+    page.click("nav a[data-view=scheduled]")
+    page.wait_for_selector(f"#scheduled-table tr[data-id='{scheduled.id}']")
+    assert row_ids(page, "#scheduled-table") == [scheduled.id]
+    screenshot(page, tmp_path, "scheduled")
+    # WHEN its Cancel button is clicked and confirmed
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"#scheduled-table tr[data-id='{scheduled.id}'] button")
+    page.wait_for_function("() => !document.querySelector('#scheduled-table tr[data-id]')")
+    # THEN the message is cancelled in the log and the page says nothing is scheduled
+    assert store.get(scheduled.id).status == "cancelled"
+    assert "Nothing is scheduled." in page.inner_text("#scheduled-table")
+    assert not page.errors
+
+
+def test_a_wrong_token_is_refused_and_the_login_stays(
+    stack: tuple[LocalGateway, DynamoMessageStore], browser_page: Any
+) -> None:
+    gateway, _ = stack
+    page = browser_page
+    # GIVEN the page opened with a wrong token in the fragment (as smsctl ui would pass one)
+    page.goto(gateway.url + "ui#token=wrong")
+    # THEN the API refuses it and the page asks again, saying why
+    page.wait_for_selector("#login:not([hidden])")
+    assert "refused" in page.inner_text("#notice")
+    assert page.locator("#app").is_hidden()
+
+
+def test_the_api_explorer_renders_offline(
+    stack: tuple[LocalGateway, DynamoMessageStore], browser_page: Any, tmp_path: Path
+) -> None:
+    gateway, _ = stack
+    page = browser_page
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    # WHEN the interactive API page is opened
+    page.goto(gateway.url + "api-docs")
+    page.wait_for_selector(".swagger-ui .opblock-summary-path")
+    # THEN it lists the log operations, and nothing was fetched from another host
+    paths = page.eval_on_selector_all(
+        ".opblock-summary-path", "nodes => nodes.map(n => n.textContent.trim())"
+    )
+    assert "/messages/export" in paths
+    assert all(url.startswith(gateway.url) or url.startswith("data:") for url in requested)
+    screenshot(page, tmp_path, "api-docs")

@@ -1,0 +1,343 @@
+"""smsctl logs / show / tail / export / ui against the local gateway over real HTTP, and
+the SigV4 signing proxy behind ``smsctl ui`` for deployed stacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import urllib3
+
+from plumsms import bootstrap
+from plumsms.adapters.dynamodb.store import DynamoMessageStore
+from plumsms.config import Settings
+from plumsms.domain.models import HistoryEntry, Message, MessageType
+from plumsms.usecases.log import EXPORT_COLUMNS
+from plumsms_local.cli import log as log_cli
+from plumsms_local.cli import main
+from plumsms_local.gateway import LocalGateway
+
+API_TOKEN = "cli-test-token-0123456789"
+ACCOUNT = "+12435678910"
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def gateway(function_env: dict[str, str]) -> Iterator[LocalGateway]:
+    served = LocalGateway(API_TOKEN, port=0).start()
+    yield served
+    served.stop()
+
+
+@pytest.fixture
+def store(function_env: dict[str, str]) -> DynamoMessageStore:
+    return bootstrap.message_store(Settings.from_env())
+
+
+def make(
+    index: int, status: str = "delivered", customer: str = "+19998880000", **extra: Any
+) -> Message:
+    at = extra.pop("created", T0 + timedelta(minutes=index))
+    return Message.model_validate(
+        {
+            "id": uuid.uuid4().hex,
+            "type": MessageType.OUTBOUND,
+            "to": customer,
+            "from": ACCOUNT,
+            "body": f"message {index}",
+            "status": status,
+            "created_at": at,
+            "updated_at": at,
+            "segments": 1,
+            "encoding": "GSM-7",
+            "history": [
+                HistoryEntry(status="queued", at=at, source="dispatcher"),
+                HistoryEntry(status=status, at=at + timedelta(seconds=3), source="plum"),
+            ],
+            **extra,
+        }
+    )
+
+
+def seed(store: DynamoMessageStore, messages: list[Message]) -> list[Message]:
+    for message in messages:
+        store.put_message(message)
+    return messages
+
+
+def smsctl(gateway: LocalGateway, *args: str, token: str = API_TOKEN) -> int:
+    return main(["--url", gateway.url, "--token", token, *args])
+
+
+def test_logs_prints_a_filtered_table(
+    gateway: LocalGateway, store: DynamoMessageStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN failed and delivered messages
+    failed = seed(store, [make(i, status="failed") for i in range(3)])
+    delivered = seed(store, [make(10 + i) for i in range(2)])
+    # WHEN `smsctl logs --status failed` runs
+    code = smsctl(gateway, "logs", "--status", "failed")
+    out = capsys.readouterr().out
+    # THEN the table holds the failed ones only, with Plum's columns
+    assert code == 0
+    header = out.splitlines()[0].split()
+    assert header == ["TIMESTAMP", "TYPE", "STATUS", "FROM", "TO", "ID", "BODY"]
+    assert all(m.id in out for m in failed)
+    assert not any(m.id in out for m in delivered)
+
+
+def test_logs_all_follows_every_page(
+    gateway: LocalGateway, store: DynamoMessageStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN 7 messages
+    messages = seed(store, [make(i) for i in range(7)])
+    # WHEN `smsctl --json logs --all --limit 2` runs
+    code = smsctl(gateway, "--json", "logs", "--all", "--limit", "2", "--order", "asc")
+    data = json.loads(capsys.readouterr().out)
+    # THEN all 7 come, oldest first, once each
+    assert code == 0
+    assert [m["id"] for m in data["items"]] == [m.id for m in messages]
+
+
+def test_logs_without_all_says_how_to_continue(
+    gateway: LocalGateway, store: DynamoMessageStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed(store, [make(i) for i in range(3)])
+    assert smsctl(gateway, "logs", "--limit", "2") == 0
+    assert "--cursor " in capsys.readouterr().err
+
+
+def test_show_prints_body_and_history(
+    gateway: LocalGateway, store: DynamoMessageStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a delivered message with a two-line body
+    [message] = seed(store, [make(1, body="first line\nsecond line")])
+    # WHEN `smsctl show` runs
+    code = smsctl(gateway, "show", message.id)
+    out = capsys.readouterr().out
+    # THEN fields, the body and the history (oldest first) are printed
+    assert code == 0
+    assert out.splitlines()[0].split() == ["id", message.id]
+    assert "  first line\n  second line" in out
+    history = out.split("history:")[1]
+    assert history.index("queued") < history.index("delivered")
+
+
+def test_show_unknown_is_an_error_exit(
+    gateway: LocalGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert smsctl(gateway, "show", uuid.uuid4().hex) == 1
+    assert "not found (HTTP 404)" in capsys.readouterr().err
+
+
+def test_a_wrong_token_is_refused(
+    gateway: LocalGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert smsctl(gateway, "logs", token="wrong") == 1
+    assert "HTTP 403" in capsys.readouterr().err
+
+
+def test_export_writes_the_whole_filtered_set_to_a_file(
+    gateway: LocalGateway,
+    store: DynamoMessageStore,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN 8 messages to one customer and 3 to another
+    mine = seed(store, [make(i, customer="+19998881111") for i in range(8)])
+    seed(store, [make(20 + i, customer="+19998882222") for i in range(3)])
+    target = tmp_path / "out.csv"
+    # WHEN that customer's messages are exported 3 rows per API answer
+    code = smsctl(
+        gateway, "export", "--number", "+19998881111", "-o", str(target), "--page-rows", "3"
+    )
+    # THEN the file is one CSV with every message of that customer, and progress went to stderr
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert list(rows[0]) == list(EXPORT_COLUMNS)
+    assert sorted(r["id"] for r in rows) == sorted(m.id for m in mine)
+    err = capsys.readouterr().err
+    assert "continuing" in err
+    assert f"exported 8 messages to {target}" in err
+    assert not list(tmp_path.glob(".out.csv.*"))
+
+
+def test_export_jsonl_to_stdout_honours_the_time_range(
+    gateway: LocalGateway, store: DynamoMessageStore, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # GIVEN messages across an hour
+    messages = seed(store, [make(i * 10) for i in range(6)])
+    # WHEN messages of minutes 10..30 are exported as JSON Lines to stdout
+    start = (T0 + timedelta(minutes=10)).isoformat()
+    end = (T0 + timedelta(minutes=30)).isoformat()
+    code = smsctl(
+        gateway, "export", "--format", "jsonl", "--start", start, "--end", end, "--order", "asc"
+    )
+    out = capfdbinary.readouterr().out.decode()
+    # THEN exactly those three are written, oldest first
+    assert code == 0
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [m.id for m in messages[1:4]]
+
+
+def test_tail_prints_recent_then_new_messages(
+    gateway: LocalGateway,
+    store: DynamoMessageStore,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN two recent messages, and a third logged while tail waits
+    now = datetime.now(UTC)
+    old = seed(store, [make(i, created=now - timedelta(seconds=30 - i)) for i in range(2)])
+    new = make(9, created=now)
+
+    arrived: list[Message] = []
+
+    def arrive(seconds: float) -> None:
+        if not arrived:  # the first wait is when the new message gets logged
+            store.put_message(new)
+            arrived.append(new)
+
+    monkeypatch.setattr(log_cli, "wait_between_polls", arrive)
+    # WHEN `smsctl tail` runs for two polls
+    code = smsctl(gateway, "tail", "--polls", "2", "--interval", "0")
+    lines = capsys.readouterr().out.splitlines()
+    # THEN the recent ones come first, oldest first, then the new one exactly once
+    assert code == 0
+    assert [line.split()[0] for line in lines] == [
+        m.created_at.isoformat().replace("+00:00", "Z") for m in (*old, new)
+    ]
+    assert "message 9" in lines[-1]
+
+
+def test_ui_for_the_local_stack_opens_the_page_signed_in(
+    gateway: LocalGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN `smsctl ui --no-browser` runs against the local stack
+    code = smsctl(gateway, "ui", "--no-browser")
+    # THEN it prints the page address carrying the token in the fragment
+    assert code == 0
+    assert capsys.readouterr().out.strip() == f"{gateway.url}ui#token={API_TOKEN}"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2h", "2024-05-01T10:00:00Z"),
+        ("7d", "2024-04-24T12:00:00Z"),
+        ("2024-05-01T09:30:00+02:00", "2024-05-01T07:30:00Z"),
+        ("2024-05-01T09:30:00Z", "2024-05-01T09:30:00Z"),
+    ],
+)
+def test_when_accepts_iso_times_and_ages(value: str, expected: str) -> None:
+    assert log_cli.parse_when(value, now=T0) == expected
+
+
+# -- the signing proxy -----------------------------------------------------------------
+
+
+def fake_signer(
+    method: str, url: str, data: bytes | None, headers: dict[str, str]
+) -> dict[str, str]:
+    """Stands in for SigV4 against the local gateway: 'signing' adds its bearer token."""
+    return {**headers, "authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+def proxy(gateway: LocalGateway) -> Iterator[log_cli.SigningProxy]:
+    served = log_cli.SigningProxy(gateway.url, session_token="session-xyz", sign=fake_signer)
+    served.serve_in_background()
+    yield served
+    served.close()
+
+
+def fetch(url: str, **headers: str) -> urllib3.BaseHTTPResponse:
+    return urllib3.request("GET", url, headers=headers, retries=False, redirect=False)
+
+
+def test_the_proxy_forwards_signed_calls_that_carry_the_session_token(
+    proxy: log_cli.SigningProxy, store: DynamoMessageStore
+) -> None:
+    # GIVEN a logged message
+    [message] = seed(store, [make(1)])
+    base = f"http://{proxy.address}/"
+    # WHEN the page's call comes with the session token
+    answer = fetch(base + "messages", authorization="Bearer session-xyz")
+    # THEN the proxy signs and forwards it, and the data comes back
+    assert answer.status == 200
+    assert [m["id"] for m in answer.json()["items"]] == [message.id]
+    # AND without the session token nothing is signed
+    assert fetch(base + "messages").status == 403
+    assert fetch(base + "messages", authorization="Bearer wrong").status == 403
+
+
+def test_the_proxy_serves_the_page_without_a_token(proxy: log_cli.SigningProxy) -> None:
+    # WHEN the page and its script are loaded like a browser does (no header)
+    page = fetch(f"http://{proxy.address}/ui")
+    script = fetch(f"http://{proxy.address}/ui/app.js")
+    # THEN they come through with their security headers
+    assert page.status == 200
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert script.status == 200
+    assert proxy.page_url == f"http://{proxy.address}/ui#token=session-xyz"
+
+
+def test_the_proxy_refuses_other_host_names(proxy: log_cli.SigningProxy) -> None:
+    # GIVEN a request whose Host is not the proxy (a rebinding attack's shape)
+    answer = fetch(
+        f"http://{proxy.address}/messages", host="evil.example", authorization="Bearer session-xyz"
+    )
+    # THEN it is refused before anything is signed
+    assert answer.status == 403
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        _Recorder.seen.append({k.lower(): v for k, v in self.headers.items()})
+        body = b'{"items": [], "next_cursor": null}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def test_the_proxy_signs_with_sigv4_under_a_stage_path(aws_env: None) -> None:
+    # GIVEN an upstream at a stage path and AWS credentials in the environment
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    stage_url = f"http://127.0.0.1:{upstream.server_address[1]}/v1/"
+    proxy = log_cli.SigningProxy(stage_url, session_token="session-abc").serve_in_background()
+    try:
+        # WHEN the page calls the API through the proxy
+        answer = fetch(
+            f"http://{proxy.address}/v1/messages?limit=5", authorization="Bearer session-abc"
+        )
+        outside = fetch(f"http://{proxy.address}/messages", authorization="Bearer session-abc")
+    finally:
+        proxy.close()
+        upstream.shutdown()
+        upstream.server_close()
+    # THEN the upstream got a SigV4 request, and the session token never left the machine
+    assert answer.status == 200
+    [headers] = _Recorder.seen
+    assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=local/")
+    assert "/execute-api/aws4_request" in headers["authorization"]
+    assert "x-amz-date" in headers
+    assert "session-abc" not in json.dumps(headers)
+    # AND paths outside the stage are not forwarded
+    assert outside.status == 404
+    assert proxy.page_url.endswith("/v1/ui#token=session-abc")

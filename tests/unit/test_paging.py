@@ -1,0 +1,146 @@
+"""Signed page cursors: round trips, tampering, scope binding (plumsms.domain.paging)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plumsms.domain.errors import ValidationFailed
+from plumsms.domain.paging import MAX_CURSOR_CHARS, CursorCodec, derive_key
+
+KEY = derive_key("test-webhook-key-0123456789")
+CODEC = CursorCodec(KEY)
+SCOPE = {"list": "messages", "number": "+19998881234", "status": None, "order": "desc"}
+POSITION = "2024-05-01T12:00:00.000000Z#0123456789abcdef0123456789abcdef"
+
+positions = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=128
+)
+scopes = st.dictionaries(
+    st.text(min_size=1, max_size=10),
+    st.one_of(st.none(), st.text(max_size=20), st.integers()),
+    max_size=6,
+)
+
+
+@given(position=positions, scope=scopes)
+def test_a_cursor_gives_back_its_position(
+    position: str, scope: dict[str, str | int | None]
+) -> None:
+    # GIVEN any position and scope
+    # WHEN it is encoded and decoded with the same scope
+    cursor = CODEC.encode(position, scope)
+    # THEN the position comes back, and the cursor is URL-safe ASCII of bounded size
+    assert CODEC.decode(cursor, scope) == position
+    assert cursor.isascii()
+    assert all(c.isalnum() or c in "-_." for c in cursor)
+    assert len(cursor) <= MAX_CURSOR_CHARS
+
+
+def test_a_cursor_does_not_show_its_position_in_clear() -> None:
+    # GIVEN a cursor
+    cursor = CODEC.encode(POSITION, SCOPE)
+    # THEN the position is not readable as-is (clients must treat it as opaque)
+    assert POSITION not in cursor
+    assert "#" not in cursor
+
+
+@given(index=st.integers(min_value=0), replacement=st.sampled_from("AQgw-_x."))
+def test_changing_any_character_is_rejected(index: int, replacement: str) -> None:
+    # GIVEN a valid cursor
+    cursor = CODEC.encode(POSITION, SCOPE)
+    index %= len(cursor)
+    if cursor[index] == replacement:
+        return
+    tampered = cursor[:index] + replacement + cursor[index + 1 :]
+    # WHEN one character is changed
+    # THEN decoding fails as a 400 naming the cursor
+    with pytest.raises(ValidationFailed) as failure:
+        CODEC.decode(tampered, SCOPE)
+    assert failure.value.field == "cursor"
+
+
+def test_a_re_signed_payload_with_another_position_is_rejected() -> None:
+    # GIVEN a cursor whose payload is rewritten to seek elsewhere, keeping the old tag
+    cursor = CODEC.encode(POSITION, SCOPE)
+    payload_b64, tag = cursor.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4)))
+    payload["p"] = "2099-01-01T00:00:00.000000Z#" + "f" * 32
+    forged = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    # WHEN it is presented
+    # THEN it is refused
+    with pytest.raises(ValidationFailed, match="not a cursor this API issued"):
+        CODEC.decode(f"{forged}.{tag}", SCOPE)
+
+
+def test_a_cursor_from_another_deployment_is_rejected() -> None:
+    # GIVEN a cursor signed under another secret
+    other = CursorCodec(derive_key("another-deployment-secret"))
+    cursor = other.encode(POSITION, SCOPE)
+    # WHEN this deployment decodes it
+    # THEN it is refused
+    with pytest.raises(ValidationFailed, match="not a cursor this API issued"):
+        CODEC.decode(cursor, SCOPE)
+
+
+@given(changed=st.sampled_from(["number", "status", "order", "list"]), value=st.text(max_size=8))
+def test_a_cursor_is_bound_to_its_filters(changed: str, value: str) -> None:
+    # GIVEN a cursor issued for one set of filters
+    cursor = CODEC.encode(POSITION, SCOPE)
+    other_scope = {**SCOPE, changed: value}
+    if other_scope == SCOPE:
+        return
+    # WHEN it is used with different filters
+    # THEN it is refused, saying why
+    with pytest.raises(ValidationFailed, match="different filters"):
+        CODEC.decode(cursor, other_scope)
+
+
+@given(garbage=st.text(max_size=600))
+def test_arbitrary_text_is_a_validation_error_never_a_crash(garbage: str) -> None:
+    # GIVEN any text a client might send as a cursor
+    # WHEN it is decoded
+    # THEN the only possible failure is ValidationFailed on "cursor"
+    try:
+        CODEC.decode(garbage, SCOPE)
+    except ValidationFailed as failure:
+        assert failure.field == "cursor"
+    else:  # pragma: no cover - would mean a forged cursor was accepted
+        pytest.fail("arbitrary text decoded as a cursor")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["", ".", "abc", "a.b.c", "é.é", "x" * (MAX_CURSOR_CHARS + 1), "!!!!.????"],
+)
+def test_malformed_cursors_are_rejected(cursor: str) -> None:
+    # GIVEN malformed cursors
+    # WHEN decoded
+    # THEN each is a 400 on "cursor"
+    with pytest.raises(ValidationFailed) as failure:
+        CODEC.decode(cursor, SCOPE)
+    assert failure.value.field == "cursor"
+
+
+def test_key_derivation_is_stable_and_separates_secrets() -> None:
+    # GIVEN two secrets
+    # WHEN keys are derived
+    # THEN the same secret always gives the same key, and different ones differ
+    assert derive_key("secret-one") == derive_key("secret-one")
+    assert derive_key("secret-one") != derive_key("secret-two")
+    assert derive_key("secret-one") != b"secret-one"
+    with pytest.raises(ValueError, match="non-empty"):
+        derive_key("")
+
+
+@pytest.mark.parametrize("position", ["", "x" * 129, "2024-05-01#é", "a\x00b"])
+def test_positions_out_of_range_cannot_be_encoded(position: str) -> None:
+    # GIVEN an empty or oversized position
+    # WHEN it is encoded
+    # THEN the programming error is loud
+    with pytest.raises(ValueError, match="position"):
+        CODEC.encode(position, SCOPE)

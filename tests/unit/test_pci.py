@@ -1,0 +1,128 @@
+"""The PCI guard: card numbers (13-19 digits passing Luhn) never go out by SMS."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plumsms.domain.pci import contains_card_number, find_card_number, luhn_valid
+
+# Test numbers the card networks publish for testing.
+TEST_CARDS = [
+    "4111111111111111",  # Visa, 16
+    "4222222222222",  # Visa, 13
+    "378282246310005",  # American Express, 15
+    "5555555555554444",  # Mastercard
+    "6011111111111117",  # Discover
+    "30569309025904",  # Diners Club, 14
+    "3530111333300000",  # JCB
+    "6011000990139424",  # Discover
+    "4000056655665556",  # Visa debit
+    "6759649826438453",  # Maestro
+]
+
+
+def luhn_complete(stem: str) -> str:
+    """``stem`` plus the check digit that makes it pass Luhn."""
+    for digit in "0123456789":
+        if luhn_valid(stem + digit):
+            return stem + digit
+    raise AssertionError("a Luhn check digit always exists")
+
+
+@pytest.mark.parametrize("number", TEST_CARDS)
+def test_published_test_cards_pass_luhn_and_are_caught(number: str) -> None:
+    # GIVEN a published test card number
+    # WHEN it is checked alone and inside a sentence
+    # THEN Luhn accepts it and the guard finds it
+    assert luhn_valid(number)
+    assert contains_card_number(number)
+    assert contains_card_number(f"My card is {number}, expiry 12/29")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "3782 822463 10005",
+        "3782-822463-10005",
+        "card:4111111111111111.",
+        "Order 12345 4111 1111 1111 1111 thanks",
+        "pay with 5555 5555 5555 4444 today",
+    ],
+)
+def test_grouped_and_embedded_card_numbers_are_caught(text: str) -> None:
+    # GIVEN a card number written with spaces or dashes, or next to other numbers
+    # WHEN the guard reads the text
+    # THEN it is caught
+    assert contains_card_number(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "Your code is 123456",
+        "Call +1 (243) 567-8910 or 19998881234",
+        "4111111111111112",  # fails Luhn
+        "411111111111",  # 12 digits: too short even though Luhn-valid
+        "41111111111111111111111",  # one run of 23 digits: another kind of identifier
+        "Tracking 1Z999AA10123456784",
+        "4111 1111 1111 1111".replace(" ", "\u00a0"),  # no-break spaces are not separators
+        "\u0664\u0661\u0661\u0661" * 4,  # Arabic-Indic digits
+    ],
+)
+def test_other_numbers_are_not_card_numbers(text: str) -> None:
+    # GIVEN text without a card number (phone numbers, codes, a failing checksum)
+    # WHEN the guard reads it
+    # THEN nothing is found
+    assert not contains_card_number(text)
+
+
+def test_span_points_at_the_card_digits() -> None:
+    # GIVEN a card number inside a sentence
+    text = "ref 99 then 4111-1111-1111-1111 end"
+    # WHEN its span is asked for
+    span = find_card_number(text)
+    # THEN the span covers exactly the grouped card number
+    assert span is not None
+    assert text[span[0] : span[1]] == "4111-1111-1111-1111"
+
+
+def test_luhn_rejects_non_digits() -> None:
+    # GIVEN strings that are not plain ASCII digits
+    # THEN Luhn refuses them instead of crashing
+    assert not luhn_valid("")
+    assert not luhn_valid("4111a")
+    assert not luhn_valid("\u0664\u0661")
+
+
+@given(
+    stem=st.text(alphabet="0123456789", min_size=12, max_size=18),
+    separators=st.lists(st.sampled_from(["", " ", "-"]), min_size=18, max_size=18),
+    before=st.text(alphabet="abc XYZ.,:", max_size=10),
+    after=st.text(alphabet="abc XYZ.,:", max_size=10),
+)
+def test_any_luhn_valid_number_with_any_separators_is_caught(
+    stem: str, separators: list[str], before: str, after: str
+) -> None:
+    # GIVEN any 13-19 digit Luhn-valid number, with spaces or dashes between any digits,
+    # between letters and punctuation
+    number = luhn_complete(stem)
+    written = "".join(
+        digit + (separators[i] if i < len(number) - 1 else "") for i, digit in enumerate(number)
+    )
+    # WHEN the guard reads it
+    # THEN it is always caught
+    assert contains_card_number(f"{before} {written} {after}")
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=12))
+def test_twelve_digits_or_fewer_are_never_card_numbers(digits: str) -> None:
+    # GIVEN a run of at most 12 digits
+    # WHEN the guard reads it, alone or grouped
+    # THEN it is never a card number, whatever its checksum
+    assert not contains_card_number(digits)
+    assert not contains_card_number(" ".join(digits))

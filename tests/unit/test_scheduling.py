@@ -1,0 +1,381 @@
+"""Due times: time zones, DST, quiet hours and recurrence rules (pure, no sockets)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from plumsms.domain.errors import ValidationFailed
+from plumsms.domain.scheduling import (
+    MAX_OCCURRENCES,
+    Cron,
+    QuietHours,
+    Recurrence,
+    check_due,
+    parse_instant,
+    wall_to_utc,
+    zone,
+    zone_for_number,
+)
+
+NY = zone("America/New_York")
+PARIS = zone("Europe/Paris")
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+def local(instant: datetime, tz: str = "America/New_York") -> str:
+    return instant.astimezone(zone(tz)).strftime("%Y-%m-%d %H:%M %Z")
+
+
+# -- time zones and DST -------------------------------------------------------------------
+
+
+def test_a_wall_time_in_the_spring_forward_gap_moves_past_the_gap() -> None:
+    # GIVEN 02:30 on the day New York skips from 02:00 to 03:00 (2025-03-09)
+    # WHEN it is converted
+    instant = wall_to_utc(datetime(2025, 3, 9, 2, 30), NY)
+    # THEN it happens at 03:30 EDT, the same distance past the gap's start
+    assert local(instant) == "2025-03-09 03:30 EDT"
+
+
+def test_a_repeated_wall_time_happens_the_first_time_only() -> None:
+    # GIVEN 01:30 on the night New York repeats 01:00-02:00 (2025-11-02)
+    # WHEN it is converted
+    instant = wall_to_utc(datetime(2025, 11, 2, 1, 30), NY)
+    # THEN it is the first 01:30 (EDT, UTC-4)
+    assert instant == utc(2025, 11, 2, 5, 30)
+
+
+def test_a_time_without_offset_is_read_in_the_time_zone() -> None:
+    # GIVEN an ISO time without offset and a time zone
+    # WHEN it is parsed
+    # THEN it is a wall time there; with an offset the offset wins
+    assert parse_instant("2025-07-01T09:00", PARIS, "send_at") == utc(2025, 7, 1, 7, 0)
+    assert parse_instant("2025-07-01T09:00Z", PARIS, "send_at") == utc(2025, 7, 1, 9, 0)
+    assert parse_instant("2025-07-01T09:00-04:00", None, "send_at") == utc(2025, 7, 1, 13, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("2025-07-01T09:00", "needs an offset"),
+        ("tomorrow", "ISO 8601"),
+        ("2025-07-01", "not a date"),
+        ("", "ISO 8601"),
+    ],
+)
+def test_unusable_times_are_refused_with_a_reason(text: str, rule: str) -> None:
+    # GIVEN a time that cannot be placed (no zone, not ISO, a bare date)
+    # WHEN it is parsed without a time zone
+    # THEN the refusal names the field and says why
+    with pytest.raises(ValidationFailed) as caught:
+        parse_instant(text, None, "send_at")
+    assert caught.value.field == "send_at"
+    assert rule in caught.value.rule
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus", "", "../etc/passwd", "/etc/localtime", "x" * 80])
+def test_unknown_time_zones_are_refused(name: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        zone(name, "time_zone")
+    assert caught.value.field == "time_zone"
+
+
+def test_number_zone_is_used_only_when_the_prefix_has_exactly_one() -> None:
+    # GIVEN numbers whose prefix maps to one zone, to several, or to none
+    # THEN only the first kind gives a zone
+    assert zone_for_number("+12125551234") == "America/New_York"
+    assert zone_for_number("+4915112345678") == "Europe/Berlin"
+    assert zone_for_number("+61412345678") is None  # Australia: several zones
+    assert zone_for_number("+12435678910") is None  # unassigned area code
+
+
+def test_due_times_in_the_past_or_beyond_a_year_are_refused() -> None:
+    now = utc(2025, 1, 1, 12)
+    # GIVEN due times around now
+    # THEN a little in the past is now, too far either way is refused
+    assert check_due(now - timedelta(seconds=30), now) == now
+    assert check_due(now + timedelta(days=365), now) == now + timedelta(days=365)
+    with pytest.raises(ValidationFailed, match="in the past"):
+        check_due(now - timedelta(minutes=5), now)
+    with pytest.raises(ValidationFailed, match="one year"):
+        check_due(now + timedelta(days=366), now)
+
+
+# -- quiet hours ------------------------------------------------------------------------
+
+
+def quiet(start: str, end: str, tz: str = "America/New_York") -> QuietHours:
+    return QuietHours.model_validate({"start": start, "end": end, "time_zone": tz})
+
+
+def test_quiet_hours_across_midnight_hold_sends_until_the_morning() -> None:
+    window = quiet("21:00", "08:00")
+    # GIVEN a send at 23:30 and one at 03:00 New York time
+    late = wall_to_utc(datetime(2025, 6, 10, 23, 30), NY)
+    early = wall_to_utc(datetime(2025, 6, 11, 3, 0), NY)
+    # WHEN the window releases them
+    # THEN both go at 08:00 on the 11th; a send at noon is not moved
+    assert local(window.release(late)) == "2025-06-11 08:00 EDT"
+    assert local(window.release(early)) == "2025-06-11 08:00 EDT"
+    noon = wall_to_utc(datetime(2025, 6, 11, 12, 0), NY)
+    assert window.release(noon) == noon
+
+
+def test_quiet_hours_edges_are_start_inclusive_and_end_exclusive() -> None:
+    window = quiet("21:00", "08:00")
+    at_start = wall_to_utc(datetime(2025, 6, 10, 21, 0), NY)
+    at_end = wall_to_utc(datetime(2025, 6, 11, 8, 0), NY)
+    assert window.contains(at_start)
+    assert not window.contains(at_end)
+    assert window.release(at_end) == at_end
+
+
+def test_a_daytime_quiet_window_releases_the_same_day() -> None:
+    window = quiet("12:00", "13:30", "Europe/Paris")
+    lunch = wall_to_utc(datetime(2025, 6, 10, 12, 15), PARIS)
+    assert local(window.release(lunch), "Europe/Paris") == "2025-06-10 13:30 CEST"
+
+
+def test_quiet_hours_ending_inside_a_dst_gap_end_after_the_gap() -> None:
+    # GIVEN a window ending at 02:30, on the night New York skips 02:00-03:00
+    window = quiet("00:00", "02:30")
+    inside = wall_to_utc(datetime(2025, 3, 9, 1, 0), NY)
+    # WHEN a send inside it is released
+    # THEN it goes at 03:30 EDT (02:30 does not exist that night)
+    assert local(window.release(inside)) == "2025-03-09 03:30 EDT"
+
+
+def test_quiet_hours_in_the_repeated_hour_end_at_the_second_pass() -> None:
+    # GIVEN a window 00:00-01:30 and a send at the second 01:10 of the fall-back night
+    window = quiet("00:00", "01:30")
+    second_pass = datetime(2025, 11, 2, 1, 10, tzinfo=NY, fold=1).astimezone(UTC)
+    # WHEN it is released
+    released = window.release(second_pass)
+    # THEN it goes at the second 01:30 (never earlier than requested)
+    assert released == datetime(2025, 11, 2, 1, 30, tzinfo=NY, fold=1).astimezone(UTC)
+    assert released > second_pass
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"start": "21:00", "end": "21:00"},
+        {"start": "25:00", "end": "08:00"},
+        {"start": "9pm", "end": "08:00"},
+        {"start": "21:00", "end": "08:00", "time_zone": "Nowhere/City"},
+        {"start": "21:00", "end": "08:00", "extra": 1},
+    ],
+)
+def test_malformed_quiet_hours_are_refused(data: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        QuietHours.model_validate(data)
+
+
+@given(
+    start=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+    end=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
+    instant=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 1, 1)).map(
+        lambda d: d.replace(tzinfo=UTC)
+    ),
+    tz=st.sampled_from(["America/New_York", "Europe/Paris", "Australia/Lord_Howe", "UTC"]),
+)
+def test_released_sends_are_never_earlier_and_never_inside_the_window(
+    start: time, end: time, instant: datetime, tz: str
+) -> None:
+    if start == end:
+        return
+    window = QuietHours(start=start, end=end, time_zone=tz)
+    # WHEN any instant is released
+    released = window.release(instant)
+    # THEN it is not earlier, it is outside the window, and it waits less than a day
+    assert released >= instant
+    assert not window.contains(released)
+    assert released - instant <= timedelta(hours=25)
+
+
+# -- recurrence -------------------------------------------------------------------------
+
+
+def occurrences(rule: Recurrence, start: datetime, tz: str) -> list[str]:
+    first = rule.model_copy(update={"time_zone": tz}).first(start, zone(tz))
+    assert first is not None
+    anchor, _ = first
+    return [local(i, tz) for i in rule.occurrences(anchor, zone(tz))]
+
+
+def test_a_daily_rule_keeps_its_local_time_across_spring_forward() -> None:
+    # GIVEN daily at 09:00 New York from 2025-03-07, four times
+    rule = Recurrence(frequency="daily", count=4)
+    start = wall_to_utc(datetime(2025, 3, 7, 9, 0), NY)
+    # THEN every send is at 09:00 local, though UTC moves from 14:00 to 13:00
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-03-07 09:00 EST",
+        "2025-03-08 09:00 EST",
+        "2025-03-09 09:00 EDT",
+        "2025-03-10 09:00 EDT",
+    ]
+
+
+def test_a_daily_rule_in_the_gap_hour_fires_once_after_the_gap() -> None:
+    # GIVEN daily at 02:30 across the night 02:00-03:00 does not exist
+    rule = Recurrence(frequency="daily", count=3)
+    start = wall_to_utc(datetime(2025, 3, 8, 2, 30), NY)
+    # THEN that night's send is at 03:30 and the others at 02:30
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-03-08 02:30 EST",
+        "2025-03-09 03:30 EDT",
+        "2025-03-10 02:30 EDT",
+    ]
+
+
+def test_an_hourly_cron_rule_does_not_fire_twice_in_the_repeated_hour() -> None:
+    # GIVEN a cron rule at minute 30 of every hour, over the fall-back night in Paris
+    rule = Recurrence(cron="30 * * * *", count=4)
+    start = wall_to_utc(datetime(2025, 10, 26, 1, 0), PARIS)
+    # THEN 02:30 comes once (its first pass) and the sends stay an hour or more apart
+    assert occurrences(rule, start, "Europe/Paris") == [
+        "2025-10-26 01:30 CEST",
+        "2025-10-26 02:30 CEST",
+        "2025-10-26 03:30 CET",
+        "2025-10-26 04:30 CET",
+    ]
+
+
+def test_a_weekday_cron_rule_skips_weekends() -> None:
+    rule = Recurrence(cron="0 9 * * MON-FRI", count=3)
+    start = utc(2025, 6, 6, 12, 0)  # Friday 08:00 New York
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-06-06 09:00 EDT",
+        "2025-06-09 09:00 EDT",
+        "2025-06-10 09:00 EDT",
+    ]
+
+
+def test_a_weekly_rule_on_chosen_days_starts_on_the_first_of_them() -> None:
+    # GIVEN weekly on Monday and Thursday, asked for on a Wednesday
+    rule = Recurrence.model_validate(
+        {"frequency": "weekly", "by_weekday": ["MO", "TH"], "count": 3}
+    )
+    start = wall_to_utc(datetime(2025, 6, 11, 10, 0), NY)
+    # THEN the first send is Thursday, then Monday, then Thursday
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-06-12 10:00 EDT",
+        "2025-06-16 10:00 EDT",
+        "2025-06-19 10:00 EDT",
+    ]
+
+
+def test_a_monthly_rule_on_the_31st_uses_the_last_day_of_short_months() -> None:
+    rule = Recurrence(frequency="monthly", count=4)
+    start = wall_to_utc(datetime(2025, 1, 31, 9, 0), NY)
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-01-31 09:00 EST",
+        "2025-02-28 09:00 EST",
+        "2025-03-31 09:00 EDT",
+        "2025-04-30 09:00 EDT",
+    ]
+
+
+def test_until_a_date_includes_that_whole_local_day() -> None:
+    # GIVEN every other day until 2025-06-05 as JSON gives it (a date: the end of that
+    # day, local; not midnight at its start)
+    rule = Recurrence.model_validate_json(
+        '{"frequency": "daily", "interval": 2, "until": "2025-06-05"}'
+    )
+    assert rule.until == date(2025, 6, 5)
+    start = wall_to_utc(datetime(2025, 6, 1, 23, 0), NY)
+    # THEN the 5th at 23:00 local is still in
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-06-01 23:00 EDT",
+        "2025-06-03 23:00 EDT",
+        "2025-06-05 23:00 EDT",
+    ]
+
+
+def test_count_ends_a_series_and_next_after_says_so() -> None:
+    rule = Recurrence(frequency="daily", count=2, time_zone="UTC")
+    first = rule.first(utc(2025, 1, 1, 8), zone("UTC"))
+    assert first is not None
+    anchor, instant = first
+    assert instant == utc(2025, 1, 1, 8)
+    assert rule.next_after(anchor, zone("UTC"), 1) == utc(2025, 1, 2, 8)
+    assert rule.next_after(anchor, zone("UTC"), 2) is None
+
+
+def test_a_series_never_exceeds_the_occurrence_cap() -> None:
+    rule = Recurrence(cron="* * * * *", until=datetime(2030, 1, 1, tzinfo=UTC))
+    first = rule.first(utc(2025, 1, 1), zone("UTC"))
+    assert first is not None
+    assert sum(1 for _ in rule.occurrences(first[0], zone("UTC"))) == MAX_OCCURRENCES
+
+
+def test_a_cron_rule_that_never_matches_has_no_first_occurrence() -> None:
+    rule = Recurrence(cron="0 9 31 2 *", count=3)  # 31 February
+    assert rule.first(utc(2025, 1, 1), zone("UTC")) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"count": 3},  # neither frequency nor cron
+        {"frequency": "daily", "cron": "0 9 * * *", "count": 3},
+        {"frequency": "daily"},  # no end
+        {"frequency": "daily", "by_weekday": ["MO"], "count": 3},
+        {"frequency": "hourly", "count": 3},
+        {"cron": "0 9 * *", "count": 3},
+        {"cron": "61 9 * * *", "count": 3},
+        {"cron": "0 9 * * 1", "interval": 2, "count": 3},
+        {"frequency": "daily", "count": MAX_OCCURRENCES + 1},
+        {"frequency": "daily", "count": 2, "time_zone": "Atlantis/Capital"},
+    ],
+)
+def test_malformed_recurrences_are_refused(data: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Recurrence.model_validate(data)
+
+
+def test_cron_fields_accept_names_lists_ranges_and_steps() -> None:
+    cron = Cron("*/15 8-10,17 1,15 JAN-MAR sun")
+    assert cron.minutes == [0, 15, 30, 45]
+    assert cron.hours == [8, 9, 10, 17]
+    assert cron.months == {1, 2, 3}
+    assert cron.weekdays == {0}
+    # Both day fields restricted: either matches (Vixie cron).
+    assert cron.matches_day(date(2025, 1, 15))  # a Wednesday, the 15th
+    assert cron.matches_day(date(2025, 1, 5))  # a Sunday
+    assert not cron.matches_day(date(2025, 1, 6))
+    assert not cron.matches_day(date(2025, 4, 1))
+
+
+@given(
+    frequency=st.sampled_from(["daily", "weekly", "monthly"]),
+    interval=st.integers(min_value=1, max_value=3),
+    count=st.integers(min_value=1, max_value=40),
+    wall=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2026, 1, 1)).map(
+        lambda d: d.replace(second=0, microsecond=0)
+    ),
+    tz=st.sampled_from(["America/New_York", "Europe/Paris", "Australia/Lord_Howe"]),
+)
+def test_frequency_series_increase_strictly_and_keep_the_wall_clock(
+    frequency: str, interval: int, count: int, wall: datetime, tz: str
+) -> None:
+    # GIVEN any daily/weekly/monthly rule
+    rule = Recurrence.model_validate({"frequency": frequency, "interval": interval, "count": count})
+    instants = list(rule.occurrences(wall, zone(tz)))
+    # THEN it yields at most ``count`` instants, strictly increasing, each at the anchor's
+    # wall clock time unless DST moved it forward out of a gap
+    assert 1 <= len(instants) <= count
+    assert all(a < b for a, b in itertools.pairwise(instants))
+    for instant in instants:
+        seen = instant.astimezone(zone(tz)).replace(tzinfo=None).time()
+        gap_shift = datetime.combine(date.min, seen) - datetime.combine(date.min, wall.time())
+        assert seen == wall.time() or timedelta(0) < gap_shift <= timedelta(hours=1)

@@ -1,0 +1,544 @@
+"""The dispatcher's decisions with an in-memory outbox and a scripted Plum (no sockets)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.domain.plum import (
+    InvalidRecipient,
+    PlumError,
+    PlumMessageQuery,
+    PlumPageQuery,
+    PlumRejected,
+    PlumSmsResource,
+    PlumUnavailable,
+    Unauthorized,
+    UnsubscribedRecipient,
+)
+from plumsms.domain.sending import Claim, DuePage, DueRef, Schedule
+from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter
+
+NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
+SENDER = "+12435678910"
+
+
+class FakeOutbox:
+    """The outbox's contract over a dict: enough to watch the dispatcher's moves."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.opted: set[str] = set()
+        self.opt_outs: list[tuple[str, str]] = []
+        self.occurrences: list[tuple[Message, Schedule]] = []
+        self.lock = threading.Lock()
+        self.writes = 0
+
+    def add(self, message: Message, schedule: Schedule | None = None) -> None:
+        self.rows[message.id] = {
+            "message": message,
+            "schedule": schedule or Schedule(),
+            "status": Status.SCHEDULED,
+            "due": message.send_at,
+            "token": None,
+            "attempts": 0,
+            "error": None,
+            "plum_ids": [],
+            "check_after": None,
+            "claimed_at": None,
+        }
+
+    def status(self, message_id: str) -> str:
+        return str(self.rows[message_id]["status"])
+
+    def due(self, now: datetime, limit: int, after: dict[str, Any] | None = None) -> DuePage:
+        with self.lock:
+            ready = sorted(
+                (r["due"], i)
+                for i, r in self.rows.items()
+                if r["status"] == Status.SCHEDULED and r["due"] <= now
+            )
+        start = int(after["n"]) if after else 0
+        chosen = ready[start : start + limit]
+        refs = [
+            DueRef(i, self.rows[i]["message"].to, self.rows[i]["message"].from_, f"{d}#{i}")
+            for d, i in chosen
+        ]
+        more = {"n": start + limit} if start + limit < len(ready) else None
+        return DuePage(refs, more)
+
+    def claim(
+        self, ref: DueRef, token: str, now: datetime, check_after: datetime, result_url: str | None
+    ) -> Claim | None:
+        with self.lock:
+            self.writes += 1
+            row = self.rows[ref.message_id]
+            if row["status"] != Status.SCHEDULED or f"{row['due']}#{ref.message_id}" != ref.due_sk:
+                return None
+            row.update(status=Status.SENDING, token=token, claimed_at=now, check_after=check_after)
+            message = row["message"].model_copy(update={"result_url": result_url})
+            row["message"] = message
+            return Claim(message, row["schedule"], token, now.isoformat(), row["attempts"])
+
+    def _owned(self, claim: Claim) -> dict[str, Any] | None:
+        row = self.rows[claim.message.id]
+        return row if row["token"] == claim.token else None
+
+    def record_sent(self, claim: Claim, plum_ids: Sequence[str], now: datetime) -> bool:
+        with self.lock:
+            self.writes += 1
+            row = self._owned(claim)
+            if row is None:
+                return False
+            row.update(status=Status.QUEUED, plum_ids=list(plum_ids), token=None)
+            return True
+
+    def retry_later(
+        self, claim: Claim, due: datetime, attempts: int, error: str | None, now: datetime
+    ) -> bool:
+        with self.lock:
+            self.writes += 1
+            row = self._owned(claim)
+            if row is None:
+                return False
+            row.update(status=Status.SCHEDULED, due=due, attempts=attempts, error=error, token=None)
+            return True
+
+    def check_later(
+        self, claim: Claim, check_after: datetime, attempts: int, error: str, now: datetime
+    ) -> bool:
+        with self.lock:
+            self.writes += 1
+            row = self._owned(claim)
+            if row is None:
+                return False
+            row.update(check_after=check_after, attempts=attempts, error=error)
+            return True
+
+    def finish(self, claim: Claim, status: str, error: str, now: datetime) -> bool:
+        with self.lock:
+            self.writes += 1
+            row = self._owned(claim)
+            if row is None:
+                return False
+            row.update(status=status, error=error, token=None)
+            return True
+
+    def stale(self, now: datetime, limit: int) -> list[Claim]:
+        return [
+            Claim(
+                r["message"], r["schedule"], r["token"], r["claimed_at"].isoformat(), r["attempts"]
+            )
+            for r in self.rows.values()
+            if r["status"] == Status.SENDING and r["check_after"] <= now
+        ][:limit]
+
+    def take_over(self, claim: Claim, token: str, check_after: datetime) -> Claim | None:
+        with self.lock:
+            row = self._owned(claim)
+            if row is None:
+                return None
+            row.update(token=token, check_after=check_after)
+            return Claim(claim.message, claim.schedule, token, claim.claimed_at, claim.attempts)
+
+    def opted_out(self, numbers: Iterable[str]) -> set[str]:
+        return set(numbers) & self.opted
+
+    def known_plum_id(self, sms_message_id: str) -> bool:
+        return any(sms_message_id in r["plum_ids"] for r in self.rows.values())
+
+    def put_occurrence(self, message: Message, schedule: Schedule) -> bool:
+        self.occurrences.append((message, schedule))
+        return True
+
+    def record_opt_out(self, number: str, message_id: str, keyword: str, now: datetime) -> None:
+        self.opt_outs.append((number, keyword))
+        self.opted.add(number)
+
+    def pending_for(self, number: str) -> list[str]:
+        return [
+            i
+            for i, r in self.rows.items()
+            if r["message"].to == number and r["status"] == Status.SCHEDULED
+        ]
+
+    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
+        row = self.rows[message_id]
+        if row["status"] != Status.SCHEDULED:
+            return False
+        row["status"] = Status.SUPPRESSED
+        return True
+
+
+class ScriptedPlum:
+    """Answers ``queue`` from a per-recipient script; remembers what was queued."""
+
+    def __init__(self, failures: dict[str, PlumError] | None = None) -> None:
+        self.failures = failures or {}
+        self.queued: list[tuple[str, str, str, str | None]] = []
+        self.listed: list[PlumSmsResource] = []
+        self.lock = threading.Lock()
+
+    def queue(
+        self, to: str, from_: str, body: str, result_url: str | None = None
+    ) -> list[PlumSmsResource]:
+        if to in self.failures:
+            raise self.failures[to]
+        with self.lock:
+            self.queued.append((to, from_, body, result_url))
+            number = len(self.queued)
+        return [
+            PlumSmsResource(
+                sms_message_id=f"{number:032x}",
+                to=to.lstrip("+"),
+                from_=from_,
+                body=body,
+                request_timestamp=int(NOW.timestamp()),
+                result_url=result_url,
+                status="queued",
+            )
+        ]
+
+    def status(self, sms_message_id: str) -> PlumSmsResource:
+        raise NotImplementedError
+
+    def messages(self, query: PlumMessageQuery | None = None) -> list[PlumSmsResource]:
+        return list(self.listed)
+
+    def conversation(
+        self, account_number: str, customer_number: str, query: PlumPageQuery | None = None
+    ) -> list[PlumSmsResource]:
+        raise NotImplementedError
+
+
+def message(index: int, to: str | None = None) -> Message:
+    return Message(
+        id=f"{index:032x}",
+        type=MessageType.OUTBOUND,
+        to=to or f"+1212555{index:04d}",
+        from_=SENDER,
+        body=f"Message {index}",
+        status=Status.SCHEDULED,
+        created_at=NOW,
+        updated_at=NOW,
+        send_at=NOW,
+        segments=1,
+        encoding="GSM-7",
+        history=[HistoryEntry(status=Status.SCHEDULED, at=NOW, source="test")],
+    )
+
+
+def dispatcher(
+    outbox: FakeOutbox,
+    plum: ScriptedPlum,
+    clock: Callable[[], datetime] = lambda: NOW,
+    **config: Any,
+) -> Dispatcher:
+    settings_ = {"rate_per_second": 1000.0, "concurrency": 4} | config
+    return Dispatcher(
+        outbox=outbox,
+        plum=lambda: plum,
+        result_url=lambda ref: f"https://sms.example.test/plum/status?key=k&ref={ref}",
+        config=DispatchConfig(**settings_),
+        clock=clock,
+        draw=lambda: 1.0,
+    )
+
+
+def plenty() -> int:
+    return 600_000
+
+
+# -- sending and recording -------------------------------------------------------------
+
+
+def test_due_messages_are_sent_once_with_their_result_url_and_recorded() -> None:
+    outbox, plum = FakeOutbox(), ScriptedPlum()
+    for i in range(10):
+        outbox.add(message(i))
+    report = dispatcher(outbox, plum).run(plenty)
+    assert report["sent"] == 10
+    assert sorted(q[0] for q in plum.queued) == sorted(message(i).to for i in range(10))
+    assert all(
+        q[3] and q[3].endswith(f"ref={message(int(q[2].split()[1])).id}") for q in plum.queued
+    )
+    assert {outbox.status(message(i).id) for i in range(10)} == {Status.QUEUED}
+    # Two writes per sent message: the claim and the record.
+    assert outbox.writes == 20
+
+
+def test_messages_not_yet_due_stay() -> None:
+    outbox, plum = FakeOutbox(), ScriptedPlum()
+    outbox.add(message(1).model_copy(update={"send_at": NOW + timedelta(minutes=1)}))
+    assert dispatcher(outbox, plum).run(plenty)["sent"] == 0
+    assert plum.queued == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "reason"),
+    [
+        (InvalidRecipient("Invalid 'to' phone number"), Status.FAILED, "Invalid 'to' phone number"),
+        (PlumRejected("Error sending sms request"), Status.FAILED, "Error sending sms request"),
+    ],
+)
+def test_permanent_errors_fail_the_message_with_plums_reason(
+    error: PlumError, status: str, reason: str
+) -> None:
+    outbox = FakeOutbox()
+    outbox.add(message(1))
+    plum = ScriptedPlum({message(1).to: error})
+    report = dispatcher(outbox, plum).run(plenty)
+    assert report["failed"] == 1
+    assert outbox.status(message(1).id) == status
+    assert reason in outbox.rows[message(1).id]["error"]
+
+
+def test_transient_errors_retry_with_growing_backoff_then_fail() -> None:
+    outbox = FakeOutbox()
+    outbox.add(message(1))
+    plum = ScriptedPlum({message(1).to: PlumUnavailable("HTTP 503")})
+    now = [NOW]
+    run = dispatcher(outbox, plum, clock=lambda: now[0], max_attempts=3)
+    delays = []
+    for _ in range(3):
+        run.run(plenty)
+        row = outbox.rows[message(1).id]
+        if row["status"] == Status.SCHEDULED:
+            delays.append(row["due"] - now[0])
+            now[0] = row["due"]
+    # THEN two retries (30 s, 60 s with this jitter draw), then failed
+    assert delays == [timedelta(seconds=30), timedelta(seconds=60)]
+    assert outbox.status(message(1).id) == Status.FAILED
+    assert "Plum unavailable" in outbox.rows[message(1).id]["error"]
+
+
+def test_a_send_that_may_have_reached_plum_is_checked_before_any_resend() -> None:
+    outbox = FakeOutbox()
+    outbox.add(message(1))
+    plum = ScriptedPlum({message(1).to: PlumUnavailable("no answer", maybe_sent=True)})
+    now = [NOW]
+    run = dispatcher(outbox, plum, clock=lambda: now[0])
+    report = run.run(plenty)
+    # THEN the claim is kept, to be checked a minute later
+    assert report["to_check"] == 1
+    row = outbox.rows[message(1).id]
+    assert row["status"] == Status.SENDING
+    assert row["check_after"] == NOW + timedelta(seconds=60)
+    # WHEN Plum's list shows it (by our ref) and the check comes due
+    plum.listed = [
+        PlumSmsResource(
+            sms_message_id="ab" * 16,
+            to="12125550001",
+            from_="2435678910",
+            body="Message 1",
+            request_timestamp=int(NOW.timestamp()),
+            result_url=f"https://sms.example.test/plum/status?key=k&ref={message(1).id}",
+            status="sent",
+        )
+    ]
+    now[0] = NOW + timedelta(seconds=61)
+    report = run.run(plenty)
+    # THEN it is recorded with Plum's id, never queued again
+    assert report["reconciled"] == 1
+    assert row["status"] == Status.QUEUED
+    assert row["plum_ids"] == ["ab" * 16]
+    assert plum.queued == []
+
+
+def test_a_stale_claim_that_plum_never_got_is_sent_again() -> None:
+    outbox, plum = FakeOutbox(), ScriptedPlum()
+    outbox.add(message(1))
+    row = outbox.rows[message(1).id]
+    row.update(status=Status.SENDING, token="dead", claimed_at=NOW, check_after=NOW)
+    report = dispatcher(outbox, plum, clock=lambda: NOW + timedelta(minutes=6)).run(plenty)
+    assert report["resent"] == 1
+    assert report["sent"] == 1
+    assert len(plum.queued) == 1
+
+
+def test_content_matches_must_not_belong_to_another_message() -> None:
+    # GIVEN Plum lists a message with the same content but another message's ref
+    outbox, plum = FakeOutbox(), ScriptedPlum()
+    outbox.add(message(1))
+    outbox.rows[message(1).id].update(
+        status=Status.SENDING, token="dead", claimed_at=NOW, check_after=NOW
+    )
+    plum.listed = [
+        PlumSmsResource(
+            sms_message_id="cd" * 16,
+            to="12125550001",
+            from_="2435678910",
+            body="Message 1",
+            request_timestamp=int(NOW.timestamp()),
+            result_url="https://sms.example.test/plum/status?key=k&ref=" + "f" * 32,
+            status="sent",
+        )
+    ]
+    report = dispatcher(outbox, plum, clock=lambda: NOW + timedelta(minutes=6)).run(plenty)
+    # THEN it is not taken for ours: ours is sent
+    assert report["reconciled"] == 0
+    assert report["resent"] == 1
+
+
+def test_unsubscribed_at_plum_records_an_opt_out_and_suppresses_pending() -> None:
+    number = "+12125559999"
+    outbox = FakeOutbox()
+    outbox.add(message(1, to=number))
+    outbox.add(message(2, to=number).model_copy(update={"send_at": NOW + timedelta(days=1)}))
+    plum = ScriptedPlum(
+        {number: UnsubscribedRecipient("Attempt to send to unsubscribed recipient")}
+    )
+    report = dispatcher(outbox, plum).run(plenty)
+    assert outbox.status(message(1).id) == Status.FAILED
+    assert outbox.status(message(2).id) == Status.SUPPRESSED
+    assert outbox.opt_outs == [(number, "PLUM-UNSUBSCRIBED")]
+    assert report["suppressed"] == 1
+
+
+def test_locally_opted_out_recipients_are_suppressed_without_a_claim() -> None:
+    outbox, plum = FakeOutbox(), ScriptedPlum()
+    outbox.add(message(1))
+    outbox.opted.add(message(1).to)
+    report = dispatcher(outbox, plum).run(plenty)
+    assert report["suppressed"] == 1
+    assert outbox.writes == 0  # no claim: the suppress is conditional on "scheduled"
+    assert plum.queued == []
+
+
+def test_refused_credentials_stop_the_run_without_charging_the_messages() -> None:
+    outbox = FakeOutbox()
+    for i in range(5):
+        outbox.add(message(i))
+    plum = ScriptedPlum({message(i).to: Unauthorized("Unauthorized access") for i in range(5)})
+    report = dispatcher(outbox, plum, concurrency=1).run(plenty)
+    assert report.stopped == "unauthorized"
+    assert report["claimed"] == 1
+    rows = [outbox.rows[message(i).id] for i in range(5)]
+    assert all(r["status"] == Status.SCHEDULED and r["attempts"] == 0 for r in rows)
+
+
+def test_claiming_stops_when_the_invocation_runs_low_on_time() -> None:
+    outbox, plum = FakeOutbox(), ScriptedPlum()
+    for i in range(50):
+        outbox.add(message(i))
+    # GIVEN an invocation whose remaining time drops 1 s per look at the clock
+    remaining = [60_000]
+
+    def remaining_ms() -> int:
+        remaining[0] -= 1000
+        return remaining[0]
+
+    report = dispatcher(outbox, plum, concurrency=1).run(remaining_ms)
+    # THEN it stopped early, with claims it made all finished and the rest still due
+    assert report.stopped == "time"
+    assert 0 < report["sent"] < 50
+    statuses = [outbox.status(message(i).id) for i in range(50)]
+    assert statuses.count(Status.QUEUED) == report["sent"]
+    assert statuses.count(Status.SENDING) == 0
+    assert statuses.count(Status.SCHEDULED) == 50 - report["sent"]
+
+
+def test_a_recurring_message_creates_its_next_occurrence_when_sent() -> None:
+    from plumsms.domain.scheduling import Recurrence  # noqa: PLC0415
+
+    outbox, plum = FakeOutbox(), ScriptedPlum()
+    rule = Recurrence(frequency="daily", count=3, time_zone="UTC")
+    schedule = Schedule(recurrence=rule, anchor=NOW.replace(tzinfo=None), series_id="s" * 32)
+    outbox.add(message(1), schedule)
+    dispatcher(outbox, plum).run(plenty)
+    assert len(outbox.occurrences) == 1
+    following, following_schedule = outbox.occurrences[0]
+    assert following.send_at == NOW + timedelta(days=1)
+    assert following_schedule.occurrence == 2
+    assert following_schedule.series_id == "s" * 32
+    assert following.body == message(1).body
+    assert following.id != message(1).id
+
+
+# -- the rate limiter --------------------------------------------------------------------
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def test_the_rate_limiter_paces_each_sender_evenly() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(10, clock.monotonic, clock.sleep)
+    starts = []
+    for _ in range(21):
+        limiter.acquire("+1")
+        starts.append(clock.now)
+    assert starts[-1] - starts[0] == pytest.approx(2.0)
+    # Another sender has its own pace.
+    before = clock.now
+    limiter.acquire("+2")
+    assert clock.now == before
+
+
+def test_the_rate_limiter_refuses_slots_past_the_deadline() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(1, clock.monotonic, clock.sleep)
+    assert limiter.acquire("+1", deadline=5)
+    assert limiter.acquire("+1", deadline=5)
+    clock.now = 0.5
+    assert not limiter.acquire("+1", deadline=1.5)  # next slot is at 2.0
+
+
+@given(
+    rate=st.floats(min_value=0.5, max_value=50),
+    arrivals=st.lists(st.floats(min_value=0, max_value=10), min_size=1, max_size=40),
+)
+def test_granted_slots_are_never_closer_than_the_interval(
+    rate: float, arrivals: list[float]
+) -> None:
+    # GIVEN callers arriving at any times
+    now = [0.0]
+    granted: list[float] = []
+    limiter = RateLimiter(rate, lambda: now[0], lambda seconds: granted.append(now[0] + seconds))
+    for arrival in sorted(arrivals):
+        now[0] = arrival
+        before = len(granted)
+        limiter.acquire("+1")
+        if len(granted) == before:
+            granted.append(arrival)  # no wait: the slot was now
+    # THEN no two granted slots are closer than 1/rate
+    gaps = [b - a for a, b in itertools.pairwise(granted)]
+    assert all(gap >= 1 / rate - 1e-9 for gap in gaps)
+
+
+def test_threads_sharing_the_limiter_hold_the_rate_together() -> None:
+    # GIVEN 4 threads taking 5 slots each at 50 per second (real time)
+    limiter = RateLimiter(50)
+    started = time.monotonic()
+
+    def worker() -> None:
+        for _ in range(5):
+            limiter.acquire("+1")
+
+    pool = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    # THEN the 20 slots span at least 19 intervals
+    assert time.monotonic() - started >= 19 / 50 - 0.01
