@@ -278,7 +278,9 @@ def test_any_unicode_body_is_stored_and_echoed_as_valid_xml(invoke: Any, rules_f
     response = invoke(form(sms_id=uuid.uuid4().hex, body=body))
     assert response["statusCode"] == 200
     replies = parse_reply(response["body"].encode())
-    if body.strip():
+    from plumsms.domain.keywords import classify
+
+    if body.strip() and classify(body) is None:  # carrier keywords have their own answers
         from plumsms.domain.replyxml import xml_safe
 
         assert replies[0].body == xml_safe(body)

@@ -227,6 +227,30 @@ def test_a_status_change_takes_the_message_off_the_due_index(
     assert item[keys.STATUS_PK]["S"] == "queued"
 
 
+def test_a_row_without_history_attribute_still_gets_its_statuses(
+    post: Any, store: DynamoMessageStore, ddb: Any, table_name: str
+) -> None:
+    # GIVEN a message row some other writer stored without a history attribute
+    message = outbound(sms_message_id=new_id()).model_copy(update={"history": []})
+    store.put_message(message)
+    ddb.update_item(
+        TableName=table_name,
+        Key={"PK": {"S": f"MSG#{message.id}"}, "SK": {"S": "MSG"}},
+        UpdateExpression="REMOVE history",
+    )
+    # WHEN a moving, then an unknown status arrive
+    assert outcome(post(callback(new_id(), "sent"), ref=message.id)) == "changed"
+    ddb.update_item(
+        TableName=table_name,
+        Key={"PK": {"S": f"MSG#{message.id}"}, "SK": {"S": "MSG"}},
+        UpdateExpression="REMOVE history",
+    )
+    assert outcome(post(callback(new_id(), "odd"), ref=message.id)) == "recorded"
+    # THEN both landed
+    assert [e.status for e in store.get(message.id).history] == ["odd"]
+    assert store.get(message.id).status == "sent"
+
+
 def test_json_body_is_accepted(post: Any, store: DynamoMessageStore) -> None:
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)

@@ -262,11 +262,6 @@ def test_replies_sent_from_reply_xml_get_their_status_by_ref(
         assert [e.status for e in stored.history] == ["queued", "sent", "delivered"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PlumClient and the simulator disagree on sms/conversation's inferred parameter names "
-    "(account_phone_number vs account_number); remove this mark once they agree",
-)
 def test_a_reply_whose_callbacks_were_all_dropped_is_found_in_the_conversation(
     bundle: Bundle, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

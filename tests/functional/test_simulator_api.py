@@ -303,11 +303,18 @@ def test_messages_filters(sim: PlumSimulator, clock: Clock) -> None:
     window = ok_json(get(sim, "messages.json", start="1700000010", end="1700000030", sort="asc"))
     assert _bodies(window) == ["in 0", "out 1", "in 1"]
     by_customer = ok_json(
-        get(sim, "messages.json", phone_number=PHONE_DIGITS, number_side="customer", sort="asc")
+        get(
+            sim,
+            "messages.json",
+            phone_number=PHONE_DIGITS,
+            phone_number_type="customer",
+            sort="asc",
+        )
     )
     assert by_customer["total"] == 6
     assert (
-        ok_json(get(sim, "messages.json", phone_number=PHONE, number_side="account"))["total"] == 0
+        ok_json(get(sim, "messages.json", phone_number=PHONE, phone_number_type="account"))["total"]
+        == 0
     )
     by_account = ok_json(get(sim, "messages.json", phone_number="2435678911"))
     assert _bodies(by_account) == ["other"]
@@ -340,20 +347,36 @@ def test_messages_xml_list(sim: PlumSimulator) -> None:
 def test_conversation(sim: PlumSimulator, clock: Clock) -> None:
     _seed_log(sim, clock)
     result = ok_json(
-        get(sim, "conversation.json", account_number=ACCOUNT_DIGITS, customer_number=PHONE_DIGITS)
+        get(
+            sim,
+            "conversation.json",
+            account_phone_number=ACCOUNT_DIGITS,
+            customer_phone_number=PHONE_DIGITS,
+        )
     )
     assert _bodies(result) == ["out 0", "in 0", "out 1", "in 1", "out 2", "in 2"]
     none = ok_json(
-        get(sim, "conversation.json", account_number="2435678911", customer_number=PHONE_DIGITS)
+        get(
+            sim,
+            "conversation.json",
+            account_phone_number="2435678911",
+            customer_phone_number=PHONE_DIGITS,
+        )
     )
     assert none == {"sms_messages": [], "total": 0}
     root = etree.fromstring(
-        get(sim, "conversation.xml", account_number=ACCOUNT, customer_number=PHONE, limit="50").data
+        get(
+            sim,
+            "conversation.xml",
+            account_phone_number=ACCOUNT,
+            customer_phone_number=PHONE,
+            limit="50",
+        ).data
     )
     assert root.tag == "conversation"
     assert len(root.findall("result/sms_messages/sms_message")) == 6
-    missing = get(sim, "conversation.json", account_number=ACCOUNT_DIGITS)
-    assert failure_json(missing) == "Invalid 'customer_number' parameter (required)"
+    missing = get(sim, "conversation.json", account_phone_number=ACCOUNT_DIGITS)
+    assert failure_json(missing) == "Invalid 'customer_phone_number' parameter (required)"
 
 
 # injected API faults

@@ -495,6 +495,21 @@ def test_the_rate_limiter_paces_each_sender_evenly() -> None:
     assert clock.now == before
 
 
+def test_a_send_that_starts_late_pushes_the_next_one_back() -> None:
+    # GIVEN two booked slots, 0.0 and 0.1, and a first send that starts late (0.07)
+    clock = FakeTime()
+    limiter = RateLimiter(10, clock.monotonic, clock.sleep)
+    first, second = limiter.reserve("+1"), limiter.reserve("+1")
+    assert (first, second) == (0.0, pytest.approx(0.1))
+    clock.now = 0.07
+    limiter.wait_until("+1", first or 0.0)
+    started_first = clock.now
+    # WHEN the second is due
+    limiter.wait_until("+1", second or 0.0)
+    # THEN it starts a whole interval after the late first start, not at its slot
+    assert clock.now - started_first == pytest.approx(0.1)
+
+
 def test_the_rate_limiter_refuses_slots_past_the_deadline() -> None:
     clock = FakeTime()
     limiter = RateLimiter(1, clock.monotonic, clock.sleep)

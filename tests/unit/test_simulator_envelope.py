@@ -65,7 +65,8 @@ def test_query_defaults() -> None:
     query = queries.message_query({})
     assert query == MessageQuery(offset=0, limit=50, sort="desc", type="all")
     conversation = queries.message_query(
-        {"account_number": "2435678910", "customer_number": "19998881234"}, conversation=True
+        {"account_phone_number": "2435678910", "customer_phone_number": "19998881234"},
+        conversation=True,
     )
     assert conversation.sort == "asc"
     assert conversation.between == ("+12435678910", "+19998881234")
@@ -107,7 +108,7 @@ def test_query_reads_every_inferred_name() -> None:
         ({"sort": "up"}, "sort"),
         ({"type": "reply"}, "type"),
         ({"phone_number": "12"}, "phone_number"),
-        ({"number_side": "left"}, "number_side"),
+        ({"phone_number_type": "left"}, "phone_number_type"),
         ({"start": "yesterday"}, "start"),
     ],
 )
@@ -117,8 +118,8 @@ def test_bad_parameters_are_named(params: dict[str, str], name: str) -> None:
 
 
 def test_conversation_needs_both_numbers() -> None:
-    with pytest.raises(PlumFailure, match="Invalid 'customer_number' parameter"):
-        queries.message_query({"account_number": "2435678910"}, conversation=True)
+    with pytest.raises(PlumFailure, match="Invalid 'customer_phone_number' parameter"):
+        queries.message_query({"account_phone_number": "2435678910"}, conversation=True)
 
 
 def _message(kind: Kind, to: str, from_: str, at: float) -> SimMessage:

@@ -13,28 +13,33 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
+from plumsms.adapters.plum.client import QUERY_PARAMETERS as _CLIENT_NAMES
 from plumsms.domain.phone import plum_from_digits, plum_to_digits
 
 QUERY_PARAMS: Final = MappingProxyType(
     {
         # sms/status
-        "message_id": "sms_message_id",
+        "message_id": _CLIENT_NAMES["sms_message_id"],
         # sms/messages (the documented order: skip, max, sort, start, end, type,
         # phone number, which side that number is on)
-        "skip": "offset",
-        "max": "limit",
-        "sort": "sort",
-        "start": "start",
-        "end": "end",
-        "type": "type",
-        "phone_number": "phone_number",
-        "number_side": "number_side",
+        "skip": _CLIENT_NAMES["offset"],
+        "max": _CLIENT_NAMES["limit"],
+        "sort": _CLIENT_NAMES["sort"],
+        "start": _CLIENT_NAMES["start"],
+        "end": _CLIENT_NAMES["end"],
+        "type": _CLIENT_NAMES["type"],
+        "phone_number": _CLIENT_NAMES["number"],
+        "number_side": _CLIENT_NAMES["number_side"],
         # sms/conversation (plus skip, max, sort, start and end above)
-        "account_number": "account_number",
-        "customer_number": "customer_number",
+        "account_number": _CLIENT_NAMES["account_number"],
+        "customer_number": _CLIENT_NAMES["customer_number"],
     }
 )
-"""Meaning -> query parameter name of the GET services."""
+"""Meaning -> query parameter name of the GET services.
+
+The names are inferred; the bundle's Plum client holds the one list of them
+(``plumsms.adapters.plum.client.QUERY_PARAMETERS``), so client and simulator agree.
+"""
 
 LIMIT_MIN: Final = 50
 LIMIT_MAX: Final = 1000

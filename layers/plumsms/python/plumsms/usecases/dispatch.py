@@ -8,11 +8,12 @@ One run (an EventBridge tick, or a direct call for a send due now):
    ``ref`` in its result URL, else by to/from/body in the time window) before anything
    is sent again: found means recorded, not found means due again.
 2. Page through the ``Due`` index, oldest first. For each message: skip (``suppressed``)
-   if the recipient opted out; wait for the sender's rate-limit slot; claim it with a
-   conditional update (two dispatchers never both win); call Plum's ``sms/queue`` with
-   the result URL ``.../plum/status?key=...&ref=<id>``; record Plum's id (``queued``).
-   Sends run on a thread pool; a new message is claimed only while the Lambda has more
-   than ``stop_margin`` left, so no claim is ever abandoned by a timeout.
+   if the recipient opted out; book the sender's next rate-limit slot (in due order, so
+   each sender's sends reach Plum evenly paced); claim it with a conditional update (two
+   dispatchers never both win); at its slot, call Plum's ``sms/queue`` with the result
+   URL ``.../plum/status?key=...&ref=<id>``; record Plum's id (``queued``). Sends run on
+   a thread pool; no slot is booked past the Lambda's remaining time less
+   ``stop_margin``, so no claim is abandoned by a timeout.
 3. Errors: transient ones retry later with exponential backoff and jitter, up to
    ``max_attempts``, then ``failed``; permanent ones are ``failed`` with Plum's reason;
    Plum's unsubscribed-recipient error also records a local opt-out and suppresses
@@ -188,10 +189,13 @@ class DispatchReport:
 
 
 class RateLimiter:
-    """At most ``per_second`` acquisitions per key, paced evenly, shared by threads.
+    """At most ``per_second`` slots per key, paced evenly, shared by threads.
 
-    Each acquisition reserves the key's next free slot (``1/per_second`` after the
-    previous one) and sleeps until it; a slot beyond ``deadline`` is not reserved.
+    ``reserve`` books the key's next free slot (``1/per_second`` after the previous one)
+    and says when it starts; ``wait_until`` sleeps until then, and also until one
+    interval after the key's previous start, so a send that started late (its claim
+    took long) never brings the next one closer than the interval. A slot that would
+    start after ``deadline`` is not booked.
     """
 
     def __init__(
@@ -206,18 +210,35 @@ class RateLimiter:
         self._monotonic = monotonic
         self._sleep = sleep
         self._next: dict[str, float] = {}
+        self._started: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key: str, deadline: float | None = None) -> bool:
-        """Wait for ``key``'s next slot; False (at once) if it would start after ``deadline``."""
+    def reserve(self, key: str, deadline: float | None = None) -> float | None:
+        """Book ``key``'s next slot; its start (monotonic), or None past ``deadline``."""
         with self._lock:
             now = self._monotonic()
             slot = max(now, self._next.get(key, now))
             if deadline is not None and slot > deadline:
-                return False
+                return None
             self._next[key] = slot + self._interval
-        if slot > now:
-            self._sleep(slot - now)
+            return slot
+
+    def wait_until(self, key: str, slot: float) -> None:
+        """Sleep until ``slot``, and at least one interval after ``key``'s last start."""
+        with self._lock:
+            now = self._monotonic()
+            start = max(slot, now, self._started.get(key, -math.inf) + self._interval)
+            self._started[key] = start
+            delay = start - now
+        if delay > 0:
+            self._sleep(delay)
+
+    def acquire(self, key: str, deadline: float | None = None) -> bool:
+        """Book the next slot and wait for it; False (at once) past ``deadline``."""
+        slot = self.reserve(key, deadline)
+        if slot is None:
+            return False
+        self.wait_until(key, slot)
         return True
 
 
@@ -252,6 +273,11 @@ class _Run:
     def claimed(self) -> None:
         with self.lock:
             self.claims_in_pass += 1
+
+    def take_pass_claims(self) -> int:
+        with self.lock:
+            count, self.claims_in_pass = self.claims_in_pass, 0
+            return count
 
 
 def _ref_of(url: str | None) -> str | None:
@@ -317,45 +343,57 @@ class Dispatcher:
     # -- the main loop ----------------------------------------------------------------
 
     def _claim_loop(self, run: _Run, pool: ThreadPoolExecutor) -> None:
-        slots = threading.BoundedSemaphore(self.config.concurrency)
+        workers = threading.BoundedSemaphore(self.config.concurrency)
         cursor: dict[str, Any] | None = None
         in_pass: list[Future[None]] = []
+        full: set[str] = set()  # senders with no slot left before the deadline
         while run.may_claim():
             page = self._outbox.due(self._clock(), self.config.page(), cursor)
             blocked = self._outbox.opted_out({r.to for r in page.items}) if page.items else set()
+            submitted = 0
             for ref in page.items:
-                if not self._free_slot(run, slots):
+                slot: float | None = None
+                if ref.to not in blocked:
+                    if ref.from_ in full:
+                        continue
+                    # Booked here, in due order, so each sender's sends leave evenly paced.
+                    slot = run.limiter.reserve(ref.from_, run.deadline())
+                    if slot is None:
+                        full.add(ref.from_)
+                        continue
+                if not self._free_worker(run, workers):
                     return
-                future = pool.submit(self._deliver, run, ref, ref.to in blocked)
-                future.add_done_callback(lambda _: slots.release())
+                future = pool.submit(self._deliver, run, ref, slot)
+                future.add_done_callback(lambda _: workers.release())
                 in_pass.append(future)
+                submitted += 1
             cursor = page.next_position
+            if page.items and not submitted:
+                return  # every sender on this page is out of slots for this run
             if cursor is None:
                 # End of the index: go round again only if this pass sent something
                 # (retries and new sends may have come due meanwhile).
                 wait(in_pass)
-                if run.claims_in_pass == 0:
+                if not run.take_pass_claims():
                     return
-                run.claims_in_pass = 0
                 in_pass = []
 
     @staticmethod
-    def _free_slot(run: _Run, slots: threading.BoundedSemaphore) -> bool:
+    def _free_worker(run: _Run, workers: threading.BoundedSemaphore) -> bool:
         while run.may_claim():
-            if slots.acquire(timeout=0.2):
+            if workers.acquire(timeout=0.2):
                 if run.may_claim():
                     return True
-                slots.release()
+                workers.release()
                 return False
         return False
 
-    def _deliver(self, run: _Run, ref: DueRef, blocked: bool) -> None:
+    def _deliver(self, run: _Run, ref: DueRef, slot: float | None) -> None:
+        """Suppress (``slot`` None: opted out) or claim, wait for the slot, and send."""
         try:
-            if blocked:
+            if slot is None:
                 if self._outbox.suppress(ref.message_id, self._clock(), "dispatcher"):
                     run.report.add("suppressed")
-                return
-            if not run.limiter.acquire(ref.from_, run.deadline()) or run.halted.is_set():
                 return
             now = self._clock()
             claim = self._outbox.claim(
@@ -370,6 +408,12 @@ class Dispatcher:
                 return
             run.claimed()
             run.report.add("claimed")
+            run.limiter.wait_until(ref.from_, slot)
+            if run.halted.is_set():
+                # Credentials were refused meanwhile: hand it back untouched.
+                now = self._clock()
+                self._outbox.retry_later(claim, now, claim.attempts, None, now)
+                return
             self._send(run, claim)
         except Exception:
             # The claim (if any) stays; a later run reconciles it with Plum.

@@ -37,6 +37,7 @@ ORPHAN_TTL = timedelta(days=7)
 MAX_ATTEMPTS = 5
 
 Decide = Callable[[Message], status.Plan]
+_APPEND = "#h = list_append(if_not_exists(#h, :empty), :entries)"
 
 
 def orphan_pk(sms_message_id: str) -> str:
@@ -156,9 +157,10 @@ class DynamoStatusLog:
             ":new": {"S": reported},
             ":upd": {"S": keys.timestamp(max(self._clock(), entry.at))},
             ":entries": _entries([entry.model_copy(update={"status": reported})]),
+            ":empty": {"L": []},
         }
         values |= {f":from{i}": {"S": s} for i, s in enumerate(allowed)}
-        sets = ["#st = :new", "#spk = :new", "#upd = :upd", "#h = list_append(#h, :entries)"]
+        sets = ["#st = :new", "#spk = :new", "#upd = :upd", _APPEND]
         if plum_id is not None:
             names |= {"#sid": "sms_message_id", "#pid": keys.PLUM_ID_ATTR}
             values[":pid"] = {"S": plum_id}
@@ -206,13 +208,16 @@ class DynamoStatusLog:
         }
         sets = ["#st = :new", "#spk = :new", "#upd = :upd"]
         if planned.append:
-            sets.append("#h = list_append(#h, :entries)")
-            values[":entries"] = _entries(planned.append)
+            sets.append(_APPEND)
+            values |= {":entries": _entries(planned.append), ":empty": {"L": []}}
         if planned.record_plum_id is not None:
             names |= {"#sid": "sms_message_id", "#pid": keys.PLUM_ID_ATTR}
             values[":pid"] = {"S": planned.record_plum_id}
             sets += ["#sid = if_not_exists(#sid, :pid)", "#pid = if_not_exists(#pid, :pid)"]
         expression = "SET " + ", ".join(sets)
+        history_unchanged = "size(#h) = :count"
+        if not before.history:
+            history_unchanged = f"(attribute_not_exists(#h) OR {history_unchanged})"
         if planned.changed:
             # Off the Due index the moment a message leaves ``scheduled``.
             names |= {"#duepk": keys.DUE_PK, "#duesk": keys.DUE_SK}
@@ -224,7 +229,7 @@ class DynamoStatusLog:
             Key=codec.message_key(before.id),
             UpdateExpression=expression,
             ConditionExpression=(
-                f"attribute_exists({keys.PK}) AND #st = :expected AND size(#h) = :count"
+                f"attribute_exists({keys.PK}) AND #st = :expected AND {history_unchanged}"
             ),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
