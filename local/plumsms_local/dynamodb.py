@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
 
 from plumsms_local import template
 
@@ -27,15 +34,33 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
+class _Serialized:
+    """A WSGI wrapper that runs one request at a time.
+
+    DynamoDB applies each conditional write atomically; moto checks the condition and
+    writes without a lock, so two concurrent claims could both win. Serialising the
+    requests restores DynamoDB's guarantee (moto is CPU-bound under the GIL anyway).
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
 class EmbeddedDynamoDB:
-    """A moto server on 127.0.0.1 that speaks the DynamoDB HTTP API."""
+    """A moto server on 127.0.0.1 that speaks the DynamoDB HTTP API, atomically."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port or free_port(host)
         # werkzeug logs every request at INFO; the local stack has its own logs.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address=host, port=self.port, verbose=False)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
@@ -44,12 +69,24 @@ class EmbeddedDynamoDB:
 
     def start(self) -> EmbeddedDynamoDB:
         """Start serving in a background thread."""
-        self._server.start()
+        app = _Serialized(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            self.host, self.port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="embedded-dynamodb", daemon=True
+        )
+        self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving."""
-        self._server.stop()
+        """Stop serving and close the socket."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None
 
     def client(self) -> DynamoDBClient:
         """A boto3 client for this server."""

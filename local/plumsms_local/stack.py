@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from plumsms.adapters.dispatch_trigger import register_in_process
 from plumsms_local import dynamodb, template
 from plumsms_local.gateway import LocalGateway
 from plumsms_local.lambda_runtime import LocalFunction
@@ -163,12 +164,16 @@ class Ticker:
 
     def tick(self) -> None:
         """Invoke each scheduled function once."""
-        for name, function in self.functions.items():
-            try:
-                function.invoke(scheduled_event(name))
-            except Exception:
-                # A failing scheduled run is logged and retried next tick, as on AWS.
-                log.exception("scheduled run of %s failed", name)
+        for name in self.functions:
+            # A failing scheduled run is logged and retried next tick, as on AWS.
+            self.run_one(name, scheduled_event(name))
+
+    def run_one(self, name: str, event: dict[str, Any]) -> None:
+        """Invoke one scheduled function with ``event`` (logged, never raised)."""
+        try:
+            self.functions[name].invoke(event)
+        except Exception:
+            log.exception("run of %s failed", name)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -214,14 +219,29 @@ class LocalStack:
             _load_snapshot(client, config.data_file)
         self.gateway = LocalGateway(config.api_token, config.host, config.port)
         os.environ["PUBLIC_BASE_URL"] = self.gateway.url
+        self.ticker = Ticker(scheduled_functions(), config.dispatch_interval)
+        self._wire_send_now(self.ticker)
         self.gateway.warm()
         self.gateway.start()
         if self.simulator is not None:
             for number in _numbers(config.sms_numbers):
                 self.simulator.simulator.set_application_url(number, self.application_url)
-        self.ticker = Ticker(scheduled_functions(), config.dispatch_interval)
         self.ticker.start()
         return self
+
+    @staticmethod
+    def _wire_send_now(ticker: Ticker) -> None:
+        """Send-now invokes the dispatcher in-process (on AWS: an async Lambda invoke)."""
+        dispatcher = ticker.functions.get(DISPATCHER)
+        if dispatcher is None:
+            return
+        os.environ["SCHEDULED_SEND_FUNCTION"] = DISPATCHER
+
+        def invoke_async(event: dict[str, Any]) -> None:
+            # An async invoke returns at once; the API request is still waiting.
+            threading.Thread(target=ticker.run_one, args=(DISPATCHER, event), daemon=True).start()
+
+        register_in_process(DISPATCHER, invoke_async)
 
     def stop(self) -> None:
         """Stop in reverse order; save a snapshot if asked to."""

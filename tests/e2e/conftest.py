@@ -53,6 +53,21 @@ class RunningStack:
             },
         )
 
+    def api_json(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
+        """Call the management API and decode its JSON answer (asserting success)."""
+        response = self.api(method, path, body, **headers)
+        assert response.status < 400, (response.status, response.data[:500])
+        return json.loads(response.data)
+
+    def wait_for_status(self, message_id: str, statuses: set[str], timeout: float = 20.0) -> Any:
+        """Poll ``GET /messages/{id}`` until its status is one of ``statuses``."""
+
+        def reached() -> Any:
+            message = self.api_json("GET", f"messages/{message_id}")
+            return message if message["status"] in statuses else None
+
+        return self.wait_until(reached, timeout=timeout)
+
     def post_form(self, path: str, fields: dict[str, str]) -> urllib3.BaseHTTPResponse:
         """POST a form, as Plum does."""
         return self.http.request_encode_body(
@@ -99,6 +114,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         "SIM_DELAY_SENT_SECONDS": "0.05",
         "SIM_DELAY_FINAL_SECONDS": "0.05",
         "SIM_SEED": "7",
+        # Callbacks arrive twice and out of order; the reconciler covers dropped ones.
+        "SIM_CALLBACK_DUPLICATE_RATE": "0.3",
+        "SIM_CALLBACK_REORDER_RATE": "0.3",
+        "SIM_CALLBACK_DROP_RATE": "0.2",
+        "RECONCILE_AFTER_MINUTES": "0.02",
+        "SEND_RATE_PER_SECOND": "20",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)

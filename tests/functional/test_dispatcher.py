@@ -50,26 +50,6 @@ FAST = Timeout(connect=0.5, read=0.6)
 
 
 @pytest.fixture
-def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the embedded server's writes atomic, as DynamoDB's are.
-
-    moto evaluates a condition and applies the write in two steps without a lock, so two
-    threads can both pass the same condition; real DynamoDB never lets that happen.
-    """
-    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
-
-    lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return _original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
-@pytest.fixture
 def callbacks(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingServer]:
     """Where Plum's status callbacks go (the bundle's public base URL, here)."""
     with RecordingServer() as server:
@@ -500,7 +480,6 @@ def test_latency_5xx_and_timeouts_at_random_still_send_each_message_once(
     callbacks: RecordingServer,
     ddb: Any,
     table_name: str,
-    atomic_dynamodb: None,
 ) -> None:
     # GIVEN 40 due messages and a Plum that is slow, answers 503 or hangs up at random
     ids = schedule_many(outbox, 40)
@@ -637,7 +616,6 @@ def test_two_dispatchers_at_once_send_each_message_once(
     callbacks: RecordingServer,
     ddb: Any,
     table_name: str,
-    atomic_dynamodb: None,
 ) -> None:
     # GIVEN 120 due messages and two dispatchers started together
     ids = schedule_many(outbox, 120)
