@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from plumsms import bootstrap
 from plumsms.config import Settings
 from plumsms.entrypoints.inbound import answer_inbound

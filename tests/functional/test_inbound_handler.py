@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from plumsms.domain.errors import ConfigurationError
+from plumsms.domain.keywords import classify
 from plumsms.domain.models import derived_id
-from plumsms.domain.replyxml import parse_reply
+from plumsms.domain.replyxml import parse_reply, xml_safe
 
 SENDER = "+19998881234"
 NUMBER = "+12435678910"
@@ -29,7 +32,12 @@ def response_header(response: dict[str, Any], name: str) -> str | None:
 
 
 def form(sms_id: str = "a" * 32, body: str = "Hello", **extra: str) -> dict[str, str]:
-    return {"sms_message_id": sms_id, "to": "2435678910", "from": "19998881234", "body": body} | extra
+    return {
+        "sms_message_id": sms_id,
+        "to": "2435678910",
+        "from": "19998881234",
+        "body": body,
+    } | extra
 
 
 def get_message(ddb: Any, table: str, message_id: str) -> dict[str, Any] | None:
@@ -66,7 +74,9 @@ def invoke(load_function: Any, event: Any) -> Callable[..., dict[str, Any]]:
     return call
 
 
-def test_fixture_event_is_answered_and_logged(load_function: Any, event: Any, ddb: Any, table_name: str) -> None:
+def test_fixture_event_is_answered_and_logged(
+    load_function: Any, event: Any, ddb: Any, table_name: str
+) -> None:
     # GIVEN the sample API Gateway event as stored in events/
     fn = load_function("inbound_sms")
     # WHEN it is invoked unchanged
@@ -85,14 +95,20 @@ def test_fixture_event_is_answered_and_logged(load_function: Any, event: Any, dd
     assert item["history"]["L"][0]["M"]["status"]["S"] == "received"
 
 
-def test_base64_body_from_api_gateway(load_function: Any, event: Any, ddb: Any, table_name: str) -> None:
+def test_base64_body_from_api_gateway(
+    load_function: Any, event: Any, ddb: Any, table_name: str
+) -> None:
     response = load_function("inbound_sms").invoke(event("inbound_sms_base64"))
     assert response["statusCode"] == 200
     assert get_message(ddb, table_name, "6c1f0e1f2b3a4d5e8f9a0b1c2d3e4f50") is not None
 
 
-@pytest.mark.parametrize("query", [{}, {"key": "wrong"}, {"key": ""}, {"key": "test-webhook-key-012345678"}])
-def test_wrong_or_missing_key_is_403_and_stores_nothing(invoke: Any, query: dict[str, str], ddb: Any, table_name: str) -> None:
+@pytest.mark.parametrize(
+    "query", [{}, {"key": "wrong"}, {"key": ""}, {"key": "test-webhook-key-012345678"}]
+)
+def test_wrong_or_missing_key_is_403_and_stores_nothing(
+    invoke: Any, query: dict[str, str], ddb: Any, table_name: str
+) -> None:
     response = invoke(form(), query=query)
     assert response["statusCode"] == 403
     assert "key" not in response["body"].lower() or "forbidden" in response["body"]
@@ -112,7 +128,9 @@ def test_wrong_or_missing_key_is_403_and_stores_nothing(invoke: Any, query: dict
         (form(body="x" * 1601), "body"),
     ],
 )
-def test_bad_fields_get_400_naming_the_field(invoke: Any, fields: dict[str, str], field: str, ddb: Any, table_name: str) -> None:
+def test_bad_fields_get_400_naming_the_field(
+    invoke: Any, fields: dict[str, str], field: str, ddb: Any, table_name: str
+) -> None:
     response = invoke(fields)
     assert response["statusCode"] == 400
     answer = json.loads(response["body"])
@@ -148,7 +166,9 @@ def test_repeated_field_is_400(invoke: Any) -> None:
     assert json.loads(response["body"])["field"] == "to"
 
 
-def test_same_webhook_twice_gives_same_xml_and_one_record(invoke: Any, rules_file: Any, ddb: Any, table_name: str) -> None:
+def test_same_webhook_twice_gives_same_xml_and_one_record(
+    invoke: Any, rules_file: Any, ddb: Any, table_name: str
+) -> None:
     # GIVEN a default reply, so the answer has content and a reply record
     rules_file("default_reply: 'Thanks {from}'\n")
     first = invoke(form(sms_id="b" * 32))
@@ -161,7 +181,9 @@ def test_same_webhook_twice_gives_same_xml_and_one_record(invoke: Any, rules_fil
     assert sorted(i["type"]["S"] for i in items) == ["inbound", "reply"]
 
 
-def test_keyword_rule_replies_to_sender_with_tracked_reply_record(invoke: Any, rules_file: Any, ddb: Any, table_name: str) -> None:
+def test_keyword_rule_replies_to_sender_with_tracked_reply_record(
+    invoke: Any, rules_file: Any, ddb: Any, table_name: str
+) -> None:
     rules_file(
         "keywords:\n  - keywords: [hours, open]\n    reply: 'We are open 9-5. You wrote: {body}'\n"
         "default_reply: 'Sorry, unknown command'\n"
@@ -189,16 +211,24 @@ def test_default_reply_when_no_keyword_matches(invoke: Any, rules_file: Any) -> 
     assert [r.body for r in replies] == [f"Got it, {SENDER} -> {NUMBER}"]
 
 
-@pytest.mark.parametrize("stop", ["STOP", " stop ", "Unsubscribe", "stopall", "QUIT\n", "end", "Cancel"])
-def test_opt_out_keywords_record_opt_out_and_answer_empty(invoke: Any, rules_file: Any, stop: str, ddb: Any, table_name: str) -> None:
+@pytest.mark.parametrize(
+    "stop", ["STOP", " stop ", "Unsubscribe", "stopall", "QUIT\n", "end", "Cancel"]
+)
+def test_opt_out_keywords_record_opt_out_and_answer_empty(
+    invoke: Any, rules_file: Any, stop: str, ddb: Any, table_name: str
+) -> None:
     rules_file("default_reply: 'hello'\n")
     response = invoke(form(sms_id="e" * 32, body=stop))
     assert parse_reply(response["body"].encode()) == []
-    opt_out = ddb.get_item(TableName=table_name, Key={"PK": {"S": f"OPTOUT#{SENDER}"}, "SK": {"S": "OPTOUT"}})
+    opt_out = ddb.get_item(
+        TableName=table_name, Key={"PK": {"S": f"OPTOUT#{SENDER}"}, "SK": {"S": "OPTOUT"}}
+    )
     assert opt_out["Item"]["message_id"]["S"] == "e" * 32
 
 
-def test_opted_out_sender_gets_no_auto_reply_until_start(invoke: Any, rules_file: Any, ddb: Any, table_name: str) -> None:
+def test_opted_out_sender_gets_no_auto_reply_until_start(
+    invoke: Any, rules_file: Any, ddb: Any, table_name: str
+) -> None:
     rules_file("default_reply: 'hello'\nopt_in_reply: 'Welcome back'\n")
     invoke(form(sms_id="1" * 32, body="STOP"))
     # WHEN the opted-out number texts again THEN no reply goes to it
@@ -208,7 +238,9 @@ def test_opted_out_sender_gets_no_auto_reply_until_start(invoke: Any, rules_file
     assert [r.body for r in replies] == ["Welcome back"]
     key = {"PK": {"S": f"OPTOUT#{SENDER}"}, "SK": {"S": "OPTOUT"}}
     assert "Item" not in ddb.get_item(TableName=table_name, Key=key)
-    assert [r.body for r in parse_reply(invoke(form(sms_id="4" * 32, body="hi"))["body"].encode())] == ["hello"]
+    assert [
+        r.body for r in parse_reply(invoke(form(sms_id="4" * 32, body="hi"))["body"].encode())
+    ] == ["hello"]
 
 
 def test_help_answers_configured_help_text(invoke: Any, rules_file: Any) -> None:
@@ -222,7 +254,9 @@ def test_group_forwarding_like_plums_example(invoke: Any, rules_file: Any) -> No
         "groups:\n  - name: team\n    number: '+12435678910'\n"
         "    members: ['+19998881234', '+19998881235', '+19998881236']\n"
     )
-    replies = parse_reply(invoke(form(sms_id="6" * 32, body="Meet at 5 & bring <snacks>"))["body"].encode())
+    replies = parse_reply(
+        invoke(form(sms_id="6" * 32, body="Meet at 5 & bring <snacks>"))["body"].encode()
+    )
     assert sorted(r.to or "" for r in replies) == ["19998881235", "19998881236"]
     assert {r.body for r in replies} == {f"{SENDER}: Meet at 5 & bring <snacks>"}
     # A non-member gets an empty reply.
@@ -230,7 +264,9 @@ def test_group_forwarding_like_plums_example(invoke: Any, rules_file: Any) -> No
     assert parse_reply(invoke(outsider)["body"].encode()) == []
 
 
-def test_user_hook_decides_replies(invoke: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_hook_decides_replies(
+    invoke: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "my_sms_hook.py").write_text(
         "def on_inbound(sms):\n"
         "    if sms.body == 'pass':\n        return None\n"
@@ -244,15 +280,17 @@ def test_user_hook_decides_replies(invoke: Any, tmp_path: Path, monkeypatch: pyt
     replies = parse_reply(invoke(form(sms_id="8" * 32, body="hello"))["body"].encode())
     assert [(r.to, r.body) for r in replies] == [("15550001111", "fwd: hello")]
     # None falls through to the rules; a failing hook does too, without a 500.
-    assert [r.body for r in parse_reply(invoke(form(sms_id="9" * 32, body="pass"))["body"].encode())] == ["default"]
+    assert [
+        r.body for r in parse_reply(invoke(form(sms_id="9" * 32, body="pass"))["body"].encode())
+    ] == ["default"]
     boom = invoke(form(sms_id="f" * 32, body="boom"))
     assert boom["statusCode"] == 200
     assert [r.body for r in parse_reply(boom["body"].encode())] == ["default"]
 
 
-def test_invalid_rules_file_fails_cold_start_with_clear_error(rules_file: Any, load_function: Any) -> None:
-    from plumsms.domain.errors import ConfigurationError
-
+def test_invalid_rules_file_fails_cold_start_with_clear_error(
+    rules_file: Any, load_function: Any
+) -> None:
     rules_file("keywords:\n  - keywords: [STOP]\n    reply: 'x {name}'\n")
     with pytest.raises(ConfigurationError) as info:
         load_function("inbound_sms")
@@ -260,33 +298,39 @@ def test_invalid_rules_file_fails_cold_start_with_clear_error(rules_file: Any, l
     assert "RULES_FILE" in message and "keywords.0.keywords" in message and "{name}" in message
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.binary(max_size=400) | st.text(max_size=300).map(str.encode), b64=st.booleans())
 def test_any_form_body_gives_200_or_400_never_500(invoke: Any, raw: bytes, b64: bool) -> None:
-    response = invoke(body=raw, base64_body=True) if b64 or not raw.isascii() else invoke(body=raw.decode())
+    response = (
+        invoke(body=raw, base64_body=True)
+        if b64 or not raw.isascii()
+        else invoke(body=raw.decode())
+    )
     assert response["statusCode"] in {200, 400}
     if response["statusCode"] == 200:
         etree.fromstring(response["body"].encode())
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(body=st.text(max_size=1600))
-def test_any_unicode_body_is_stored_and_echoed_as_valid_xml(invoke: Any, rules_file: Any, body: str) -> None:
+def test_any_unicode_body_is_stored_and_echoed_as_valid_xml(
+    invoke: Any, rules_file: Any, body: str
+) -> None:
     rules_file("default_reply: '{body}'\n")
-    import uuid
-
     response = invoke(form(sms_id=uuid.uuid4().hex, body=body))
     assert response["statusCode"] == 200
     replies = parse_reply(response["body"].encode())
-    from plumsms.domain.keywords import classify
-
     if body.strip() and classify(body) is None:  # carrier keywords have their own answers
-        from plumsms.domain.replyxml import xml_safe
-
         assert replies[0].body == xml_safe(body)
 
 
-def test_shipped_rules_file_is_valid_and_answers(invoke: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_rules_file_is_valid_and_answers(
+    invoke: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN the rules file deployed with the function (the template sets RULES_FILE=rules.yaml)
     monkeypatch.setenv("RULES_FILE", "rules.yaml")
     # WHEN a customer texts HOURS THEN the shipped keyword rule answers

@@ -17,13 +17,19 @@ def test_attributes_only_where_given_and_escaped() -> None:
     xml = build_reply(
         [
             ReplyElement(body="a & b < c"),
-            ReplyElement(body="x", to="19998881234", from_="2435678910", result_url="https://h/p?a=1&b=2"),
+            ReplyElement(
+                body="x", to="19998881234", from_="2435678910", result_url="https://h/p?a=1&b=2"
+            ),
         ]
     )
     root = etree.fromstring(xml)
     first, second = list(root)
     assert first.attrib == {} and first.text == "a & b < c"
-    assert second.attrib == {"to": "19998881234", "from": "2435678910", "result_url": "https://h/p?a=1&b=2"}
+    assert second.attrib == {
+        "to": "19998881234",
+        "from": "2435678910",
+        "result_url": "https://h/p?a=1&b=2",
+    }
     assert b"a &amp; b &lt; c" in xml
 
 
@@ -39,10 +45,16 @@ def test_schema_rejects_unknown_attributes_and_bad_numbers() -> None:
 
 
 def test_entities_are_not_expanded() -> None:
-    evil = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><reply><sms_message>&x;</sms_message></reply>'
+    evil = (
+        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b"<reply><sms_message>&x;</sms_message></reply>"
+    )
     with pytest.raises(ValidationFailed, match="DOCTYPE"):
         parse_reply(evil)
-    laughs = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><reply><sms_message>&b;</sms_message></reply>'
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><reply><sms_message>&b;</sms_message></reply>'
+    )
     with pytest.raises(ValidationFailed):
         parse_reply(laughs)
 
@@ -54,6 +66,12 @@ def test_any_unicode_body_gives_valid_xml_whose_text_round_trips(body: str) -> N
     assert parsed[0].body == xml_safe(body[:1600])
 
 
-@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]).filter(lambda c: xml_safe(c) == c)))
+@given(
+    st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]).filter(
+            lambda c: xml_safe(c) == c
+        )
+    )
+)
 def test_xml_safe_is_identity_on_allowed_text(text: str) -> None:
     assert xml_safe(text) == text

@@ -11,16 +11,20 @@ SENDER, NUMBER = "+19998881234", "+12435678910"
 
 
 def sms(body: str, sender: str = SENDER, to: str = NUMBER) -> InboundSms:
-    return InboundSms.model_validate({"sms_message_id": "a" * 32, "to": to, "from": sender, "body": body})
+    return InboundSms.model_validate(
+        {"sms_message_id": "a" * 32, "to": to, "from": sender, "body": body}
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "kind"),
     [
-        ("STOP", KeywordKind.OPT_OUT), (" stop\n", KeywordKind.OPT_OUT), ("Unsubscribe", KeywordKind.OPT_OUT),
-        ("STOPALL", KeywordKind.OPT_OUT), ("end", KeywordKind.OPT_OUT), ("quit", KeywordKind.OPT_OUT),
-        ("cancel", KeywordKind.OPT_OUT), ("START", KeywordKind.OPT_IN), ("unstop", KeywordKind.OPT_IN),
-        ("Yes", KeywordKind.OPT_IN), ("help", KeywordKind.HELP), ("INFO", KeywordKind.HELP),
+        ("STOP", KeywordKind.OPT_OUT), (" stop\n", KeywordKind.OPT_OUT),
+        ("Unsubscribe", KeywordKind.OPT_OUT), ("STOPALL", KeywordKind.OPT_OUT),
+        ("end", KeywordKind.OPT_OUT), ("quit", KeywordKind.OPT_OUT),
+        ("cancel", KeywordKind.OPT_OUT),
+        ("START", KeywordKind.OPT_IN), ("unstop", KeywordKind.OPT_IN), ("Yes", KeywordKind.OPT_IN),
+        ("help", KeywordKind.HELP), ("INFO", KeywordKind.HELP),
         ("stop it", None), ("stopp", None), ("", None),
     ],
 )  # fmt: skip
@@ -30,12 +34,16 @@ def test_carrier_keywords(body: str, kind: KeywordKind | None) -> None:
 
 def test_opt_out_beats_every_rule() -> None:
     rules = RulesConfig.model_validate({"default_reply": "hi", "hook": "x:y"})
-    decision = decide(sms("STOP"), rules, hook=lambda _: [Reply(to=SENDER, from_=NUMBER, body="no")])
+    decision = decide(
+        sms("STOP"), rules, hook=lambda _: [Reply(to=SENDER, from_=NUMBER, body="no")]
+    )
     assert decision.keyword is KeywordKind.OPT_OUT and decision.replies == []
 
 
 def test_keyword_rule_matches_first_word_case_insensitively() -> None:
-    rules = RulesConfig.model_validate({"keywords": [{"keywords": ["Hours"], "reply": "9-5 at {to}"}]})
+    rules = RulesConfig.model_validate(
+        {"keywords": [{"keywords": ["Hours"], "reply": "9-5 at {to}"}]}
+    )
     decision = decide(sms("  HOURS  today?"), rules)
     assert [r.body for r in decision.replies] == [f"9-5 at {NUMBER}"]
     assert decide(sms("what are your hours"), rules).replies == []
@@ -72,11 +80,17 @@ def test_hook_none_falls_through_to_keywords() -> None:
         ({"unknown_option": 1}, "unknown_option"),
         ({"groups": [{"name": "g", "members": ["+19998881234"]}]}, "groups.0.members"),
         ({"hook": "not a path"}, "hook"),
-        ({"keywords": [{"keywords": ["a"], "reply": "1"}, {"keywords": ["A"], "reply": "2"}]}, "keywords"),
+        (
+            {"keywords": [{"keywords": ["a"], "reply": "1"}, {"keywords": ["A"], "reply": "2"}]},
+            "keywords",
+        ),
     ],
 )
 def test_invalid_rules_name_the_problem(data: dict[str, object], where: str) -> None:
     with pytest.raises(ValidationError) as info:
         RulesConfig.model_validate(data)
     locations = {".".join(str(p) for p in e["loc"]) for e in info.value.errors()}
-    assert any(loc.startswith(where) or (where == "keywords" and "keyword" in str(info.value)) for loc in locations | {""})
+    assert any(
+        loc.startswith(where) or (where == "keywords" and "keyword" in str(info.value))
+        for loc in locations | {""}
+    )
