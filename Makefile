@@ -33,12 +33,14 @@ tools: $(TOOLS_STAMP)
 run: $(STAMP)
 	$(BIN)/plumsms-local
 
+PY_DIRS := layers local functions tests bench
+
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/plumsms/python/plumsms local/plumsms_local functions
+	$(BIN)/mypy layers/plumsms/python/plumsms local/plumsms_local functions bench
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
