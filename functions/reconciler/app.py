@@ -8,9 +8,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from plumsms import bootstrap
-from plumsms.adapters.plum import PlumClient
 from plumsms.config import Settings
-from plumsms.domain.plum import PlumGateway
+from plumsms.entrypoints.dispatch import plum_gateway
 from plumsms.entrypoints.status_webhook import (
     change_publisher,
     observe_reconcile,
@@ -25,22 +24,11 @@ secrets = SecretValues(settings)
 store = bootstrap.message_store(settings)
 publisher = change_publisher(settings)
 service = status_service(store, publisher)
-_clients: dict[tuple[str, str], PlumClient] = {}
-
-
-def plum() -> PlumGateway:
-    """The Plum client, made on first use: credentials may be filled in after deploy."""
-    credentials = secrets.plum_credentials()
-    if credentials not in _clients:
-        _clients.clear()  # rotated credentials replace the old client
-        _clients[credentials] = PlumClient(settings.plum_api_url, *credentials, logger=logger)
-    return _clients[credentials]
-
 
 reconcile = Reconciler(
     messages=store,
     service=service,
-    plum=plum,
+    plum=plum_gateway(settings, secrets),
     min_age=timedelta(minutes=settings.reconcile_after_minutes),
     limit=settings.reconcile_max_messages,
 )

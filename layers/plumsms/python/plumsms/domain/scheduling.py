@@ -120,6 +120,16 @@ _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(:00)?$")
 
 
+def _check_zone_name(value: str | None) -> str | None:
+    """A pydantic check: ``value`` is None or a known time zone name."""
+    if value is not None:
+        try:
+            zone(value)
+        except ValidationFailed as exc:
+            raise ValueError(exc.rule) from exc
+    return value
+
+
 def _clock_time(value: object) -> time:
     if isinstance(value, time):
         return value.replace(second=0, microsecond=0, tzinfo=None)
@@ -155,12 +165,7 @@ class QuietHours(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                zone(value)
-            except ValidationFailed as exc:
-                raise ValueError(exc.rule) from exc
-        return value
+        return _check_zone_name(value)
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
@@ -343,12 +348,7 @@ class Recurrence(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                zone(value)
-            except ValidationFailed as exc:
-                raise ValueError(exc.rule) from exc
-        return value
+        return _check_zone_name(value)
 
     @field_validator("until", mode="before")
     @classmethod

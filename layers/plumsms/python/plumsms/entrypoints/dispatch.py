@@ -1,8 +1,9 @@
 """ScheduledSendFunction's wiring: the dispatcher over the outbox and Plum, and its report.
 
-The Plum client is rebuilt only when the credentials change (Secrets Manager values are
-cached by Powertools for ``SECRETS_MAX_AGE_SECONDS``), so a rotated password is picked
-up without a redeploy and a warm function keeps its connection pool.
+The Plum client (the reconciler uses the same provider) is rebuilt only when the
+credentials change (Secrets Manager values are cached by Powertools for
+``SECRETS_MAX_AGE_SECONDS``), so a rotated password is picked up without a redeploy
+and a warm function keeps its connection pool.
 """
 
 from __future__ import annotations

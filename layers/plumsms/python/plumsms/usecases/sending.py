@@ -36,7 +36,17 @@ from plumsms.usecases.ports import Clock
 SOURCE = "api"
 
 
-class SendingOutbox(Protocol):
+class PendingMessages(Protocol):
+    """Finding and suppressing a number's pending messages."""
+
+    def pending_for(self, number: str) -> list[str]:
+        """Ids of the scheduled messages to ``number``."""
+
+    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
+        """``scheduled -> suppressed``; False when no longer pending."""
+
+
+class SendingOutbox(PendingMessages, Protocol):
     """The part of the outbox the API's use cases need."""
 
     def create(
@@ -71,22 +81,6 @@ class SendingOutbox(Protocol):
         encoding: str | None = None,
     ) -> Message:
         """Move or edit a scheduled message, or ``Conflict``."""
-
-    def pending_for(self, number: str) -> list[str]:
-        """Ids of the scheduled messages to ``number``."""
-
-    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
-        """``scheduled -> suppressed``; False when no longer pending."""
-
-
-class PendingMessages(Protocol):
-    """Finding and suppressing a number's pending messages."""
-
-    def pending_for(self, number: str) -> list[str]:
-        """Ids of the scheduled messages to ``number``."""
-
-    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
-        """``scheduled -> suppressed``; False when no longer pending."""
 
 
 class DispatchTrigger(Protocol):

@@ -22,7 +22,11 @@ from botocore.exceptions import ClientError
 
 from plumsms.adapters.dynamodb import codec, keys
 from plumsms.adapters.dynamodb.errors import store_errors
-from plumsms.adapters.dynamodb.store import DynamoMessageStore, default_client
+from plumsms.adapters.dynamodb.store import (
+    DynamoMessageStore,
+    default_client,
+    message_by_plum_id,
+)
 from plumsms.domain import status
 from plumsms.domain.errors import NotFound, StoreUnavailable
 from plumsms.domain.models import HistoryEntry, Message, utc_now
@@ -108,17 +112,7 @@ class DynamoStatusLog:
 
     def find_by_plum_id(self, sms_message_id: str) -> Message | None:
         """The message Plum knows as ``sms_message_id`` (Query on ``ByPlumId``)."""
-        with store_errors("query by plum id"):
-            response = self.client.query(
-                TableName=self.table_name,
-                IndexName=keys.BY_PLUM_ID,
-                KeyConditionExpression="#k = :v",
-                ExpressionAttributeNames={"#k": keys.PLUM_ID_ATTR},
-                ExpressionAttributeValues={":v": {"S": sms_message_id}},
-            )
-        # Orphan rows carry no plum_id attribute, so only messages are in this index.
-        items = response.get("Items", [])
-        return codec.message_from_item(codec.deserialize(items[0])) if items else None
+        return message_by_plum_id(self.client, self.table_name, sms_message_id)
 
     # -- the status write -----------------------------------------------------------------
 

@@ -33,6 +33,24 @@ def default_client() -> DynamoDBClient:
     return boto3.client("dynamodb", config=config)
 
 
+def message_by_plum_id(
+    client: DynamoDBClient, table_name: str, sms_message_id: str
+) -> Message | None:
+    """The message Plum knows as ``sms_message_id`` (Query on ``ByPlumId``), if any."""
+    with store_errors("query by plum id"):
+        response = client.query(
+            TableName=table_name,
+            IndexName=keys.BY_PLUM_ID,
+            KeyConditionExpression="#k = :v",
+            ExpressionAttributeNames={"#k": keys.PLUM_ID_ATTR},
+            ExpressionAttributeValues={":v": {"S": sms_message_id}},
+            Limit=1,
+        )
+    # Orphan rows carry no plum_id attribute, so only messages are in this index.
+    items = response.get("Items", [])
+    return codec.message_from_item(codec.deserialize(items[0])) if items else None
+
+
 class DynamoMessageStore:
     """Messages, their history and opt-outs in one DynamoDB table."""
 
@@ -145,17 +163,7 @@ class DynamoMessageStore:
 
     def get_by_plum_id(self, sms_message_id: str) -> Message | None:
         """The message Plum knows as ``sms_message_id``, if we have it."""
-        with store_errors("query by plum id"):
-            response = self.client.query(
-                TableName=self.table_name,
-                IndexName=keys.BY_PLUM_ID,
-                KeyConditionExpression="#k = :v",
-                ExpressionAttributeNames={"#k": keys.PLUM_ID_ATTR},
-                ExpressionAttributeValues={":v": {"S": sms_message_id}},
-                Limit=1,
-            )
-        items = response.get("Items", [])
-        return codec.message_from_item(codec.deserialize(items[0])) if items else None
+        return message_by_plum_id(self.client, self.table_name, sms_message_id)
 
     # -- listing ------------------------------------------------------------------------
 
@@ -166,17 +174,7 @@ class DynamoMessageStore:
         merges them by time; status and type use their own index when no number is
         given, and become filters on the chosen index otherwise.
         """
-        if query.number is not None:
-            streams = [
-                self._query_index(keys.BY_CUSTOMER, keys.CUSTOMER_PK, query.number, query),
-                self._query_index(keys.BY_ACCOUNT, keys.ACCOUNT_PK, query.number, query),
-            ]
-        elif query.status is not None:
-            streams = [self._query_index(keys.BY_STATUS, keys.STATUS_PK, query.status, query)]
-        elif query.type is not None:
-            streams = [self._query_index(keys.BY_TYPE, keys.TYPE_PK, query.type.value, query)]
-        else:
-            streams = [self._query_index(keys.BY_TIME, keys.TIME_PK, keys.ALL_MESSAGES, query)]
+        streams = self._index_streams(query)
         counter = _ReadCounter()
         merged = heapq.merge(
             *(counter.wrap(s) for s in streams),
@@ -199,6 +197,23 @@ class DynamoMessageStore:
             next_position=rows[-1][keys.TIME_SK] if more and rows else None,
             items_read=counter.count,
         )
+
+    def _index_streams(self, query: MessageQuery) -> list[Iterator[Item]]:
+        """The index Queries that serve ``query``, each yielding rows in order.
+
+        A number reads both the customer-side and the account-side index; otherwise
+        status, then type, then the time index.
+        """
+        if query.number is not None:
+            return [
+                self._query_index(keys.BY_CUSTOMER, keys.CUSTOMER_PK, query.number, query),
+                self._query_index(keys.BY_ACCOUNT, keys.ACCOUNT_PK, query.number, query),
+            ]
+        if query.status is not None:
+            return [self._query_index(keys.BY_STATUS, keys.STATUS_PK, query.status, query)]
+        if query.type is not None:
+            return [self._query_index(keys.BY_TYPE, keys.TYPE_PK, query.type.value, query)]
+        return [self._query_index(keys.BY_TIME, keys.TIME_PK, keys.ALL_MESSAGES, query)]
 
     def _query_index(
         self, index: str, pk_attr: str, pk_value: str, query: MessageQuery
@@ -274,17 +289,7 @@ class DynamoMessageStore:
         The index choice is ``list_messages``'s: a number merges the customer-side and
         account-side indexes, then status, then type, then the time index.
         """
-        if query.number is not None:
-            streams = [
-                self._query_index(keys.BY_CUSTOMER, keys.CUSTOMER_PK, query.number, query),
-                self._query_index(keys.BY_ACCOUNT, keys.ACCOUNT_PK, query.number, query),
-            ]
-        elif query.status is not None:
-            streams = [self._query_index(keys.BY_STATUS, keys.STATUS_PK, query.status, query)]
-        elif query.type is not None:
-            streams = [self._query_index(keys.BY_TYPE, keys.TYPE_PK, query.type.value, query)]
-        else:
-            streams = [self._query_index(keys.BY_TIME, keys.TIME_PK, keys.ALL_MESSAGES, query)]
+        streams = self._index_streams(query)
         merged = heapq.merge(
             *streams, key=lambda item: item[keys.TIME_SK], reverse=query.order == "desc"
         )
