@@ -233,8 +233,7 @@ def _print_tail(items: list[dict[str, Any]], as_json: bool) -> None:
         if as_json:
             print(json.dumps(m, ensure_ascii=False), flush=True)
         else:
-            arrow = "<-" if m["type"] == "inbound" else "->"
-            line = f"{m['created_at']}  {m['status']:<11} {m['from']} {arrow} {m['to']}"
+            line = f"{m['created_at']}  {m['type']:<8} {m['status']:<11} {m['from']} -> {m['to']}"
             print(f"{line}  {_short(m['body'], 72)}", flush=True)
 
 
