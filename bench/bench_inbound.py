@@ -3,8 +3,9 @@
 (a) Cold import of every function module against importing its bare third-party
     dependencies, in fresh interpreters, alternating (target ratio <= 1.25).
 (b) Warm latency of the inbound handler over 1,000 invocations against a bare handler
-    doing the same single PutItem on the same embedded DynamoDB server, interleaved in
-    blocks (target ratio <= 1.5 for p50 and p99); plus a keyword auto-reply series.
+    doing the same single PutItem on the same embedded DynamoDB server (in its own
+    process), interleaved in blocks (target ratio <= 1.5 for p50 and p99); plus a
+    keyword auto-reply series.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ BARE_DEPENDENCIES: tuple[tuple[str, str], ...] = (
         "app = APIGatewayRestResolver()",
     ),
     ("boto3", "import boto3\nclient = boto3.client('dynamodb')"),
-    # The first model class pays pydantic's one-time set-up (plugin discovery through
-    # importlib.metadata), which any use of pydantic pays: the bare handler has one model.
+    # Importing pydantic defers most of its set-up to the first model class; a bare
+    # handler that validates its input with pydantic has at least one.
     (
         "pydantic",
         "from pydantic import BaseModel, ConfigDict, Field, ValidationError\n"
