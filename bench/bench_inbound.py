@@ -245,6 +245,7 @@ def import_figures(quick: bool) -> list[Figure]:
         )
         variants[function.name] = (function.import_code, env)
         variants.setdefault(baseline, (baseline, env))
+        variants.setdefault(_collector_off(baseline), (_collector_off(baseline), env))
         if not quick:
             uncompiled = import_env(function, cached_bytecode=False)
             variants[f"{function.name} uncompiled"] = (function.import_code, uncompiled)
@@ -264,6 +265,7 @@ def import_figures(quick: bool) -> list[Figure]:
             subject,
             runs[name],
             runs[subject.baseline],
+            runs.get(_collector_off(subject.baseline), []),
             runs.get(f"{name} uncompiled"),
             list(probes[subject.baseline].modules),
             quick,
@@ -275,6 +277,7 @@ def _import_report(
     subject: _ImportSubject,
     function_runs: list[FreshRun],
     baseline_runs: list[FreshRun],
+    baseline_off_runs: list[FreshRun],
     uncompiled_runs: list[FreshRun] | None,
     baseline_loaded: list[str],
     quick: bool,
@@ -332,7 +335,26 @@ def _import_report(
         added = added_import_time(function, subject.baseline, subject.env)
         note += f"; added to the baseline: {added}"
     figures.append(at_most(f"{label} ratio", value, "x", IMPORT_RATIO_TARGET, note))
+    if baseline_off_runs:
+        # The handlers switch the collector off while they import; the same treatment of
+        # the baseline shows what the bundle's own modules cost on top of the libraries.
+        bare_off = typical(run.seconds for run in baseline_off_runs)
+        figures.append(
+            Figure(
+                f"{label} ratio, baseline collector off too",
+                ratio(measured, bare_off),
+                "x",
+                None,
+                None,
+                f"bare dependencies imported with gc disabled then frozen: {ms(bare_off):.0f} ms",
+            )
+        )
     return figures
+
+
+def _collector_off(code: str) -> str:
+    """``code`` run the way the handlers run their imports: collector off, then frozen."""
+    return f"import gc\ngc.disable()\n{code}gc.freeze()\ngc.enable()\n"
 
 
 def _gc_share(runs: list[FreshRun]) -> str:

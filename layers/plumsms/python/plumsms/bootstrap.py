@@ -6,10 +6,10 @@ with their own settings or inject fakes directly into the services.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.rules_file import load_hook, load_rules
 from plumsms.config import Settings
@@ -17,7 +17,6 @@ from plumsms.entrypoints.webhooks import status_url
 from plumsms.observability import logger, metrics
 from plumsms.secrets import SecretValues
 from plumsms.usecases.inbound import InboundService
-from plumsms.usecases.sending import opt_out_callback
 
 
 def message_store(settings: Settings) -> DynamoMessageStore:
@@ -50,8 +49,27 @@ def inbound_service(
         status_url=build_status_url,
         hook=load_hook(settings.reply_hook),
         on_hook_error=_report_hook_error,
-        on_opt_out=opt_out_callback(DynamoOutbox(store), on_error=_report_suppress_error),
+        on_opt_out=_suppress_pending_after_opt_out(store),
     )
+
+
+def _suppress_pending_after_opt_out(store: DynamoMessageStore) -> Callable[[str], None]:
+    """The inbound flow's ``on_opt_out``: cancel the number's pending sends (``suppressed``).
+
+    The send stack is imported on the first STOP, not at cold start: most inbound
+    invocations never need it, and every cold start would pay for it.
+    """
+    built: list[Callable[[str], None]] = []
+
+    def on_opt_out(number: str) -> None:
+        if not built:
+            from plumsms.adapters.dynamodb.outbox import DynamoOutbox  # noqa: PLC0415
+            from plumsms.usecases.sending import opt_out_callback  # noqa: PLC0415
+
+            built.append(opt_out_callback(DynamoOutbox(store), on_error=_report_suppress_error))
+        built[0](number)
+
+    return on_opt_out
 
 
 def _report_suppress_error(exc: Exception) -> None:

@@ -15,15 +15,11 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, Router
-from aws_lambda_powertools.event_handler.openapi.compat import model_json
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server
-from aws_lambda_powertools.event_handler.openapi.swagger_ui import generate_swagger_html
-from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
@@ -42,6 +38,9 @@ from plumsms.usecases.log import (
     ExportFormat,
     LogService,
 )
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 API_TITLE = "plumsms management API"
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
@@ -257,7 +256,7 @@ def _param_docs(model: type[BaseModel]) -> list[dict[str, Any]]:
     return params
 
 
-def _json_response(description: str, model: type[BaseModel]) -> dict[int, OpenAPIResponse]:
+def _json_response(description: str, model: type[BaseModel]) -> "dict[int, OpenAPIResponse]":
     return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
@@ -282,6 +281,14 @@ def openapi_document(resolver: ApiGatewayResolver) -> dict[str, Any]:
     from the same models that parse them. The server URL is relative: the document
     works on the stage URL, a custom domain, the local stack and ``smsctl ui``.
     """
+    # Imported here, not at module level: only this route needs them, and they cost
+    # every cold start of the function tens of milliseconds.
+    from aws_lambda_powertools.event_handler.openapi.compat import model_json  # noqa: PLC0415
+    from aws_lambda_powertools.event_handler.openapi.models import (  # noqa: PLC0415
+        HTTPBearer,
+        Server,
+    )
+
     spec = resolver.get_openapi_schema(
         title=API_TITLE,
         version="1",
@@ -420,6 +427,10 @@ def build_routes(service: LogService) -> Router:
         document = json.dumps(openapi_document(_resolver(router))).replace("</", "<\\/")
         if query.get("format") == "json":
             return _json(json.loads(document))
+        from aws_lambda_powertools.event_handler.openapi.swagger_ui import (  # noqa: PLC0415
+            generate_swagger_html,
+        )
+
         ui_dir = resources.files("aws_lambda_powertools.event_handler.openapi.swagger_ui")
         html = generate_swagger_html(
             document,
