@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import zip_longest
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -280,6 +281,20 @@ class _Run:
             return count
 
 
+def by_sender_in_turn(refs: Sequence[DueRef]) -> list[DueRef]:
+    """Due messages taken one sender at a time, each sender's in due order.
+
+    Each sender is paced on its own; in plain due order a run of one sender's messages
+    would hold every worker waiting for that sender's slots while the others' slots
+    went by unused.
+    """
+    queues: dict[str, list[DueRef]] = {}
+    for ref in refs:
+        queues.setdefault(ref.from_, []).append(ref)
+    turns = zip_longest(*queues.values())
+    return [ref for turn in turns for ref in turn if ref is not None]
+
+
 def _ref_of(url: str | None) -> str | None:
     if not url:
         return None
@@ -351,7 +366,7 @@ class Dispatcher:
             page = self._outbox.due(self._clock(), self.config.page(), cursor)
             blocked = self._outbox.opted_out({r.to for r in page.items}) if page.items else set()
             submitted = 0
-            for ref in page.items:
+            for ref in by_sender_in_turn(page.items):
                 slot: float | None = None
                 if ref.to not in blocked:
                     if ref.from_ in full:
