@@ -76,6 +76,15 @@ UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
 """A timezone-aware datetime, normalised to UTC."""
 
 
+_KEY_PARAM = re.compile(r"([?&]key=)[^&#]*")
+MASK = "***"
+
+
+def mask_key(url: str) -> str:
+    """``url`` with the value of its ``key`` query parameter replaced by ``***``."""
+    return _KEY_PARAM.sub(lambda m: m.group(1) + MASK, url)
+
+
 def new_message_id() -> str:
     """A fresh message id (our own, 32 lowercase hex characters)."""
     return uuid.uuid4().hex
@@ -158,8 +167,15 @@ class Message(BaseModel):
         return self.to if self.type is MessageType.INBOUND else self.from_
 
     def to_json(self) -> dict[str, object]:
-        """The documented JSON shape (ISO 8601 UTC timestamps, ``from`` not ``from_``)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The documented JSON shape (ISO 8601 UTC timestamps, ``from`` not ``from_``).
+
+        The Result URL's webhook key is masked: API answers, exports and the web page
+        show where Plum reports, never the secret it reports with.
+        """
+        data = self.model_dump(mode="json", by_alias=True)
+        if self.result_url:
+            data["result_url"] = mask_key(self.result_url)
+        return data
 
 
 class OptOut(BaseModel):
