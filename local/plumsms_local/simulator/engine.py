@@ -15,8 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache, partial
-from importlib import resources
+from functools import partial
 from typing import Any, Final
 
 from lxml import etree
@@ -24,6 +23,7 @@ from lxml import etree
 from plumsms.domain import segments
 from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.phone import normalize
+from plumsms.domain.replyxml import reply_schema, safe_parser
 from plumsms_local.simulator import inferred
 from plumsms_local.simulator.config import Faults, SimulatorConfig
 from plumsms_local.simulator.inferred import FailureKind
@@ -115,16 +115,6 @@ class _CallbackJob:
     repeat: bool = False  # a duplicate follows it
 
 
-@cache
-def _reply_schema() -> etree.XMLSchema:
-    source = (resources.files("plumsms") / "schemas" / "reply.xsd").read_bytes()
-    return etree.XMLSchema(etree.fromstring(source, _safe_parser()))
-
-
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-
-
 def parse_reply_document(answer: HttpAnswer) -> list[etree._Element]:
     """Check an Application URL answer as Plum does; return its ``<sms_message>`` nodes.
 
@@ -137,13 +127,13 @@ def parse_reply_document(answer: HttpAnswer) -> list[etree._Element]:
     if not document.startswith(b"<?xml"):
         raise ReplyRejected("reply does not start with an XML prologue (<?xml ...?>)")
     try:
-        root = etree.fromstring(document, _safe_parser())
+        root = etree.fromstring(document, safe_parser())
     except etree.XMLSyntaxError as exc:
         raise ReplyRejected(f"reply is not well-formed XML ({exc.msg})") from exc
     if root.getroottree().docinfo.internalDTD is not None:
         raise ReplyRejected("reply carries a DTD")
     try:
-        _reply_schema().assertValid(root)
+        reply_schema().assertValid(root)
     except etree.DocumentInvalid as exc:
         raise ReplyRejected(f"reply is not valid against the Plum reply schema ({exc})") from exc
     return list(root)

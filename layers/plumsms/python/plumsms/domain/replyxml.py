@@ -39,7 +39,8 @@ class ReplyElement:
 
 
 @cache
-def _schema() -> etree.XMLSchema:
+def reply_schema() -> etree.XMLSchema:
+    """The packaged XSD of Plum's reply schema, loaded once."""
     source = resources.files("plumsms").joinpath("schemas/reply.xsd").read_bytes()
     return etree.XMLSchema(etree.fromstring(source, safe_parser()))
 
@@ -68,7 +69,7 @@ def build_reply(elements: list[ReplyElement]) -> bytes:
 
 def validate(root: etree._Element) -> None:
     """Raise ``ValidationFailed`` when ``root`` breaks the reply schema."""
-    schema = _schema()
+    schema = reply_schema()
     try:
         valid = schema.validate(root)
     except etree.XMLSchemaValidateError as exc:

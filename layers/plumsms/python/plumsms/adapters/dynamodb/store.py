@@ -361,17 +361,6 @@ class DynamoMessageStore:
                 request = response.get("UnprocessedKeys") or {}
         return found
 
-    def get_opt_out(self, number: str) -> OptOut | None:
-        """The opt-out record of ``number``, if it has opted out."""
-        with store_errors("get opt-out"):
-            response = self.client.get_item(
-                TableName=self.table_name,
-                Key=codec.serialize({keys.PK: keys.opt_out_pk(number), keys.SK: keys.OPT_OUT_SK}),
-            )
-        if "Item" not in response:
-            return None
-        return codec.opt_out_from_item(codec.deserialize(response["Item"]))
-
 
 class _ReadCounter:
     """Counts rows pulled from index streams: the page's read cost."""

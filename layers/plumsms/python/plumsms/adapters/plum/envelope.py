@@ -32,6 +32,7 @@ from plumsms.domain.plum import (
     is_known_failure,
     redact_numbers,
 )
+from plumsms.domain.replyxml import safe_parser
 
 Format = Literal["json", "xml"]
 
@@ -199,23 +200,9 @@ def _json_parts(body: bytes) -> tuple[object, object, object]:
     return document.get("status"), document.get("error"), document.get("result")
 
 
-def _xml_parser() -> etree.XMLParser:
-    # A new parser per answer: lxml parsers must not be shared between threads.
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-        collect_ids=False,
-    )
-
-
 def _xml_parts(body: bytes) -> tuple[object, object, object]:
     try:
-        root = etree.fromstring(body, _xml_parser())
+        root = etree.fromstring(body, safe_parser())
     except etree.XMLSyntaxError as exc:
         _unexpected(f"malformed XML: {exc.msg}", body)
     except _PARSE_FAILURES as exc:
