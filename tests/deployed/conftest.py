@@ -42,6 +42,8 @@ from .lambda_host import FunctionSpec, Invocation, InvokeApi, LambdaHost, XRayCo
 REGION = "us-east-1"
 STACK = "plumsms"
 SMS_NUMBER = "+12435678910"
+REFUSED_NUMBER = "+19995550999"  # Plum (the simulator) refuses sends to it
+UNSUBSCRIBED_NUMBER = "+19995550998"  # opted out at Plum (the carrier) already
 PLUM_USER, PLUM_PASSWORD = "plum-deployed", "plum-deployed-password"
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[
     platform.machine().lower()
@@ -115,6 +117,8 @@ class Stack:
                 username=PLUM_USER,
                 password=PLUM_PASSWORD,
                 sms_numbers=(SMS_NUMBER,),
+                failing_numbers=frozenset({REFUSED_NUMBER}),
+                unsubscribed=frozenset({UNSUBSCRIBED_NUMBER}),
                 delays=Delays(sent_seconds=0.2, final_seconds=0.3),
             )
         )
@@ -188,7 +192,8 @@ class Stack:
             refs[logical] = name
             attributes[f"{logical}.Arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
         self.table = table
-        self.deployment = cfn.Deployment(STACK, REGION, ACCOUNT, {}, refs, attributes)
+        parameters = {"SmsNumbers": SMS_NUMBER}
+        self.deployment = cfn.Deployment(STACK, REGION, ACCOUNT, parameters, refs, attributes)
 
     def spec(self, definition: cfn.FunctionDefinition, **overrides: str) -> FunctionSpec:
         """How Lambda starts ``definition`` in this account (``overrides`` for one test)."""
@@ -233,7 +238,7 @@ class Stack:
     def inbound(self, sender: str, body: str, *, base64_body: bool = False, key: str | None = None) -> Response:
         """Plum's POST of one incoming SMS to the Application URL."""
         fields = {
-            "sms_message_id": str(uuid.uuid4()),
+            "sms_message_id": uuid.uuid4().hex,
             "from": sender,
             "to": SMS_NUMBER,
             "body": body,
@@ -347,3 +352,24 @@ def phone() -> str:
 def path_of(url: str) -> str:
     """The path of ``url``."""
     return urlsplit(url).path
+
+
+@pytest.fixture(autouse=True)
+def _every_call_is_allowed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A call outside the function's IAM policy fails the test, as it would fail on AWS.
+
+    (The call itself was already refused with AccessDeniedException inside the function.)
+    """
+    if "stack" not in request.fixturenames or request.node.get_closest_marker("denies_on_purpose"):
+        yield
+        return
+    deployed: Stack = request.getfixturevalue("stack")
+    before = {name: len(calls) for name, calls in deployed.host.calls.items()}
+    yield
+    denied = [
+        (name, call["operation"], call["denied"])
+        for name, calls in deployed.host.calls.items()
+        for call in calls[before.get(name, 0) :]
+        if call["denied"]
+    ]
+    assert not denied, f"calls outside the functions' IAM policies: {denied}"

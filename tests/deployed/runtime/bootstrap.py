@@ -58,39 +58,60 @@ class _Policy:
         return False
 
 
-def _arns(service: str, operation: str, params: dict[str, Any]) -> list[str]:
-    """The resource ARNs IAM checks for one call (the shapes this bundle uses)."""
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+# API operations whose IAM action has another name.
+_ACTION_NAMES = {"Invoke": "InvokeFunction"}
+
+
+def _authorizations(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (action, resource ARN) pairs IAM checks for one call (the shapes this bundle uses).
+
+    DynamoDB transactions have no IAM action of their own: each item is authorised as the
+    PutItem, UpdateItem, DeleteItem, ConditionCheckItem or GetItem it performs.
+    """
     region, account = ARGS["region"], ARGS["account"]
+    action = f"{service}:{_ACTION_NAMES.get(operation, operation)}"
     if service == "dynamodb":
         prefix = f"arn:aws:dynamodb:{region}:{account}:table/"
         if "RequestItems" in params:
-            return [prefix + name for name in params["RequestItems"]]
+            return [(action, prefix + name) for name in params["RequestItems"]]
         if "TransactItems" in params:
-            found = []
-            for item in params["TransactItems"]:
-                for body in item.values():
-                    found.append(prefix + body["TableName"])
-            return found
+            return [
+                (f"dynamodb:{_TRANSACT_ACTIONS[kind]}", prefix + body["TableName"])
+                for item in params["TransactItems"]
+                for kind, body in item.items()
+            ]
         arn = prefix + params["TableName"]
-        return [arn + f"/index/{params['IndexName']}" if params.get("IndexName") else arn]
+        return [(action, arn + f"/index/{params['IndexName']}" if params.get("IndexName") else arn)]
     if service == "secretsmanager":
         secret = params["SecretId"]
-        if secret.startswith("arn:"):
-            return [secret]
-        return [f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-??????"]
+        if not secret.startswith("arn:"):
+            secret = f"arn:aws:secretsmanager:{region}:{account}:secret:{secret}-??????"
+        return [(action, secret)]
     if service == "ssm":
         name = params["Name"]
-        return [f"arn:aws:ssm:{region}:{account}:parameter{'' if name.startswith('/') else '/'}{name}"]
+        slash = "" if name.startswith("/") else "/"
+        return [(action, f"arn:aws:ssm:{region}:{account}:parameter{slash}{name}")]
     if service == "events":
         buses = {entry.get("EventBusName") or "default" for entry in params.get("Entries", [])}
         return [
-            bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{bus}"
+            (action, bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{bus}")
             for bus in sorted(buses)
         ]
     if service == "lambda":
         name = params["FunctionName"]
-        return [name if name.startswith("arn:") else f"arn:aws:lambda:{region}:{account}:function:{name}"]
-    return [f"unknown:{service}:{operation}"]
+        if not name.startswith("arn:"):
+            name = f"arn:aws:lambda:{region}:{account}:function:{name}"
+        return [(action, name)]
+    return [(action, f"unknown:{service}:{operation}")]
 
 
 def _install_recorder(calls: list[dict[str, Any]]) -> None:
@@ -98,19 +119,17 @@ def _install_recorder(calls: list[dict[str, Any]]) -> None:
     from botocore.exceptions import ClientError
 
     policy = _Policy(ARGS["policy"])
-    prefixes = {"dynamodb": "dynamodb", "secretsmanager": "secretsmanager", "ssm": "ssm",
-                "events": "events", "lambda": "lambda"}
 
     def check(params: dict[str, Any], model: Any, **_: Any) -> None:
         service = model.service_model.endpoint_prefix
-        action = f"{prefixes.get(service, service)}:{model.name}"
-        resources = _arns(service, model.name, params)
-        denied = [r for r in resources if not policy.allows(action, r)]
-        calls.append({"action": action, "resources": resources, "denied": denied})
+        pairs = _authorizations(service, model.name, params)
+        denied = [[a, r] for a, r in pairs if not policy.allows(a, r)]
+        calls.append({"operation": f"{service}:{model.name}", "authorizations": pairs, "denied": denied})
         if denied:
+            action, resource = denied[0]
             raise ClientError(
                 {"Error": {"Code": "AccessDeniedException",
-                           "Message": f"not authorized to perform: {action} on resource: {denied[0]}"}},
+                           "Message": f"not authorized to perform: {action} on resource: {resource}"}},
                 model.name,
             )
 
