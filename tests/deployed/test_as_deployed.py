@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import REFUSED_NUMBER, SMS_NUMBER, Stack
+from plumsms_local.template import TEMPLATE
+
+from . import cfn
+from .conftest import BUILD_DIR, REFUSED_NUMBER, SMS_NUMBER, Stack
 from .lambda_host import wait_until
 from .test_routes import FAR
 
@@ -244,3 +247,30 @@ def test_every_counted_failure_has_an_alarm(metric: str) -> None:
     assert any(name == metric and ns == "PlumSms" and ("service", "plumsms") in dims for name, ns, dims in _alarms())
 
 
+
+
+def test_the_log_level_parameter_takes_effect(stack: Stack, phone: str) -> None:
+    # GIVEN the stack deployed with LogLevel=WARN (Lambda passes it as AWS_LAMBDA_LOG_LEVEL)
+    deployment = cfn.Deployment(
+        stack.deployment.stack_name, stack.deployment.region, stack.deployment.account,
+        {**stack.deployment.parameters, "LogLevel": "WARN"},
+        stack.deployment.refs, stack.deployment.attributes,
+    )
+    definition = cfn.functions(TEMPLATE, BUILD_DIR / "template.yaml", deployment)["InboundSmsFunction"]
+    spec = stack.spec(definition)
+    spec.name = "InboundWarnOnly"
+    stack.host.add(spec)
+    function, event = stack.factory.form(
+        f"/plum/inbound?key={stack.webhook_key}",
+        {"sms_message_id": uuid.uuid4().hex, "from": phone, "to": SMS_NUMBER, "body": "x"},
+    )
+    function, bad = stack.factory.form("/plum/inbound?key=wrong-key-0123456789", {"from": phone})
+    assert stack.host.invoke("InboundWarnOnly", event).result["statusCode"] == 200
+    assert stack.host.invoke("InboundWarnOnly", bad).result["statusCode"] == 403
+    levels = {
+        json.loads(line).get("level")
+        for line in stack.host.logs("InboundWarnOnly").splitlines()
+        if line.startswith('{"level"')
+    }
+    # THEN the INFO lines (one per request) are gone
+    assert levels and "INFO" not in levels, levels
