@@ -197,3 +197,20 @@ def lambda_environment(definition: FunctionDefinition, region: str) -> dict[str,
     if definition.log_level:
         env["AWS_LAMBDA_LOG_LEVEL"] = definition.log_level
     return env
+
+
+def placeholder_deployment(template_path: Path, stack_name: str = "plumsms") -> Deployment:
+    """A deployment whose every resource has a made-up physical name (for import timings)."""
+    region, account = "us-east-1", "123456789012"
+    refs: dict[str, str] = {}
+    attributes: dict[str, str] = {}
+    for logical, resource in source_template.load(template_path)["Resources"].items():
+        kind = resource["Type"]
+        name = f"{stack_name}-{logical}-PLACEHOLDER"
+        if kind == "AWS::SecretsManager::Secret":
+            refs[logical] = f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-AbCdEf"
+        else:
+            refs[logical] = name
+        service = kind.split("::")[1].lower()
+        attributes[f"{logical}.Arn"] = f"arn:aws:{service}:{region}:{account}:{name}"
+    return Deployment(stack_name, region, account, {}, refs, attributes)
