@@ -85,7 +85,8 @@ deployed: $(STAMP) artifacts
 
 # Re-resolve the layer's full pinned dependency set after editing its requirements.txt.
 lock: $(STAMP)
-	$(BIN)/python -m tests.deployed.lock > layers/plumsms/requirements.lock
+	$(BIN)/python layers/plumsms/lock.py > layers/plumsms/requirements.lock.new
+	mv layers/plumsms/requirements.lock.new layers/plumsms/requirements.lock
 
 test: lint typecheck template artifacts
 	$(BIN)/pytest -q
