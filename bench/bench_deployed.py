@@ -39,8 +39,12 @@ print("BENCH " + json.dumps([elapsed, sorted(sys.modules)]))
 
 def _run(python: str, path: list[str], code: str, env: dict[str, str]) -> tuple[float, list[str]]:
     program = TIMED.format(path=path, code=code)
-    done = subprocess.run(  # noqa: S603
-        [python, "-I", "-S", "-c", program], env=env, capture_output=True, text=True, check=False,
+    done = subprocess.run(
+        [python, "-I", "-S", "-c", program],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
         cwd=path[0],
     )
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
@@ -72,7 +76,7 @@ def layer_size(layer: Path) -> float:
 def run(quick: bool) -> list[Figure]:
     """Every figure of this module."""
     if not (BUILD_DIR / "template.yaml").exists():
-        subprocess.run(["make", "-s", "artifacts"], cwd=PROJECT_ROOT, check=True)  # noqa: S607
+        subprocess.run(["make", "-s", "artifacts"], cwd=PROJECT_ROOT, check=True)
     python = python313()
     layer = BUILD_DIR / "PlumSmsLayer" / "python"
     figures = [at_most("layer size (unzipped)", layer_size(layer.parent), "MB", 40)]

@@ -27,11 +27,28 @@ def resolve() -> dict[str, str]:
     """Name -> version of everything requirements.txt needs on the runtime."""
     with tempfile.TemporaryDirectory() as target:
         subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             "--no-compile", "--only-binary=:all:", "--implementation", "cp",
-             "--python-version", "3.13", "--platform", "manylinux_2_28_x86_64",
-             "--platform", "manylinux2014_x86_64", "--target", target,
-             "-r", str(HERE / "requirements.txt")],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--only-binary=:all:",
+                "--implementation",
+                "cp",
+                "--python-version",
+                "3.13",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--target",
+                target,
+                "-r",
+                str(HERE / "requirements.txt"),
+            ],
             check=True,
         )
         found = {}

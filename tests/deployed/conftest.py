@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import boto3
 import pytest
 
-from plumsms_local import dynamodb
+from plumsms_local import dynamodb, template
 from plumsms_local.simulator.config import Delays, SimulatorConfig
 from plumsms_local.simulator.server import PlumSimulator
 from plumsms_local.template import PROJECT_ROOT, TEMPLATE
@@ -59,7 +59,7 @@ def python313() -> str:
     candidates += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))
     candidates.append(shutil.which("python3.13") or "")
     for candidate in candidates:
-        if candidate and subprocess.run([candidate, "-c", "pass"], check=False).returncode == 0:  # noqa: S603
+        if candidate and subprocess.run([candidate, "-c", "pass"], check=False).returncode == 0:
             return candidate
     pytest.fail("the as-deployed tier needs python3.13 (the Lambda runtime's): pyenv install 3.13")
 
@@ -68,7 +68,7 @@ def python313() -> str:
 def artifacts() -> Path:
     """The build for this machine's architecture and the runtime's SDK (``make artifacts``)."""
     if not (BUILD_DIR / "template.yaml").exists() or not RUNTIME_DIR.exists():
-        subprocess.run(["make", "-s", "artifacts"], cwd=PROJECT_ROOT, check=True)  # noqa: S607
+        subprocess.run(["make", "-s", "artifacts"], cwd=PROJECT_ROOT, check=True)
     return BUILD_DIR
 
 
@@ -140,16 +140,16 @@ class Stack:
 
     def aws(self, service: str) -> Any:
         """A boto3 client on the emulated account (the test's own, never the function's)."""
-        return boto3.client(
+        return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106
+            aws_secret_access_key="testing",
         )
 
     def _function_ids(self) -> list[str]:
-        resources = cfn.source_template.load(TEMPLATE)["Resources"]
+        resources = template.load(TEMPLATE)["Resources"]
         return [k for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"]
 
     def _provision(self) -> None:
@@ -157,7 +157,9 @@ class Stack:
         table = f"{STACK}-MessagesTable-{suffix}"
         dynamodb.create_table(self.aws("dynamodb"), table)
         sm = self.aws("secretsmanager")
-        key_arn = sm.create_secret(Name=f"WebhookKeySecret-{suffix}", SecretString=self.webhook_key)["ARN"]
+        key_arn = sm.create_secret(
+            Name=f"WebhookKeySecret-{suffix}", SecretString=self.webhook_key
+        )["ARN"]
         self.plum_secret = sm.create_secret(
             Name=f"PlumCredentialsSecret-{suffix}",
             SecretString=json.dumps({"username": PLUM_USER, "password": PLUM_PASSWORD}),
@@ -168,15 +170,27 @@ class Stack:
         sqs = self.aws("sqs")
         self.failed_queue = sqs.create_queue(QueueName=f"FailedSmsQueue-{suffix}")["QueueUrl"]
         self.all_queue = sqs.create_queue(QueueName=f"StatusEvents-{suffix}")["QueueUrl"]
-        arn = lambda url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[  # noqa: E731
-            "Attributes"
-        ]["QueueArn"]
+
+        def arn(url: str) -> str:
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            return str(attributes["Attributes"]["QueueArn"])
+
         # The template's example rule (enabled here), and a catch-all to see every event.
-        rule = cfn.source_template.load(TEMPLATE)["Resources"]["FailedSmsExampleRule"]["Properties"]
-        events.put_rule(Name="failed-sms", EventBusName=bus, EventPattern=json.dumps(rule["EventPattern"]))
-        events.put_targets(Rule="failed-sms", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn(self.failed_queue)}])
-        events.put_rule(Name="all", EventBusName=bus, EventPattern=json.dumps({"source": ["plumsms"]}))
-        events.put_targets(Rule="all", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn(self.all_queue)}])
+        rule = template.load(TEMPLATE)["Resources"]["FailedSmsExampleRule"]["Properties"]
+        events.put_rule(
+            Name="failed-sms", EventBusName=bus, EventPattern=json.dumps(rule["EventPattern"])
+        )
+        events.put_targets(
+            Rule="failed-sms",
+            EventBusName=bus,
+            Targets=[{"Id": "q", "Arn": arn(self.failed_queue)}],
+        )
+        events.put_rule(
+            Name="all", EventBusName=bus, EventPattern=json.dumps({"source": ["plumsms"]})
+        )
+        events.put_targets(
+            Rule="all", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn(self.all_queue)}]
+        )
         refs = {
             "MessagesTable": table,
             "WebhookKeySecret": key_arn,
@@ -235,7 +249,9 @@ class Stack:
         function, event = self.factory.json(method, url, payload, **kw)
         return to_response(self.host.invoke(function, event))
 
-    def inbound(self, sender: str, body: str, *, base64_body: bool = False, key: str | None = None) -> Response:
+    def inbound(
+        self, sender: str, body: str, *, base64_body: bool = False, key: str | None = None
+    ) -> Response:
         """Plum's POST of one incoming SMS to the Application URL."""
         fields = {
             "sms_message_id": uuid.uuid4().hex,
@@ -246,7 +262,9 @@ class Stack:
         }
         return self.inbound_fields(fields, base64_body=base64_body, key=key)
 
-    def inbound_fields(self, fields: dict[str, str], *, base64_body: bool = False, key: str | None = None) -> Response:
+    def inbound_fields(
+        self, fields: dict[str, str], *, base64_body: bool = False, key: str | None = None
+    ) -> Response:
         """Plum's POST with exactly ``fields``."""
         function, event = self.factory.form(
             f"/plum/inbound?key={key or self.webhook_key}", fields, base64_body=base64_body
@@ -260,8 +278,6 @@ class Stack:
 
     def messages(self, **query: str) -> list[dict[str, Any]]:
         """Items of ``GET /messages`` (through the deployed API)."""
-        from urllib.parse import urlencode
-
         response = self.request("GET", "/messages?" + urlencode(query))
         assert response.status == 200, response.body
         items: list[dict[str, Any]] = response.json()["items"]

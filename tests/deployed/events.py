@@ -27,7 +27,7 @@ STAGE = "v1"
 def generate(sam: Path, *args: str) -> dict[str, Any]:
     """One ``sam local generate-event`` answer."""
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
-    out = subprocess.run(  # noqa: S603 - the tools virtualenv's own sam
+    out = subprocess.run(
         [str(sam), "local", "generate-event", *args],
         check=True,
         capture_output=True,
@@ -43,8 +43,21 @@ class EventFactory:
 
     def __init__(self, sam: Path) -> None:
         self.proxy = generate(
-            sam, "apigateway", "aws-proxy", "--stage", STAGE, "--account-id", ACCOUNT,
-            "--method", "GET", "--path", "x", "--resource", "/x", "--body", "",
+            sam,
+            "apigateway",
+            "aws-proxy",
+            "--stage",
+            STAGE,
+            "--account-id",
+            ACCOUNT,
+            "--method",
+            "GET",
+            "--path",
+            "x",
+            "--resource",
+            "/x",
+            "--body",
+            "",
         )
         self.scheduled = generate(sam, "cloudwatch", "scheduled-event")
         self.routes = template.routes()
@@ -107,12 +120,19 @@ class EventFactory:
         )
         if route.authorized and iam_user:
             context["identity"].update(
-                {"userArn": iam_user, "user": "AIDAEXAMPLE", "accountId": ACCOUNT,
-                 "caller": "AIDAEXAMPLE", "accessKey": "AKIAEXAMPLE"}
+                {
+                    "userArn": iam_user,
+                    "user": "AIDAEXAMPLE",
+                    "accountId": ACCOUNT,
+                    "caller": "AIDAEXAMPLE",
+                    "accessKey": "AKIAEXAMPLE",
+                }
             )
         return route.function, event
 
-    def form(self, url: str, fields: dict[str, str], *, base64_body: bool = False) -> tuple[str, dict[str, Any]]:
+    def form(
+        self, url: str, fields: dict[str, str], *, base64_body: bool = False
+    ) -> tuple[str, dict[str, Any]]:
         """A form POST, as Plum sends its webhooks (API Gateway may base64 the body)."""
         return self.http(
             "POST",
@@ -131,7 +151,10 @@ class EventFactory:
         """An EventBridge scheduled event from ``rule_arn``."""
         event = copy.deepcopy(self.scheduled)
         event.update(
-            {"id": str(uuid.uuid4()), "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "resources": [rule_arn]}
+            {
+                "id": str(uuid.uuid4()),
+                "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "resources": [rule_arn],
+            }
         )
         return event

@@ -8,6 +8,7 @@ Environments share nothing but what AWS would share: the emulated account and Pl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -86,7 +87,7 @@ class Environment:
         }
         self.log_path = host.log_dir / f"{spec.name}-{uuid.uuid4().hex[:8]}.log"
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        self.process = subprocess.Popen(
             [host.python, "-I", "-S", str(BOOTSTRAP)],
             env=env,
             cwd=spec.task_root,
@@ -123,7 +124,8 @@ class Environment:
     def invoke(self, event: dict[str, Any]) -> Invocation:
         """Run one event through the handler, as one Lambda invocation."""
         request_id = str(uuid.uuid4())
-        trace_id = f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=1"
+        root = f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
+        trace_id = f"Root={root};Parent={uuid.uuid4().hex[:16]};Sampled=1"
         request = {
             "event": event,
             "trace_id": trace_id,
@@ -149,10 +151,8 @@ class Environment:
     def close(self) -> None:
         """End the process (Lambda's Shutdown phase)."""
         for stream in (self._requests, self._answers):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -28,8 +28,8 @@ def _layer(build: Path) -> Path:
 
 def _pins(path: Path) -> dict[str, str]:
     pins = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
             pins[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
@@ -95,7 +95,12 @@ def test_the_lock_pins_every_dependency_and_the_layer_ships_exactly_it(artifacts
 
 def test_unused_data_is_pruned_and_the_layer_fits(artifacts: Path) -> None:
     layer = _layer(DEPLOY_BUILD)
-    for unused in ("phonenumbers/geodata", "phonenumbers/carrierdata", "lxml/includes", "lxml/html"):
+    for unused in (
+        "phonenumbers/geodata",
+        "phonenumbers/carrierdata",
+        "lxml/includes",
+        "lxml/html",
+    ):
         assert not (layer / unused).exists(), unused
     # What the code does use stays: phone time zones (scheduling) and lxml.etree.
     assert (layer / "phonenumbers" / "tzdata").is_dir()

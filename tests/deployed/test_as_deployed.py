@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 import pytest
 
+from plumsms_local import template
 from plumsms_local.template import TEMPLATE
 
 from . import cfn
@@ -64,7 +64,9 @@ def test_a_fresh_deploy_without_plum_credentials_does_not_fail_the_schedule(stac
     finally:
         secrets.put_secret_value(
             SecretId=stack.plum_secret,
-            SecretString=json.dumps({"username": "plum-deployed", "password": "plum-deployed-password"}),
+            SecretString=json.dumps(
+                {"username": "plum-deployed", "password": "plum-deployed-password"}
+            ),
         )
         stack.host.recycle("ScheduledSendFunction")
 
@@ -90,7 +92,9 @@ def test_unconfigured_credentials_with_due_messages_are_a_warning_not_an_error(
     finally:
         secrets.put_secret_value(
             SecretId=stack.plum_secret,
-            SecretString=json.dumps({"username": "plum-deployed", "password": "plum-deployed-password"}),
+            SecretString=json.dumps(
+                {"username": "plum-deployed", "password": "plum-deployed-password"}
+            ),
         )
         stack.host.recycle("ScheduledSendFunction")
     stack.scheduled("ScheduledSendFunction")
@@ -102,7 +106,9 @@ def test_every_status_change_reaches_the_bus_including_refused_and_cancelled(
     stack.queue_events(stack.all_queue)
     stack.queue_events(stack.failed_queue)
     # A send Plum refuses ends failed...
-    refused = stack.api("POST", "/messages", {"to": REFUSED_NUMBER, "from": SMS_NUMBER, "body": "x"})
+    refused = stack.api(
+        "POST", "/messages", {"to": REFUSED_NUMBER, "from": SMS_NUMBER, "body": "x"}
+    )
     assert refused.status == 201, refused.body
     stack.invoke_api.wait()
     stack.scheduled("ScheduledSendFunction")
@@ -123,7 +129,9 @@ def test_every_status_change_reaches_the_bus_including_refused_and_cancelled(
     assert refused_id in {e["detail"]["message_id"] for e in failed}
 
 
-def test_no_trace_carries_the_webhook_key_a_phone_number_or_a_body(stack: Stack, phone: str) -> None:
+def test_no_trace_carries_the_webhook_key_a_phone_number_or_a_body(
+    stack: Stack, phone: str
+) -> None:
     body = f"HOURS please {uuid.uuid4().hex[:8]}"
     before = len(stack.xray.datagrams)
     assert stack.inbound(phone, body).status == 200
@@ -143,7 +151,9 @@ def test_logs_carry_the_request_id_as_correlation_id(stack: Stack, phone: str) -
     )
     request_id = event["requestContext"]["requestId"]
     stack.host.invoke(function, event)
-    lines = [json.loads(line) for line in stack.host.logs(function).splitlines() if line.startswith("{")]
+    lines = [
+        json.loads(line) for line in stack.host.logs(function).splitlines() if line.startswith("{")
+    ]
     ours = [line for line in lines if line.get("correlation_id") == request_id]
     assert ours, "no log line carries the API Gateway request id"
 
@@ -174,12 +184,14 @@ def test_a_custom_domain_base_path_is_stripped_before_routing(stack: Stack) -> N
     assert answer.result["statusCode"] == 200, answer.result
 
 
-def test_a_wrong_sms_numbers_value_does_not_take_the_webhooks_down(stack: Stack, phone: str) -> None:
+def test_a_wrong_sms_numbers_value_does_not_take_the_webhooks_down(
+    stack: Stack, phone: str
+) -> None:
     definition = stack.definitions["InboundSmsFunction"]
     spec = stack.spec(definition, SMS_NUMBERS="not-a-number")
     spec.name = "InboundWrongNumbers"
     stack.host.add(spec)
-    function, event = stack.factory.form(
+    _, event = stack.factory.form(
         f"/plum/inbound?key={stack.webhook_key}",
         {"sms_message_id": uuid.uuid4().hex, "from": phone, "to": SMS_NUMBER, "body": "hello"},
     )
@@ -200,9 +212,19 @@ def test_a_dispatcher_whose_every_claim_fails_raises_an_alarm(stack: Stack, phon
     stack.host.add(spec)
     stack.api("POST", "/messages", {"to": phone, "from": SMS_NUMBER, "body": "claim me"})
     stack.invoke_api.wait()
-    stack.api("POST", "/messages", {"to": phone, "from": SMS_NUMBER, "body": "claim me too",
-                                    "send_at": "2000-01-01T00:00:00Z"})
-    run = stack.host.invoke("DispatcherCannotWrite", stack.factory.schedule("arn:aws:events:::rule/x"))
+    stack.api(
+        "POST",
+        "/messages",
+        {
+            "to": phone,
+            "from": SMS_NUMBER,
+            "body": "claim me too",
+            "send_at": "2000-01-01T00:00:00Z",
+        },
+    )
+    run = stack.host.invoke(
+        "DispatcherCannotWrite", stack.factory.schedule("arn:aws:events:::rule/x")
+    )
     # THEN the run finishes (failures counted, not raised) and emits the metric an alarm watches
     assert run.error is None, run.error
     emitted = _metrics(stack.host.logs("DispatcherCannotWrite"))
@@ -220,51 +242,68 @@ def _metrics(logs: str) -> dict[str, tuple[str, frozenset[tuple[str, str]]]]:
             continue
         record = json.loads(line)
         for directive in record["_aws"]["CloudWatchMetrics"]:
-            dims = frozenset((d, str(record[d])) for group in directive["Dimensions"] for d in group)
+            dims = frozenset(
+                (d, str(record[d])) for group in directive["Dimensions"] for d in group
+            )
             for metric in directive["Metrics"]:
                 found[metric["Name"]] = (directive["Namespace"], dims)
     return found
 
 
 def _alarms() -> set[tuple[str, str, frozenset[tuple[str, str]]]]:
-    from plumsms_local import template
-
     alarms = set()
     for resource in template.load()["Resources"].values():
         if resource["Type"] != "AWS::CloudWatch::Alarm":
             continue
         props = resource["Properties"]
-        dims = frozenset((d["Name"], d["Value"]) for d in props.get("Dimensions", []) if isinstance(d["Value"], str))
+        dims = frozenset(
+            (d["Name"], d["Value"])
+            for d in props.get("Dimensions", [])
+            if isinstance(d["Value"], str)
+        )
         alarms.add((props["MetricName"], props["Namespace"], dims))
     return alarms
 
 
-COUNTED_FAILURES = ["DispatchErrors", "SendFailures", "StatusEventsFailed", "HookErrors", "SuppressErrors", "ReconcileErrors"]
+COUNTED_FAILURES = [
+    "DispatchErrors",
+    "SendFailures",
+    "StatusEventsFailed",
+    "HookErrors",
+    "SuppressErrors",
+    "ReconcileErrors",
+]
 
 
 @pytest.mark.parametrize("metric", COUNTED_FAILURES)
 def test_every_counted_failure_has_an_alarm(metric: str) -> None:
-    assert any(name == metric and ns == "PlumSms" and ("service", "plumsms") in dims for name, ns, dims in _alarms())
-
-
+    assert any(
+        name == metric and ns == "PlumSms" and ("service", "plumsms") in dims
+        for name, ns, dims in _alarms()
+    )
 
 
 def test_the_log_level_parameter_takes_effect(stack: Stack, phone: str) -> None:
     # GIVEN the stack deployed with LogLevel=WARN (Lambda passes it as AWS_LAMBDA_LOG_LEVEL)
     deployment = cfn.Deployment(
-        stack.deployment.stack_name, stack.deployment.region, stack.deployment.account,
+        stack.deployment.stack_name,
+        stack.deployment.region,
+        stack.deployment.account,
         {**stack.deployment.parameters, "LogLevel": "WARN"},
-        stack.deployment.refs, stack.deployment.attributes,
+        stack.deployment.refs,
+        stack.deployment.attributes,
     )
-    definition = cfn.functions(TEMPLATE, BUILD_DIR / "template.yaml", deployment)["InboundSmsFunction"]
+    definition = cfn.functions(TEMPLATE, BUILD_DIR / "template.yaml", deployment)[
+        "InboundSmsFunction"
+    ]
     spec = stack.spec(definition)
     spec.name = "InboundWarnOnly"
     stack.host.add(spec)
-    function, event = stack.factory.form(
+    _, event = stack.factory.form(
         f"/plum/inbound?key={stack.webhook_key}",
         {"sms_message_id": uuid.uuid4().hex, "from": phone, "to": SMS_NUMBER, "body": "x"},
     )
-    function, bad = stack.factory.form("/plum/inbound?key=wrong-key-0123456789", {"from": phone})
+    _, bad = stack.factory.form("/plum/inbound?key=wrong-key-0123456789", {"from": phone})
     assert stack.host.invoke("InboundWarnOnly", event).result["statusCode"] == 200
     assert stack.host.invoke("InboundWarnOnly", bad).result["statusCode"] == 403
     levels = {

@@ -9,7 +9,6 @@ from typing import Any
 from .conftest import SMS_NUMBER, UNSUBSCRIBED_NUMBER, Stack
 from .lambda_host import wait_until
 
-
 FAR = (datetime.now(UTC) + timedelta(days=300)).replace(microsecond=0).isoformat()
 
 
@@ -52,7 +51,9 @@ def test_stop_start_and_help(stack: Stack, phone: str) -> None:
     assert "reply HOURS" in stack.inbound(phone, "HELP").text
 
 
-def test_a_retried_webhook_gets_the_same_answer_and_no_second_record(stack: Stack, phone: str) -> None:
+def test_a_retried_webhook_gets_the_same_answer_and_no_second_record(
+    stack: Stack, phone: str
+) -> None:
     fields = {
         "sms_message_id": uuid.uuid4().hex,
         "from": phone,
@@ -77,7 +78,9 @@ def test_a_wrong_key_is_refused_and_nothing_is_stored(stack: Stack, phone: str) 
 
 
 def _send(stack: Stack, phone: str, **extra: Any) -> dict[str, Any]:
-    response = stack.api("POST", "/messages", {"to": phone, "from": SMS_NUMBER, "body": "Hi", **extra})
+    response = stack.api(
+        "POST", "/messages", {"to": phone, "from": SMS_NUMBER, "body": "Hi", **extra}
+    )
     assert response.status == 201, response.body
     created: dict[str, Any] = response.json()
     return created
@@ -93,9 +96,13 @@ def test_send_now_reaches_plum_and_its_callbacks_come_back_through_the_result_ur
     # THEN Plum's callbacks, posted to the Result URL, walk the message to delivered
     final = wait_until(lambda: _status_of(stack, message["id"]) == "delivered", timeout=30)
     assert final, _status_of(stack, message["id"])
-    history = [h["status"] for h in stack.request("GET", f"/messages/{message['id']}").json()["history"]]
+    history = [
+        h["status"] for h in stack.request("GET", f"/messages/{message['id']}").json()["history"]
+    ]
     assert history[0] == "scheduled" and history[-1] == "delivered" and "queued" in history
-    assert any(path.startswith("/plum/status") and status == 200 for path, status in stack.gateway.seen)
+    assert any(
+        path.startswith("/plum/status") and status == 200 for path, status in stack.gateway.seen
+    )
     # A late report (Plum retries) never moves a delivered message back.
     shown = stack.request("GET", f"/messages/{message['id']}").json()
     late = stack.factory.form(
@@ -109,7 +116,10 @@ def test_send_now_reaches_plum_and_its_callbacks_come_back_through_the_result_ur
 def test_a_recurring_send_schedules_its_next_occurrence(stack: Stack, phone: str) -> None:
     start = datetime.now(UTC).replace(microsecond=0).isoformat()
     created = _send(
-        stack, phone, send_at=start, recurrence={"frequency": "daily", "count": 3, "time_zone": "America/New_York"},
+        stack,
+        phone,
+        send_at=start,
+        recurrence={"frequency": "daily", "count": 3, "time_zone": "America/New_York"},
     )
     stack.invoke_api.wait()
     stack.scheduled("ScheduledSendFunction")
@@ -151,20 +161,25 @@ def test_the_log_pages_with_signed_cursors(stack: Stack, phone: str) -> None:
 def test_result_url_takes_form_and_json_and_keeps_orphans(stack: Stack) -> None:
     key = stack.webhook_key
     plum_id = uuid.uuid4().hex
-    form = stack.factory.form(f"/plum/status?key={key}", {"sms_message_id": plum_id, "status": "delivered"})
+    form = stack.factory.form(
+        f"/plum/status?key={key}", {"sms_message_id": plum_id, "status": "delivered"}
+    )
     answer = stack.host.invoke(*form)
     assert answer.result["statusCode"] == 200, answer.result
     assert "orphan" in answer.result["body"]
 
     function, event = stack.factory.json(
-        "POST", f"/plum/status?key={key}", {"sms_message": {"sms_message_id": plum_id, "status": "sent"}}
+        "POST",
+        f"/plum/status?key={key}",
+        {"sms_message": {"sms_message_id": plum_id, "status": "sent"}},
     )
     assert stack.host.invoke(function, event).result["statusCode"] == 200
 
 
 def test_result_url_with_a_wrong_key_is_refused(stack: Stack) -> None:
     function, event = stack.factory.form(
-        "/plum/status?key=wrong-key-wrong-key-0", {"sms_message_id": uuid.uuid4().hex, "status": "sent"}
+        "/plum/status?key=wrong-key-wrong-key-0",
+        {"sms_message_id": uuid.uuid4().hex, "status": "sent"},
     )
     assert stack.host.invoke(function, event).result["statusCode"] == 403
 
@@ -178,7 +193,9 @@ def test_schedule_patch_cancel_list_export_and_stats(stack: Stack, phone: str) -
     assert message["status"] == "scheduled"
 
     moved = (later + timedelta(hours=1)).isoformat()
-    patched = stack.api("PATCH", f"/messages/{message['id']}", {"send_at": moved, "body": "Changed"})
+    patched = stack.api(
+        "PATCH", f"/messages/{message['id']}", {"send_at": moved, "body": "Changed"}
+    )
     assert patched.status == 200, patched.body
     assert patched.json()["body"] == "Changed"
 
@@ -188,7 +205,9 @@ def test_schedule_patch_cancel_list_export_and_stats(stack: Stack, phone: str) -
     listed = stack.messages(number=phone, status="cancelled")
     assert [m["id"] for m in listed] == [message["id"]]
     assert message["id"] in {m["id"] for m in stack.messages(status="cancelled")}
-    exported = stack.request("GET", f"/messages/export?number={phone.replace('+', '%2B')}&format=jsonl")
+    exported = stack.request(
+        "GET", f"/messages/export?number={phone.replace('+', '%2B')}&format=jsonl"
+    )
     assert exported.status == 200, exported.body
     assert message["id"] in exported.text
     stats = stack.request("GET", "/messages/stats")

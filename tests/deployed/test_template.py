@@ -25,7 +25,7 @@ LAMBDA_LOG_LEVELS = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
 def transformed() -> dict[str, Any]:
     """SAM's transform of template.yaml, by the SAM library the tools venv pins."""
     python = SAM.parent / "python"
-    out = subprocess.run(  # noqa: S603
+    out = subprocess.run(
         [str(python), str(TRANSFORM), str(TEMPLATE)],
         check=True,
         capture_output=True,
@@ -69,7 +69,9 @@ def test_access_logs_without_the_query_string() -> None:
     # The webhook key travels in the query string: nothing that carries it is logged.
     assert "$context.path" not in setting["Format"]
     assert "querystring" not in setting["Format"].lower()
-    (api,) = [v for v in transformed()["Resources"].values() if v["Type"] == "AWS::ApiGateway::RestApi"]
+    (api,) = [
+        v for v in transformed()["Resources"].values() if v["Type"] == "AWS::ApiGateway::RestApi"
+    ]
     assert api.get("DependsOn") == "ApiGatewayAccount"
 
 
@@ -87,10 +89,14 @@ def test_cloudwatch_may_publish_to_the_encrypted_alarm_topic() -> None:
     topic = resources["AlarmTopic"]["Properties"]
     assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
     statements = resources["AlarmTopicKey"]["Properties"]["KeyPolicy"]["Statement"]
-    cloudwatch = [s for s in statements if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"]
+    cloudwatch = [
+        s for s in statements if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"
+    ]
     assert cloudwatch and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(cloudwatch[0]["Action"])
     alarms = _of_type("AWS::CloudWatch::Alarm")
-    assert alarms and all(a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms.values())
+    assert alarms and all(
+        a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms.values()
+    )
 
 
 @pytest.mark.parametrize(
@@ -135,9 +141,11 @@ def test_build_and_deploy_read_one_architecture() -> None:
     for command in ("build", "deploy"):
         section = config["default"].get(command, {}).get("parameters", {})
         assert "parameter_overrides" not in section, f"{command} must not override it again"
-    built = subprocess.run(  # noqa: S603
-        ["python3", str(PROJECT_ROOT / "layers/plumsms/build_arch.py"), str(PROJECT_ROOT)],  # noqa: S607
-        check=True, capture_output=True, text=True,
+    built = subprocess.run(
+        ["python3", str(PROJECT_ROOT / "layers/plumsms/build_arch.py"), str(PROJECT_ROOT)],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     assert built == arch.group(1)
     assert template.load()["Parameters"]["Architecture"]["Default"] == arch.group(1)

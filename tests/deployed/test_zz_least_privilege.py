@@ -46,7 +46,11 @@ def unused_grants(stack: Stack) -> dict[str, list[tuple[str, str]]]:
     """Function -> grants no recorded call needed."""
     report: dict[str, list[tuple[str, str]]] = {}
     for name, definition in stack.definitions.items():
-        used = [tuple(pair) for call in stack.host.calls.get(name, []) for pair in call["authorizations"]]
+        used = [
+            tuple(pair)
+            for call in stack.host.calls.get(name, [])
+            for pair in call["authorizations"]
+        ]
         unused = [
             (action, resource)
             for action, resource in _grants(definition.statements)
@@ -60,14 +64,20 @@ def unused_grants(stack: Stack) -> dict[str, list[tuple[str, str]]]:
 
 
 def _short(resource: str) -> str:
-    return resource.rsplit(":", 1)[-1].split("/", 1)[-1] if "table/" not in resource else resource.split("table/", 1)[1].split("/", 1)[-1]
+    return (
+        resource.rsplit(":", 1)[-1].split("/", 1)[-1]
+        if "table/" not in resource
+        else resource.split("table/", 1)[1].split("/", 1)[-1]
+    )
 
 
 def test_every_grant_is_needed_by_a_recorded_call(stack: Stack) -> None:
     if sum(len(c) for c in stack.host.calls.values()) < 50:
         pytest.fail("run the whole tests/deployed tier: this check reads what it recorded")
     for name in stack.definitions:
-        used = sorted({tuple(p) for c in stack.host.calls.get(name, []) for p in c["authorizations"]})
+        used = sorted(
+            {tuple(p) for c in stack.host.calls.get(name, []) for p in c["authorizations"]}
+        )
         for action, resource in used:
             print(f"used: {name}: {action} on {resource}")
     report = unused_grants(stack)

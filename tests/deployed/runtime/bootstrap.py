@@ -103,7 +103,12 @@ def _authorizations(service: str, operation: str, params: dict[str, Any]) -> lis
     if service == "events":
         buses = {entry.get("EventBusName") or "default" for entry in params.get("Entries", [])}
         return [
-            (action, bus if bus.startswith("arn:") else f"arn:aws:events:{region}:{account}:event-bus/{bus}")
+            (
+                action,
+                bus
+                if bus.startswith("arn:")
+                else f"arn:aws:events:{region}:{account}:event-bus/{bus}",
+            )
             for bus in sorted(buses)
         ]
     if service == "lambda":
@@ -115,8 +120,9 @@ def _authorizations(service: str, operation: str, params: dict[str, Any]) -> lis
 
 
 def _install_recorder(calls: list[dict[str, Any]]) -> None:
-    import botocore.session
-    from botocore.exceptions import ClientError
+    # Imported only now: sys.path holds the runtime's botocore from this point on.
+    import botocore.session  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
 
     policy = _Policy(ARGS["policy"])
 
@@ -124,12 +130,18 @@ def _install_recorder(calls: list[dict[str, Any]]) -> None:
         service = model.service_model.endpoint_prefix
         pairs = _authorizations(service, model.name, params)
         denied = [[a, r] for a, r in pairs if not policy.allows(a, r)]
-        calls.append({"operation": f"{service}:{model.name}", "authorizations": pairs, "denied": denied})
+        calls.append(
+            {"operation": f"{service}:{model.name}", "authorizations": pairs, "denied": denied}
+        )
         if denied:
             action, resource = denied[0]
             raise ClientError(
-                {"Error": {"Code": "AccessDeniedException",
-                           "Message": f"not authorized to perform: {action} on resource: {resource}"}},
+                {
+                    "Error": {
+                        "Code": "AccessDeniedException",
+                        "Message": f"not authorized to perform: {action} on resource: {resource}",
+                    }
+                },
                 model.name,
             )
 
@@ -185,7 +197,7 @@ def main() -> None:
     started = time.perf_counter()
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
-    except Exception as exc:  # noqa: BLE001 - reported as Lambda reports an Init error
+    except Exception as exc:
         kind = "Runtime.ImportModuleError" if isinstance(exc, ImportError) else "Runtime.Unknown"
         answer({"init_ms": (time.perf_counter() - started) * 1000, "error": _error(exc, kind)})
         return
@@ -202,7 +214,7 @@ def main() -> None:
         try:
             result = handler(request["event"], _Context(request["context"]))
             payload: dict[str, Any] = {"result": result}
-        except Exception as exc:  # noqa: BLE001 - an invocation error, as Lambda reports it
+        except Exception as exc:
             payload = {"error": _error(exc, "")}
         payload["duration_ms"] = (time.perf_counter() - started) * 1000
         sys.stdout.flush()
