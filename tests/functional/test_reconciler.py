@@ -112,6 +112,7 @@ def test_stuck_messages_get_plums_final_status(
     result = reconciler().invoke(scheduled_event())
     # THEN each has Plum's final status, learned from sms/status
     assert result == {
+        "outcome": "done",
         "examined": 3,
         "changed": 3,
         "without_plum_id": 0,
