@@ -27,6 +27,7 @@ from urllib3.util import Timeout
 from plumsms.adapters.dispatch_trigger import register_in_process, unregister_in_process
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
+from plumsms.adapters.events import DETAIL_TYPE, RecordingPublisher
 from plumsms.adapters.plum.client import PlumClient
 from plumsms.domain.plum import PlumGateway, PlumSmsResource, PlumUnavailable
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, DispatchReport
@@ -176,6 +177,13 @@ def sends_by_ref(sim: PlumSimulator) -> Counter[str | None]:
     return Counter(groups.values())
 
 
+def published(function: LocalFunction) -> list[dict[str, Any]]:
+    """The change events a function published (no EVENT_BUS_NAME: its in-memory recorder)."""
+    publisher = function.module().publisher
+    assert isinstance(publisher, RecordingPublisher)
+    return [e["detail"] for e in publisher.events if e["detail-type"] == DETAIL_TYPE]
+
+
 def make_due(ddb: Any, table: str, message_id: str) -> None:
     """Time passes: the message's retry (or its scheduled time) is due now."""
     past = "2000-01-01T00:00:00.000000Z"
@@ -292,6 +300,11 @@ def test_plum_refusals_fail_the_message_with_plums_reason(
     stored = item(ddb, table_name, landline["id"])
     assert stored["status"]["S"] == "failed"
     assert "not a mobile number" in stored["error"]["S"]
+    # AND the failure went to the status bus, where the failed-SMS rule matches it
+    assert [
+        (d["message_id"], d["previous_status"], d["status"], d["source"])
+        for d in published(dispatcher)
+    ] == [(landline["id"], "sending", "failed", "dispatcher")]
 
 
 def test_plums_unsubscribed_error_records_an_opt_out_and_suppresses_the_rest(
@@ -316,6 +329,10 @@ def test_plums_unsubscribed_error_records_an_opt_out_and_suppresses_the_rest(
     )["Item"]
     assert opt_out["keyword"]["S"] == "PLUM-UNSUBSCRIBED"
     assert item(ddb, table_name, tomorrow["id"])["status"]["S"] == "suppressed"
+    # AND both went to the status bus
+    assert sorted((d["message_id"], d["status"]) for d in published(dispatcher)) == sorted(
+        [(soon["id"], "failed"), (tomorrow["id"], "suppressed")]
+    )
 
 
 def test_a_local_opt_out_is_skipped_as_suppressed(
@@ -340,6 +357,9 @@ def test_a_local_opt_out_is_skipped_as_suppressed(
     assert report["counts"]["suppressed"] == 1
     assert item(ddb, table_name, message["id"])["status"]["S"] == "suppressed"
     assert sends_by_ref(sim) == Counter()
+    assert [(d["message_id"], d["status"]) for d in published(dispatcher)] == [
+        (message["id"], "suppressed")
+    ]
 
 
 def test_a_5xx_from_plum_is_retried_later_then_sent_once(
