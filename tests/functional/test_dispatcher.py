@@ -33,7 +33,7 @@ from plumsms.domain.plum import PlumGateway, PlumSmsResource, PlumUnavailable
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, DispatchReport
 from plumsms_local import dynamodb
 from plumsms_local.gateway import proxy_event
-from plumsms_local.lambda_runtime import LocalFunction
+from plumsms_local.lambda_runtime import LocalContext, LocalFunction
 from plumsms_local.simulator import Delays, PlumSimulator, SimulatorConfig
 from plumsms_local.simulator.state import Kind
 from plumsms_local.simulator.testing import RecordingServer
@@ -655,3 +655,22 @@ def test_two_dispatchers_at_once_send_each_message_once(
     assert all(r["sent"] > 0 for r in reports)
     assert sum(r["sent"] for r in reports) == 120
     assert_exactly_once(sim, ddb, table_name, ids)
+
+
+def test_every_log_line_of_a_run_carries_the_runs_id(
+    handlers: tuple[Api, LocalFunction], sim: PlumSimulator, outbox: DynamoOutbox, log_lines: Any
+) -> None:
+    _, dispatcher = handlers
+    handler = dispatcher.module().lambda_handler
+    # GIVEN messages due now, sent from the dispatcher's worker threads
+    schedule_many(outbox, 3)
+    # WHEN two runs follow each other
+    report = handler(scheduled_event(), LocalContext("scheduled_send", aws_request_id="run-one"))
+    first = log_lines.take()
+    handler(scheduled_event(), LocalContext("scheduled_send", aws_request_id="run-two"))
+    second = log_lines.take()
+    # THEN every line of each run, the workers' too, carries that run's id
+    assert report["counts"]["sent"] == 3
+    assert sum(line["message"] == "Plum queue answered" for line in first) == 3
+    assert {line.get("correlation_id") for line in first} == {"run-one"}
+    assert second and {line.get("correlation_id") for line in second} == {"run-two"}

@@ -17,7 +17,7 @@ from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.plum import PlumClient
 from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
 from plumsms_local.dynamodb import free_port
-from plumsms_local.lambda_runtime import LocalFunction
+from plumsms_local.lambda_runtime import LocalContext, LocalFunction
 from plumsms_local.simulator import Delays, PlumSimulator, SimulatorClient, SimulatorConfig
 from plumsms_local.template import PROJECT_ROOT
 
@@ -217,3 +217,17 @@ def test_a_store_error_on_one_message_does_not_stop_the_run(
     assert result["stopped_early"] is False
     assert store.get(older.id).status == Status.QUEUED
     assert store.get(newer.id).status == Status.DELIVERED
+
+
+def test_every_log_line_of_a_run_carries_the_runs_id(
+    sim: PlumSimulator, store: DynamoMessageStore, reconciler: Any, log_lines: Any
+) -> None:
+    store.put_message(
+        in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(hours=1))
+    )
+    handler = reconciler().module().lambda_handler
+    context = LocalContext("reconciler", timeout_seconds=120, aws_request_id="run-one")
+    assert handler(scheduled_event(), context)["changed"] == 1
+    lines = log_lines.take()
+    assert {"Plum status answered", "reconciled"} <= {line["message"] for line in lines}
+    assert {line.get("correlation_id") for line in lines} == {"run-one"}
