@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from botocore.exceptions import ClientError
 from urllib3.util import Timeout
 
 from plumsms.adapters.dispatch_trigger import register_in_process, unregister_in_process
@@ -674,3 +675,35 @@ def test_every_log_line_of_a_run_carries_the_runs_id(
     assert sum(line["message"] == "Plum queue answered" for line in first) == 3
     assert {line.get("correlation_id") for line in first} == {"run-one"}
     assert second and {line.get("correlation_id") for line in second} == {"run-two"}
+
+
+def test_store_errors_are_counted_per_message_and_the_run_goes_on(
+    handlers: tuple[Api, LocalFunction], sim: PlumSimulator, outbox: DynamoOutbox, ddb: Any
+) -> None:
+    _, dispatcher = handlers
+    ids = schedule_many(outbox, 4)
+    throttled_key = {"PK": {"S": f"MSG#{ids[1]}"}, "SK": {"S": "MSG"}}
+
+    def throttle(params: dict[str, Any], **_: Any) -> None:
+        # DynamoDB throttles the stale-claims listing and every write to one message.
+        if params.get("IndexName") == "ByStatus" or params.get("Key") == throttled_key:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                "Request",
+            )
+
+    events = dispatcher.module().store.client.meta.events
+    for operation in ("Query", "UpdateItem"):
+        events.register(f"before-parameter-build.dynamodb.{operation}", throttle)
+    try:
+        # WHEN the schedule fires
+        report = dispatcher.invoke(scheduled_event())
+    finally:
+        for operation in ("Query", "UpdateItem"):
+            events.unregister(f"before-parameter-build.dynamodb.{operation}", throttle)
+    # THEN the run did not fail: the others were sent, each error counted
+    assert report["counts"]["sent"] == 3
+    # The listing once, the message once per pass (the run goes round again after sending).
+    assert report["counts"]["errors"] == 3
+    assert item(ddb, outbox.table_name, ids[1])["status"]["S"] == "scheduled"
+    assert sends_by_ref(sim) == Counter({i: 1 for i in ids if i != ids[1]})
