@@ -1,5 +1,8 @@
 """Settings read from the environment once per cold start, with clear errors.
 
+A value only some operations need is checked where it is used (``account_numbers``), so
+a wrong one fails those operations, not every function's cold start.
+
 Secrets are never read here: on AWS the environment names a Secrets Manager secret or an
 SSM parameter and ``plumsms.secrets`` fetches it (cached); locally the plain variables
 (``WEBHOOK_KEY``, ``PLUM_USERNAME``, ``PLUM_PASSWORD``) carry the values.
