@@ -126,3 +126,31 @@ def test_traces_hold_no_key_number_or_body(
     recorded = segments.text()
     for secret in (WEBHOOK_KEY, SENDER, SENDER_DIGITS, BODY):
         assert secret not in recorded
+
+
+# -- logs --------------------------------------------------------------------------------------
+
+
+def test_no_log_line_above_debug_holds_the_key_a_number_or_a_body(
+    replies: None, load_function: Callable[[str], LocalFunction], event: Event, log_lines: Any
+) -> None:
+    # GIVEN the functions at their default level WHEN they receive, answer, send and list
+    load_function("inbound_sms").invoke(event("inbound_sms", form=inbound_form()))
+    load_function("inbound_sms").invoke(event("inbound_sms", form=inbound_form() | {"body": "x"}))
+    status = {"sms_message_id": "b" * 32, "status": "delivered"}
+    load_function("result_url").invoke(event("result_url", form=status))
+    load_function("result_url").invoke(event("result_url", form=status, query={"key": "wrong"}))
+    api = load_function("messages_api")
+    send = {"to": SENDER, "from": "+12435678910", "body": BODY}
+    sent = api.invoke(event("messages_api_send", body=json.dumps(send)))
+    assert sent["statusCode"] == 201, sent["body"]
+    api.invoke(event("messages_api_list"))
+    api.invoke(event("messages_api_list", query={"number": "+1999888123456789"}))
+    # THEN the lines say what happened by ids and counts only
+    lines = log_lines.take()
+    assert {"inbound answered", "status callback", "message scheduled"} <= {
+        line["message"] for line in lines
+    }
+    text = json.dumps(lines)
+    for secret in (WEBHOOK_KEY, SENDER, SENDER_DIGITS, BODY, "2435678910"):
+        assert secret not in text
