@@ -42,7 +42,7 @@ from .lambda_host import FunctionSpec, Invocation, InvokeApi, LambdaHost, XRayCo
 REGION = "us-east-1"
 STACK = "plumsms"
 SMS_NUMBER = "+12435678910"
-REFUSED_NUMBER = "+19995550999"  # Plum (the simulator) refuses sends to it
+REFUSED_NUMBER = "+19995550999"  # a landline: Plum refuses to queue SMS to it
 UNSUBSCRIBED_NUMBER = "+19995550998"  # opted out at Plum (the carrier) already
 PLUM_USER, PLUM_PASSWORD = "plum-deployed", "plum-deployed-password"
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[
@@ -117,7 +117,7 @@ class Stack:
                 username=PLUM_USER,
                 password=PLUM_PASSWORD,
                 sms_numbers=(SMS_NUMBER,),
-                failing_numbers=frozenset({REFUSED_NUMBER}),
+                landlines=frozenset({REFUSED_NUMBER}),
                 unsubscribed=frozenset({UNSUBSCRIBED_NUMBER}),
                 delays=Delays(sent_seconds=0.2, final_seconds=0.3),
             )

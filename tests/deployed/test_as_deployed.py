@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -210,18 +211,13 @@ def test_a_dispatcher_whose_every_claim_fails_raises_an_alarm(stack: Stack, phon
         for s in definition.statements
     ]
     stack.host.add(spec)
-    stack.api("POST", "/messages", {"to": phone, "from": SMS_NUMBER, "body": "claim me"})
-    stack.invoke_api.wait()
-    stack.api(
-        "POST",
-        "/messages",
-        {
-            "to": phone,
-            "from": SMS_NUMBER,
-            "body": "claim me too",
-            "send_at": "2000-01-01T00:00:00Z",
-        },
+    # (due in a second, so no send-now wakes the real dispatcher first)
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    created = stack.api(
+        "POST", "/messages", {"to": phone, "from": SMS_NUMBER, "body": "claim me", "send_at": soon}
     )
+    assert created.status == 201, created.body
+    wait_until(lambda: datetime.now(UTC).isoformat() > soon, timeout=5)
     run = stack.host.invoke(
         "DispatcherCannotWrite", stack.factory.schedule("arn:aws:events:::rule/x")
     )
