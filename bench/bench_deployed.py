@@ -40,7 +40,7 @@ print("BENCH " + json.dumps([elapsed, sorted(sys.modules)]))
 def _run(python: str, path: list[str], code: str, env: dict[str, str]) -> tuple[float, list[str]]:
     program = TIMED.format(path=path, code=code)
     done = subprocess.run(
-        [python, "-I", "-S", "-c", program],
+        [python, "-I", "-S", "-B", "-c", program],
         env=env,
         capture_output=True,
         text=True,

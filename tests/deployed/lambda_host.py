@@ -88,7 +88,7 @@ class Environment:
         self.log_path = host.log_dir / f"{spec.name}-{uuid.uuid4().hex[:8]}.log"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [host.python, "-I", "-S", str(BOOTSTRAP)],
+            [host.python, "-I", "-S", "-B", str(BOOTSTRAP)],
             env=env,
             cwd=spec.task_root,
             stdin=subprocess.DEVNULL,
