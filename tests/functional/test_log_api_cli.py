@@ -228,19 +228,6 @@ def test_ui_for_the_local_stack_opens_the_page_signed_in(
     assert capsys.readouterr().out.strip() == f"{gateway.url}ui#token={API_TOKEN}"
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("2h", "2024-05-01T10:00:00Z"),
-        ("7d", "2024-04-24T12:00:00Z"),
-        ("2024-05-01T09:30:00+02:00", "2024-05-01T07:30:00Z"),
-        ("2024-05-01T09:30:00Z", "2024-05-01T09:30:00Z"),
-    ],
-)
-def test_when_accepts_iso_times_and_ages(value: str, expected: str) -> None:
-    assert log_cli.parse_when(value, now=T0) == expected
-
-
 # -- the signing proxy -----------------------------------------------------------------
 
 

@@ -44,12 +44,12 @@ def test_every_attribute_type_round_trips_through_the_file(
     data = snapshot.dumps(snapshot.Snapshot(items=stored, secrets=kept))
     # THEN the file is JSON (no bytes leaked into it) and reads back the same
     json.loads(data)
-    path_free = snapshot.Snapshot(
+    restored = snapshot.Snapshot(
         items=[snapshot.decode_item(i) for i in json.loads(data)["items"]],
         secrets=json.loads(data)["secrets"],
     )
-    assert path_free.items == stored
-    assert path_free.secrets == kept
+    assert restored.items == stored
+    assert restored.secrets == kept
 
 
 def test_an_inbound_row_with_its_reply_xml_is_saved_and_read(tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_a_missing_file_is_an_empty_snapshot(tmp_path: Path) -> None:
 def test_a_damaged_file_is_an_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text("{not json")
-    with pytest.raises(snapshot.SnapshotError, match="bad.json"):
+    with pytest.raises(snapshot.SnapshotError, match=r"bad\.json"):
         snapshot.read(path)
 
 

@@ -31,13 +31,13 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from plumsms_local.cli.api import ApiClient, Unreachable, _sign
+from plumsms_local.cli import times
+from plumsms_local.cli.api import ApiClient, _sign
 from plumsms_local.cli.common import api_client, print_json, print_table, progress
+from plumsms_local.cli.errors import CliError, UsageError
 
 EXPORT_CURSOR_HEADER = "X-Next-Cursor"
 EXPORT_ROWS_HEADER = "X-Export-Rows"
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _BODY_PREVIEW = 48
 _TAIL_OVERLAP = timedelta(minutes=2)
 """How far back each tail poll looks again, for messages stored a little late."""
@@ -74,7 +74,6 @@ def register(subparsers: Any) -> None:
     export.set_defaults(handler=_export)
 
     ui = subparsers.add_parser("ui", help="open the web page, signed in (SigV4 proxy on AWS)")
-    ui.add_argument("--url", default=argparse.SUPPRESS, help="the API base URL (as smsctl --url)")
     ui.add_argument("--port", type=int, default=0, help="local proxy port (default: any free)")
     ui.add_argument("--no-browser", action="store_true", help="print the address, do not open it")
     ui.set_defaults(handler=_ui)
@@ -85,36 +84,20 @@ def _add_filters(
 ) -> None:
     parser.add_argument("--number", help="either side of the message (any phone format)")
     parser.add_argument("--type", choices=["inbound", "outbound", "reply"])
-    parser.add_argument("--status", help="e.g. delivered, failed, scheduled")
+    parser.add_argument("--status", help="e.g. delivered, failed, scheduled (any case)")
     if with_time:
         parser.add_argument(
             "--start",
             "--since",
             dest="start",
-            help="ISO time (local if no zone) or age: 30m, 2h, 7d",
+            metavar="WHEN",
+            help="created at or after: ISO time (local if no zone), an age (30m, 2h, 7d), today",
         )
-        parser.add_argument("--end", "--until", dest="end", help="same forms as --start")
+        parser.add_argument(
+            "--end", "--until", dest="end", metavar="WHEN", help="created before; as --since"
+        )
     if with_order:
         parser.add_argument("--order", choices=["asc", "desc"], help="default: newest first")
-
-
-def parse_when(value: str, now: datetime | None = None) -> str:
-    """An ISO 8601 UTC timestamp from ``2024-05-01T10:00``, ``...Z`` or an age like ``2h``."""
-    now = now or datetime.now(UTC)
-    text = value.strip()
-    match = _DURATION.fullmatch(text.lower())
-    if match:
-        when = now - timedelta(**{_UNITS[match[2]]: int(match[1])})
-    else:
-        try:
-            when = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(
-                f"{value!r} is neither an ISO time nor an age like 30m, 2h, 7d"
-            ) from exc
-        if when.tzinfo is None:
-            when = when.astimezone()  # a time without a zone is the user's local time
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def filter_query(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,13 +105,13 @@ def filter_query(args: argparse.Namespace) -> dict[str, Any]:
     query: dict[str, Any] = {
         "number": args.number,
         "type": args.type,
-        "status": args.status,
+        "status": args.status.lower() if args.status else None,
         "order": getattr(args, "order", None),
     }
-    for name in ("start", "end"):
+    for name, flag in (("start", "--since/--start"), ("end", "--until/--end")):
         raw = getattr(args, name, None)
         if raw:
-            query[name] = parse_when(raw)
+            query[name] = times.parse(raw, flag, bare_duration_is_past=True).utc()
     return {k: v for k, v in query.items() if v is not None}
 
 
@@ -246,6 +229,8 @@ def _export(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     else:
         target = Path(args.output)
+        if not target.parent.is_dir():
+            raise UsageError(f"--output: the folder {target.parent} does not exist")
         # Written beside the target and renamed at the end: no half file on failure.
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
         try:
@@ -428,7 +413,7 @@ def _ui(args: argparse.Namespace) -> int:
     try:
         proxy = SigningProxy(client.base_url, port=args.port)
     except OSError as exc:
-        raise Unreachable(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror})") from exc
+        raise CliError(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror})") from exc
     progress(f"signing proxy for {client.base_url} on http://{proxy.address}/ (Ctrl-C stops it)")
     _open(proxy.page_url, args.no_browser)
     with contextlib.suppress(KeyboardInterrupt):

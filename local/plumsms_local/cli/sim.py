@@ -8,8 +8,8 @@ from typing import Any
 
 import urllib3
 
-from plumsms_local.cli.api import ApiError, Unreachable
-from plumsms_local.cli.common import print_json, print_table, progress
+from plumsms_local.cli.common import print_json, print_table, progress, unreachable
+from plumsms_local.cli.errors import ApiError
 from plumsms_local.simulator.client import SimulatorClient, SimulatorError
 
 DEFAULT_PHONE = "+19998881234"
@@ -42,19 +42,19 @@ def _client(args: argparse.Namespace) -> SimulatorClient:
     return SimulatorClient(args.sim_url)
 
 
-def _call(function: Any, *args: Any) -> Any:
+def _call(args: argparse.Namespace, function: Any, *arguments: Any) -> Any:
     try:
-        return function(*args)
+        return function(*arguments)
     except SimulatorError as exc:
         raise ApiError(exc.status, exc.message) from exc
     except urllib3.exceptions.HTTPError as exc:
-        raise Unreachable("cannot reach the Plum simulator (is `make run` running?)") from exc
+        raise unreachable(args, "the Plum simulator", args.sim_url, exc) from exc
 
 
 def _simulate(args: argparse.Namespace) -> int:
     client = _client(args)
-    before = len(_call(client.inbox, args.phone))
-    result = _call(client.send_text, args.phone, args.to, args.body)
+    before = len(_call(args, client.inbox, args.phone))
+    result = _call(args, client.send_text, args.phone, args.to, args.body)
     reply = result.get("reply") or {}
     expected = len(reply.get("sms_message_ids") or [])
     received: list[dict[str, Any]] = []
@@ -62,7 +62,7 @@ def _simulate(args: argparse.Namespace) -> int:
         progress(f"waiting up to {args.wait:g}s for {expected} reply(ies)...")
         deadline = time.monotonic() + args.wait
         while time.monotonic() < deadline:
-            received = _call(client.inbox, args.phone)[before:]
+            received = _call(args, client.inbox, args.phone)[before:]
             if len(received) >= expected:
                 break
             time.sleep(0.2)
@@ -85,7 +85,7 @@ def _inbox(args: argparse.Namespace) -> int:
     client = _client(args)
     shown = 0
     while True:
-        messages = _call(client.inbox, args.phone)
+        messages = _call(args, client.inbox, args.phone)
         fresh = messages[shown:]
         shown = len(messages)
         if args.json:
