@@ -3,6 +3,7 @@ the SigV4 signing proxy behind ``smsctl ui`` for deployed stacks."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -188,34 +189,44 @@ def test_export_jsonl_to_stdout_honours_the_time_range(
     assert [json.loads(line)["id"] for line in out.splitlines()] == [m.id for m in messages[1:4]]
 
 
-def test_tail_prints_recent_then_new_messages(
+def test_tail_prints_one_line_per_status_change_with_the_id(
     gateway: LocalGateway,
     store: DynamoMessageStore,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # GIVEN two recent messages, and a third logged while tail waits
+    # GIVEN two recent messages and a pending one; while tail waits, a new message is
+    # logged (queued, then delivered) and the pending one is cancelled
     now = datetime.now(UTC)
     old = seed(store, [make(i, created=now - timedelta(seconds=30 - i)) for i in range(2)])
+    later = (now + timedelta(days=1)).isoformat()
+    api = log_cli.api_client(argparse.Namespace(url=gateway.url, token=API_TOKEN, sigv4=False))
+    pending = api.json("POST", "messages", body={"to": "+19998880000", "from": ACCOUNT,
+                                                 "body": "later", "send_at": later})  # fmt: skip
     new = make(9, created=now)
 
-    arrived: list[Message] = []
-
-    def arrive(seconds: float) -> None:
-        if not arrived:  # the first wait is when the new message gets logged
+    def meanwhile(seconds: float) -> None:
+        if not happened:
             store.put_message(new)
-            arrived.append(new)
+            api.json("DELETE", f"messages/{pending['id']}")
+            happened.append(True)
 
-    monkeypatch.setattr(log_cli, "wait_between_polls", arrive)
+    happened: list[bool] = []
+    monkeypatch.setattr(log_cli, "wait_between_polls", meanwhile)
     # WHEN `smsctl tail` runs for two polls
     code = smsctl(gateway, "tail", "--polls", "2", "--interval", "0")
-    lines = capsys.readouterr().out.splitlines()
-    # THEN the recent ones come first, oldest first, then the new one exactly once
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("{")]
     assert code == 0
-    assert [line.split()[0] for line in lines] == [
-        m.created_at.isoformat().replace("+00:00", "Z") for m in (*old, new)
-    ]
-    assert "message 9" in lines[-1]
+    rows = [line.split()[:3] for line in lines]
+    # THEN first the latest status of each recent message, oldest first, each with its id
+    assert rows[:3] == [
+        [m.history[-1].at.isoformat().replace("+00:00", "Z"), m.id, "delivered"] for m in old
+    ] + [[rows[2][0], pending["id"], "scheduled"]]
+    # AND then one line per status change, with the id: the new message's two, the cancel
+    changes = [(row[1], row[2]) for row in rows[3:]]
+    assert sorted(changes) == sorted(
+        [(new.id, "queued"), (new.id, "delivered"), (pending["id"], "cancelled")]
+    )
 
 
 def test_ui_for_the_local_stack_opens_the_page_signed_in(

@@ -31,10 +31,11 @@ from urllib.parse import urlsplit
 
 import urllib3
 
+from plumsms.domain.status import is_final
 from plumsms_local.cli import times
 from plumsms_local.cli.api import ApiClient, _sign
 from plumsms_local.cli.common import api_client, print_json, print_table, progress
-from plumsms_local.cli.errors import CliError, UsageError
+from plumsms_local.cli.errors import ApiError, CliError, UsageError
 
 EXPORT_CURSOR_HEADER = "X-Next-Cursor"
 EXPORT_ROWS_HEADER = "X-Export-Rows"
@@ -57,7 +58,15 @@ def register(subparsers: Any) -> None:
     show.add_argument("id", help="the message id")
     show.set_defaults(handler=_show)
 
-    tail = subparsers.add_parser("tail", help="print new messages as they are logged")
+    tail = subparsers.add_parser(
+        "tail",
+        help="follow the log: one line per status change, with the message id",
+        description=(
+            "Print the latest messages, then one line per status change as it happens"
+            " (scheduled -> sending -> queued -> sent -> delivered), each with the id"
+            " `smsctl show` takes. With --json: one JSON object per change."
+        ),
+    )
     _add_filters(tail, with_time=False, with_order=False)
     tail.add_argument("--lines", "-n", type=int, default=10, help="recent messages to show first")
     tail.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
@@ -184,40 +193,103 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+_WATCHED_MAX = 200
+"""Messages tail re-reads each poll until their status is final (the newest kept)."""
+
+
+class _TailState:
+    """What tail has printed: how many history entries of each message it has shown."""
+
+    def __init__(self) -> None:
+        self.shown: dict[str, int] = {}
+        self.watched: dict[str, str] = {}  # id -> created_at, while the status may change
+
+    def watch(self, message: dict[str, Any]) -> None:
+        if is_final(message["status"]):
+            self.watched.pop(message["id"], None)
+            return
+        self.watched[message["id"]] = message["created_at"]
+        if len(self.watched) > _WATCHED_MAX:
+            oldest = min(self.watched, key=self.watched.__getitem__)
+            del self.watched[oldest]
+
+    def changes(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """History entries of ``message`` not printed yet (one per status change)."""
+        history = message.get("history") or [
+            {"status": message["status"], "at": message["updated_at"], "source": None}
+        ]
+        done = self.shown.get(message["id"], 0)
+        self.shown[message["id"]] = len(history)
+        self.watch(message)
+        return list(history[done:])
+
+
 def _tail(args: argparse.Namespace) -> int:
     client = api_client(args)
     base = filter_query(args)
+    tailing = _TailState()
     recent = client.json("GET", "messages", query={**base, "limit": max(1, min(args.lines, 1000))})
     items = list(reversed(recent["items"]))[-args.lines :] if args.lines > 0 else []
-    seen: dict[str, str] = {m["id"]: m["created_at"] for m in recent["items"]}
-    watermark = max(seen.values(), default=datetime.now(UTC).isoformat())
-    _print_tail(items, args.json)
+    for message in recent["items"]:
+        tailing.shown[message["id"]] = len(message.get("history") or [])
+        tailing.watch(message)
+    if "status" not in base:
+        # Sends scheduled earlier change status later: follow those too.
+        pending = client.json(
+            "GET", "messages", query={**base, "status": "scheduled", "limit": 100}
+        )
+        for message in pending["items"]:
+            tailing.shown.setdefault(message["id"], len(message.get("history") or []))
+            tailing.watch(message)
+    watermark = max((m["created_at"] for m in recent["items"]), default=_now())
+    for message in items:  # the recent ones: their latest status
+        latest = (message.get("history") or [{}])[-1]
+        _print_change(message, latest, args.json)
     polls = 0
     while args.polls <= 0 or polls < args.polls:
         wait_between_polls(args.interval)
         polls += 1
         since = datetime.fromisoformat(watermark) - _TAIL_OVERLAP
-        fresh: list[dict[str, Any]] = []
         query = {**base, "start": since.isoformat(), "order": "asc", "limit": 1000}
-        for page in iter_pages(client, query):
-            fresh.extend(m for m in page["items"] if m["id"] not in seen)
+        fresh = [m for page in iter_pages(client, query) for m in page["items"]]
+        fresh_ids = {m["id"] for m in fresh}
+        for message_id in [i for i in tailing.watched if i not in fresh_ids]:
+            try:
+                fresh.append(client.json("GET", f"messages/{message_id}"))
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                tailing.watched.pop(message_id, None)
+        fresh.sort(key=lambda m: str(m["updated_at"]))
         for message in fresh:
-            seen[message["id"]] = message["created_at"]
             watermark = max(watermark, message["created_at"])
-        # Forget what can no longer come back in the overlap window.
-        horizon = (datetime.fromisoformat(watermark) - 2 * _TAIL_OVERLAP).isoformat()
-        seen = {k: v for k, v in seen.items() if v >= horizon}
-        _print_tail(fresh, args.json)
+            for change in tailing.changes(message):
+                _print_change(message, change, args.json)
     return 0
 
 
-def _print_tail(items: list[dict[str, Any]], as_json: bool) -> None:
-    for m in items:
-        if as_json:
-            print(json.dumps(m, ensure_ascii=False), flush=True)
-        else:
-            line = f"{m['created_at']}  {m['type']:<8} {m['status']:<11} {m['from']} -> {m['to']}"
-            print(f"{line}  {_short(m['body'], 72)}", flush=True)
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _print_change(message: dict[str, Any], change: dict[str, Any], as_json: bool) -> None:
+    """One line per status change, with the id ``show`` takes."""
+    status = change.get("status") or message["status"]
+    at = change.get("at") or message["updated_at"]
+    if as_json:
+        event = {
+            "at": at,
+            "id": message["id"],
+            "status": status,
+            "source": change.get("source"),
+            "type": message["type"],
+            "from": message["from"],
+            "to": message["to"],
+        }
+        print(json.dumps(event, ensure_ascii=False), flush=True)
+        return
+    line = f"{at}  {message['id']}  {status:<11} {message['type']:<8} {message['from']} -> "
+    print(f"{line}{message['to']}  {_short(message['body'], 40)}", flush=True)
 
 
 def _export(args: argparse.Namespace) -> int:
