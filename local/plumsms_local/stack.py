@@ -27,7 +27,7 @@ from typing import Any
 
 from plumsms.adapters.dispatch_trigger import register_in_process
 from plumsms_local import dynamodb, snapshot, state, template
-from plumsms_local.gateway import LocalGateway
+from plumsms_local.gateway import AUTH_HINT, LocalGateway
 from plumsms_local.lambda_runtime import LocalFunction
 
 log = logging.getLogger("plumsms.local")
@@ -259,7 +259,9 @@ class LocalStack:
             self.saver.save()  # the secrets are kept from the first second
             self.saver.start()
         with _naming_port("PORT", config.port):
-            self.gateway = LocalGateway(self.api_token, config.host, config.port)
+            self.gateway = LocalGateway(
+                self.api_token, config.host, config.port, token_hint=self._token_hint()
+            )
         os.environ["PUBLIC_BASE_URL"] = self.gateway.url
         self.ticker = Ticker(scheduled_functions(), config.dispatch_interval)
         self._wire_send_now(self.ticker)
@@ -279,6 +281,15 @@ class LocalStack:
         config.webhook_key = (
             config.webhook_key or kept.get("webhook_key") or secrets.token_urlsafe(24)
         )
+
+    def _token_hint(self) -> str:
+        where = str(self.config.state_file)
+        with contextlib.suppress(ValueError):
+            where = str(self.config.state_file.relative_to(Path.cwd()))
+        hint = AUTH_HINT.format(state_file=where)
+        if self.config.data_file:
+            hint += f"; it is kept in {self.config.data_file} between runs"
+        return hint
 
     def _collect(self) -> snapshot.Snapshot:
         return snapshot.Snapshot(

@@ -143,8 +143,26 @@ def test_show_unknown_is_an_error_exit(
 def test_a_wrong_token_is_refused(
     gateway: LocalGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # WHEN the token is wrong
     assert smsctl(gateway, "logs", token="wrong") == 1
-    assert "HTTP 403" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # THEN 401 and where the token comes from
+    assert "missing or invalid bearer token" in err and "HTTP 401" in err
+    assert "make run prints the token" in err and "stack.json" in err
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Basic abc"])
+def test_the_local_api_answers_401_saying_where_the_token_comes_from(
+    gateway: LocalGateway, authorization: str | None
+) -> None:
+    headers = {"authorization": authorization} if authorization else {}
+    answer = urllib3.request("GET", gateway.url + "messages", headers=headers, retries=False)
+    assert answer.status == 401
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+    error = answer.json()
+    assert error["message"] == "missing or invalid bearer token"
+    assert error["field"] == "Authorization"
+    assert "make run prints the token" in error["rule"] and "API_TOKEN" in error["rule"]
 
 
 def test_export_writes_the_whole_filtered_set_to_a_file(
@@ -273,8 +291,8 @@ def test_the_proxy_forwards_signed_calls_that_carry_the_session_token(
     assert answer.status == 200
     assert [m["id"] for m in answer.json()["items"]] == [message.id]
     # AND without the session token nothing is signed
-    assert fetch(base + "messages").status == 403
-    assert fetch(base + "messages", authorization="Bearer wrong").status == 403
+    assert fetch(base + "messages").status == 401
+    assert fetch(base + "messages", authorization="Bearer wrong").status == 401
 
 
 def test_the_proxy_serves_the_page_without_a_token(proxy: log_cli.SigningProxy) -> None:

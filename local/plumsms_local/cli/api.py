@@ -83,10 +83,9 @@ def _api_error(status: int, payload: bytes) -> ApiError:
     if not isinstance(data, dict):
         return ApiError(status, str(data))
     message = str(data.get("message") or data.get("error") or data)
-    hint = data.get("hint")
-    if hint:
-        message = f"{message}; {hint}"
     field, rule = data.get("field"), data.get("rule")
+    if rule and str(rule) not in message:
+        message = f"{message}: {rule}"  # e.g. where a missing token comes from
     return ApiError(status, message, str(field) if field else None, str(rule) if rule else None)
 
 

@@ -425,7 +425,11 @@ class SigningProxy:
         presented = headers.get("authorization", "")
         expected = f"Bearer {self.session_token}"
         if not public and not hmac.compare_digest(presented.encode(), expected.encode()):
-            return _plain(403, "Missing or invalid bearer token")
+            return _plain(
+                401,
+                "missing or invalid session token: open the page with `smsctl ui`, whose link"
+                " carries it",
+            )
         url = self.origin + path
         outgoing = {k: headers[k] for k in _FORWARDED_REQUEST_HEADERS if k in headers}
         signed = self.sign(method, url, body or None, outgoing)
