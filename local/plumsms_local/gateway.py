@@ -13,13 +13,14 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from plumsms_local import template
 from plumsms_local.lambda_runtime import LocalFunction
+from plumsms_local.quiet_http import QuietHTTPServer
 
 log = logging.getLogger("plumsms.local.gateway")
 STAGE = "local"
@@ -93,7 +94,7 @@ class LocalGateway:
         self.functions = {
             r.function: LocalFunction(r.function, r.handler_file) for r in self.routes
         }
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server = QuietHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -434,6 +435,9 @@ def configure_logging(level: str | None) -> None:
     )
     for noisy in ("werkzeug", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Locally metrics are disabled, so every invocation "publishes" an empty set; Powertools
+    # warns about each one. On AWS the functions emit metrics and this never shows.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 class PortInUse(OSError):

@@ -24,7 +24,7 @@ import time
 import webbrowser
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -36,6 +36,7 @@ from plumsms_local.cli import times
 from plumsms_local.cli.api import ApiClient, _sign
 from plumsms_local.cli.common import api_client, print_json, print_table, progress
 from plumsms_local.cli.errors import ApiError, CliError, UsageError
+from plumsms_local.quiet_http import QuietHTTPServer
 
 EXPORT_CURSOR_HEADER = "X-Next-Cursor"
 EXPORT_ROWS_HEADER = "X-Export-Rows"
@@ -384,7 +385,7 @@ class SigningProxy:
         self.pool = pool or urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5.0, read=35.0), retries=False
         )
-        self.server = ThreadingHTTPServer((host, port), self._handler_class())
+        self.server = QuietHTTPServer((host, port), self._handler_class())
         self.server.daemon_threads = True
 
     @property
