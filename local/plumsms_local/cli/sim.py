@@ -14,6 +14,7 @@ from plumsms_local.simulator.client import SimulatorClient, SimulatorError
 from plumsms_local.simulator.engine import HELP, OPT_OUT
 
 DEFAULT_PHONE = "+19998881234"
+OTHER_PHONE = "+19998885678"
 
 
 def register(subparsers: Any) -> None:
@@ -127,9 +128,10 @@ def _why_nothing(
             f"  to undo: {try_this} START",
         ]
     if phone in _call(args, client.unsubscribed):
+        other = OTHER_PHONE if phone == DEFAULT_PHONE else DEFAULT_PHONE
         return [
             f"  why: {phone} opted out earlier (it texted STOP), so the bundle answers it nothing.",
-            f"  to undo: {try_this} START   (or simulate from another phone: --from +19998885678)",
+            f"  to undo: {try_this} START   (or text from another phone: --from {other})",
         ]
     return [
         "  why: no rule matched and the rules have no default_reply"
