@@ -53,6 +53,11 @@ def test_banner_names_everything_and_ctrl_c_stops_cleanly(tmp_path: Path) -> Non
     assert f"http://127.0.0.1:{port}/plum/inbound?key=" in banner
     assert "API token (Bearer)" in banner and "Webhook key" in banner
     assert f"http://127.0.0.1:{sim_port}/" in banner
+    # AND it suggests a command the bundle answers (not HELP, which the carrier answers),
+    # and how smsctl finds the stack from elsewhere
+    assert "smsctl simulate --to +12435678910 HOURS" in banner
+    assert f"SMSCTL_URL=http://127.0.0.1:{port}/" in banner
+    assert f"SMSCTL_SIM_URL=http://127.0.0.1:{sim_port}/" in banner
     health = urllib3.request("GET", f"http://127.0.0.1:{sim_port}/sim/health", timeout=5)
     assert health.status == 200
     # WHEN the person presses Ctrl-C
@@ -156,3 +161,26 @@ def test_verbose_shows_the_status_changes(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+def test_a_port_in_use_is_named_with_its_variable(tmp_path: Path) -> None:
+    # GIVEN something already listening on the API port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "PORT": str(port),
+            "SIM_PORT": str(free_port()),
+            "LOCAL_STATE_FILE": str(tmp_path / "stack.json"),
+        }
+        # WHEN make run starts
+        done = subprocess.run(
+            [sys.executable, "-m", "plumsms_local.stack"],
+            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    # THEN it says which port and which variable moves it, without a traceback
+    assert done.returncode == 1
+    assert f"port {port} is already in use" in done.stderr and "PORT=" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout

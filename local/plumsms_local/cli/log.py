@@ -74,6 +74,27 @@ def register(subparsers: Any) -> None:
     tail.add_argument("--polls", type=int, default=0, help="stop after this many polls (0: never)")
     tail.set_defaults(handler=_tail)
 
+    opt_outs = subparsers.add_parser(
+        "opt-outs",
+        help="numbers that opted out (texted STOP), latest first",
+        description="Numbers that texted an opt-out keyword and have not texted START since."
+        " Sends to them are refused; a START from the phone undoes it.",
+    )
+    opt_outs.add_argument("--limit", type=int, default=100, help="up to 1000 (default 100)")
+    opt_outs.set_defaults(handler=_opt_outs)
+
+    scheduled = subparsers.add_parser(
+        "scheduled",
+        help="pending sends in the order they will go, with their send times",
+        description="Messages still waiting to be sent, soonest first (from every page),"
+        " with their send time and, for a series, its rule. `smsctl cancel ID` cancels one.",
+    )
+    scheduled.add_argument("--number", help="only those to this number")
+    scheduled.add_argument(
+        "--limit", type=int, default=1000, help="read at most this many (default 1000)"
+    )
+    scheduled.set_defaults(handler=_scheduled)
+
     export = subparsers.add_parser("export", help="export the filtered log as CSV or JSON Lines")
     _add_filters(export)
     export.add_argument("--format", choices=["csv", "jsonl"], help="default: from -o, else csv")
@@ -291,6 +312,43 @@ def _print_change(message: dict[str, Any], change: dict[str, Any], as_json: bool
         return
     line = f"{at}  {message['id']}  {status:<11} {message['type']:<8} {message['from']} -> "
     print(f"{line}{message['to']}  {_short(message['body'], 40)}", flush=True)
+
+
+def _opt_outs(args: argparse.Namespace) -> int:
+    page = api_client(args).json("GET", "opt-outs", query={"limit": args.limit})
+    if args.json:
+        print_json(page)
+        return 0
+    print_table(
+        ([o["number"], o["keyword"], o["at"]] for o in page["items"]),
+        ["number", "keyword", "at"],
+    )
+    return 0
+
+
+def _scheduled(args: argparse.Namespace) -> int:
+    client = api_client(args)
+    query = {"status": "scheduled", "number": args.number, "order": "asc", "limit": 1000}
+    pending: list[dict[str, Any]] = []
+    for page in iter_pages(client, query):
+        pending.extend(page["items"])
+        if len(pending) >= args.limit:
+            break
+    pending = sorted(pending[: args.limit], key=lambda m: str(m.get("send_at") or ""))
+    if args.json:
+        print_json({"items": pending})
+        return 0
+    print_table(
+        ([m.get("send_at"), m["id"], m["to"], m["from"], _repeats(m), _short(m["body"], 40)]
+         for m in pending),
+        ["send at", "id", "to", "from", "repeats", "body"],
+    )  # fmt: skip
+    return 0
+
+
+def _repeats(message: dict[str, Any]) -> str:
+    rule = (message.get("schedule") or {}).get("recurrence") or {}
+    return str(rule.get("cron") or rule.get("frequency") or "")
 
 
 def _export(args: argparse.Namespace) -> int:
