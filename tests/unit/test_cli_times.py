@@ -51,6 +51,19 @@ def test_a_time_without_zone_is_in_tz_when_given() -> None:
     assert when.utc() == "2024-05-01T13:30:00Z"
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("15:00", "2024-05-01T13:00:00Z"),
+        ("09:00", "2024-05-02T07:00:00Z"),
+        ("13:30", "2024-05-02T11:30:00Z"),  # 13:30 Paris has passed (it is 14:00 there)
+    ],
+)
+def test_a_time_of_day_is_the_next_one(value: str, expected: str) -> None:
+    # 12:00 UTC is 14:00 in Paris: 15:00 is still today, 09:00 is tomorrow
+    assert times.parse(value, "--at", now=NOW).utc() == expected
+
+
 def test_in_is_from_now() -> None:
     assert times.duration("10m", "--in", now=NOW).utc() == "2024-05-01T12:10:00Z"
 

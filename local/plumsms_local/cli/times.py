@@ -5,6 +5,8 @@
   ``--tz`` when the command has one, else in this computer's zone; smsctl says which.
 - ``+10m`` (also ``--in 10m``) is that long from now; ``-2h``, or ``2h`` for the search
   filters, is that long ago. Units: s, m, h, d, w.
+- ``09:00`` alone is the next 09:00 (today if still ahead, else tomorrow) in ``--tz`` or
+  this computer's zone.
 - ``now``, ``today`` and ``yesterday`` (local midnight) are understood too.
 
 No GNU ``date -d`` needed. Errors name the flag the person typed.
@@ -22,8 +24,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from plumsms_local.cli.errors import UsageError
 
 _DURATION = re.compile(r"^([+-]?)\s*(\d+)\s*([smhdw])$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-FORMS = "ISO 8601 (2026-07-01T09:00, local time if no zone; or ...Z), +10m, 2h, 7d, now, today"
+FORMS = "ISO 8601 (2026-07-01T09:00, local time if no zone; or ...Z), 09:00, +10m, 2h, 7d, today"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +99,17 @@ def parse(
         delta = timedelta(**{_UNITS[unit]: int(amount)})
         moment = now + delta if sign == "+" else now - delta
         return When(moment.astimezone(UTC).isoformat().replace("+00:00", "Z"))
-    local: tzinfo | None = ZoneInfo(tz) if tz else None
+    zone_name = tz or local_zone()
+    local: tzinfo | None = ZoneInfo(zone_name) if zone_name else None
     if lowered == "now":
         return When(now.astimezone(UTC).isoformat().replace("+00:00", "Z"))
+    clock = _CLOCK.fullmatch(text)
+    if clock and int(clock[1]) < 24 and int(clock[2]) < 60:
+        wall_now = now.astimezone(local).replace(tzinfo=None)
+        moment = wall_now.replace(hour=int(clock[1]), minute=int(clock[2]), second=0, microsecond=0)
+        if moment <= wall_now:
+            moment += timedelta(days=1)
+        return _wall_clock(moment.isoformat(), tz)
     if lowered in {"today", "yesterday"}:
         today = now.astimezone(local).date()
         day = today - timedelta(days=1) if lowered == "yesterday" else today
