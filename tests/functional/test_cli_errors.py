@@ -9,9 +9,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -213,3 +215,37 @@ def test_a_closed_stdout_after_a_send_is_a_quiet_success(
     assert err == ""
     code, out, _ = run(capsys, "--url", gateway.url, "--token", TOKEN, "--json", "logs")
     assert [m["body"] for m in json.loads(out)["items"]].count(body) == 1
+
+
+class _CutShort(BaseHTTPRequestHandler):
+    """Promises a long export, sends a few bytes, and hangs up."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("content-type", "text/csv")
+        self.send_header("content-length", "100000")
+        self.end_headers()
+        self.wfile.write(b"id,type\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_a_connection_lost_mid_answer_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], state_path: Path, tmp_path: Path
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        code, _, err = run(capsys, "--url", url, "--token", TOKEN, "export", "-o",
+                           str(tmp_path / "x.csv"))  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 3
+    assert err.startswith(f"smsctl: cannot reach the bundle API at {url}"), err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x.csv").exists()  # no half file

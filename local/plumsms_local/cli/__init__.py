@@ -20,7 +20,9 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
-from plumsms_local.cli.common import add_connection_options, resolve_connection
+import urllib3
+
+from plumsms_local.cli.common import add_connection_options, resolve_connection, unreachable
 from plumsms_local.cli.errors import (
     EXIT_OK,
     EXIT_REFUSED,
@@ -97,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader left (`| head`); what the command did is done: exit quietly.
         _silence_stdout()
         return EXIT_OK
+    except urllib3.exceptions.HTTPError as exc:  # a connection lost mid-answer
+        url = str(getattr(args, "url", "") or "")
+        error = unreachable(args, "the bundle API", url, exc) if args else None
+        return _report(error or exc, EXIT_UNREACHABLE, as_json, {"url": url})
     except CliError as exc:
         if isinstance(exc, ApiError) and args is not None:
             exc = exc.naming(getattr(args, "field_flags", {}))

@@ -48,7 +48,18 @@ wait_between_polls: Callable[[float], None] = time.sleep
 
 def register(subparsers: Any) -> None:
     """Add the log commands."""
-    logs = subparsers.add_parser("logs", help="search the message log")
+    logs = subparsers.add_parser(
+        "logs",
+        help="search the message log",
+        description="A page of the message log, newest first, filtered by number, type,"
+        " status and time.",
+        epilog="""examples:
+  smsctl logs --number +19998881234 --status failed
+  smsctl logs --since 2h --type inbound --all
+  smsctl logs --since yesterday --until today
+  smsctl --json logs --limit 1000 --order asc""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_filters(logs)
     logs.add_argument("--limit", type=int, default=50, help="page size, up to 1000 (default 50)")
     logs.add_argument("--cursor", help="continue after a previous page (its next cursor)")
@@ -95,7 +106,16 @@ def register(subparsers: Any) -> None:
     )
     scheduled.set_defaults(handler=_scheduled)
 
-    export = subparsers.add_parser("export", help="export the filtered log as CSV or JSON Lines")
+    export = subparsers.add_parser(
+        "export",
+        help="export the filtered log as CSV or JSON Lines",
+        description="Every message matching the filters, as CSV or JSON Lines, following"
+        " the API's cursors. A file is written beside the target and renamed at the end.",
+        epilog="""examples:
+  smsctl export --status delivered --since 7d -o week.csv
+  smsctl export --format jsonl > all.jsonl""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_filters(export)
     export.add_argument("--format", choices=["csv", "jsonl"], help="default: from -o, else csv")
     export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")

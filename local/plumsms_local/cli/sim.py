@@ -20,7 +20,16 @@ OTHER_PHONE = "+19998885678"
 def register(subparsers: Any) -> None:
     """Add the simulator commands."""
     simulate = subparsers.add_parser(
-        "simulate", help="text an SMS number from a simulated phone (local simulator)"
+        "simulate",
+        help="text an SMS number from a simulated phone (local simulator)",
+        description="A simulated phone texts the account, as a customer would: the"
+        " simulator POSTs it to the bundle's Application URL and delivers the answer to"
+        " the phone. When nothing comes back, smsctl says why.",
+        epilog="""examples:
+  smsctl simulate HOURS
+  smsctl simulate --from +19998885678 STOP     # opt that phone out
+  smsctl simulate --from +19998885678 START    # and back in""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     simulate.add_argument("body", help="the text to send")
     simulate.add_argument(
