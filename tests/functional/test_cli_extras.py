@@ -4,6 +4,7 @@ said as such, case-insensitive --status, times without a zone, per-command help.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -133,3 +134,12 @@ def test_opt_outs_lists_numbers_that_texted_stop(
     assert code == 0
     assert out.splitlines()[0].split() == ["NUMBER", "KEYWORD", "AT"]
     assert [phone, "STOP"] in [row.split()[:2] for row in out.splitlines()[1:]]
+
+
+def test_send_quiet_prints_only_the_id(
+    gateway: LocalGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = smsctl(gateway, capsys, "send", "-q", "--to", recipient(), "--from",
+                            SMS_NUMBER, "id only")  # fmt: skip
+    assert code == 0, err
+    assert re.fullmatch(r"[0-9a-f]{32}", out.strip()), out

@@ -51,6 +51,7 @@ _SEND_EXAMPLES = """examples:
   smsctl send --to +12125551234 "Your order has shipped"
   echo "from a file" | smsctl send --to +12125551234 -
   smsctl --json send --to +12125551234 "Hi" | jq -r .id
+  id=$(smsctl send -q --to +12125551234 "Hi")
 
 --from defaults to the account's number when it has only one (smsctl numbers lists them).
 The message is sent at once: the dispatcher hands it to Plum within seconds.
@@ -89,6 +90,9 @@ def register(subparsers: Any) -> None:
         "send", help="send an SMS now", epilog=_SEND_EXAMPLES, formatter_class=raw
     )
     _add_message_options(send)
+    send.add_argument(
+        "--quiet", "-q", action="store_true", help="print only the message id (for scripts)"
+    )
     send.set_defaults(handler=_send)
 
     schedule = subparsers.add_parser(
@@ -163,6 +167,9 @@ def _post(args: argparse.Namespace, payload: dict[str, Any], now: bool) -> int:
     )
     answer = json.loads(response.read())
     replayed = (response.headers.get(REPLAYED_HEADER) or "").lower() == "true"
+    if getattr(args, "quiet", None) is True and not args.json:
+        print(answer.get("id"))
+        return 0
     _show(args, answer)
     if replayed:
         progress(f"(replayed: key {key} was used before; nothing new sent)")
