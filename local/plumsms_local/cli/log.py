@@ -284,9 +284,9 @@ def _tail(args: argparse.Namespace) -> int:
             tailing.shown.setdefault(message["id"], len(message.get("history") or []))
             tailing.watch(message)
     watermark = max((m["created_at"] for m in recent["items"]), default=_now())
-    for message in items:  # the recent ones: their latest status
-        latest = (message.get("history") or [{}])[-1]
-        _print_change(message, latest, args.json)
+    latest = [(m, (m.get("history") or [{}])[-1]) for m in items]
+    for message, change in sorted(latest, key=lambda pair: str(pair[1].get("at") or "")):
+        _print_change(message, change, args.json)  # the recent ones: their latest status
     polls = 0
     while args.polls <= 0 or polls < args.polls:
         wait_between_polls(args.interval)
