@@ -37,6 +37,7 @@ class RunningStack:
     http: urllib3.PoolManager
     webhook_key: str = WEBHOOK_KEY
     sms_number: str = SMS_NUMBER
+    api_token: str = API_TOKEN
 
     def api(
         self, method: str, path: str, body: Any = None, **headers: str

@@ -4,11 +4,11 @@ and how to go on, and ``inbox`` names the phone."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from plumsms_local.cli import main
-from tests.e2e.conftest import API_TOKEN, RunningStack
 
 pytestmark = pytest.mark.e2e
 
@@ -18,13 +18,13 @@ Smsctl = Callable[..., tuple[int, str]]
 
 @pytest.fixture
 def smsctl(
-    stack: RunningStack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    stack: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Smsctl:
     monkeypatch.setenv("SMS_NUMBERS", stack.sms_number)
 
     def run(*argv: str) -> tuple[int, str]:
         code = main(
-            ["--url", stack.url, "--token", API_TOKEN, "--sim-url", stack.sim.base_url, *argv]
+            ["--url", stack.url, "--token", stack.api_token, "--sim-url", stack.sim.base_url, *argv]
         )
         out = capsys.readouterr()
         return code, out.out + out.err
