@@ -14,7 +14,7 @@ PY313 ?= $(shell for p in $$HOME/.pyenv/versions/3.13*/bin/python3.13 $$(command
 
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint typecheck unit functional e2e template bench clean venv tools
+.PHONY: run test lint typecheck unit functional e2e deployed template artifacts lock bench clean venv tools
 
 $(STAMP): pyproject.toml layers/plumsms/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,16 +53,42 @@ functional: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
 
+# The machine's own Lambda architecture: the as-deployed tier runs that build.
+HOST_ARCH := $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/amd64/x86_64/')
+DEPLOY_ARCH := $(shell python3 layers/plumsms/build_arch.py .)
+RUNTIME_SDK := .aws-sam/lambda-runtime/.installed
+
 template: $(TOOLS_STAMP)
 	$(TOOLS)/bin/cfn-lint template.yaml
 	$(TOOLS)/bin/sam validate --lint --region us-east-1
-	@if [ -z "$(PY313)" ]; then \
-		echo "sam build needs python3.13 (the Lambda runtime) on PATH: pyenv install 3.13"; \
-		if [ -n "$$CI" ]; then exit 1; else echo "skipping sam build"; exit 0; fi; \
-	fi; \
-	PATH="$$(dirname $(PY313)):$$PATH" $(TOOLS)/bin/sam build --region us-east-1 --build-dir .aws-sam/build
 
-test: lint typecheck template
+# What `sam deploy` ships (.aws-sam/build, samconfig's architecture) and the same build for
+# this machine's architecture, which tests/deployed runs; both need python3.13 on PATH.
+artifacts: $(TOOLS_STAMP) $(RUNTIME_SDK)
+	@test -n "$(PY313)" || { echo "sam build needs python3.13 (the Lambda runtime): pyenv install 3.13"; exit 1; }
+	PATH="$$(dirname $(PY313)):$$PATH" $(TOOLS)/bin/sam build --region us-east-1 \
+		--build-dir .aws-sam/build --cache-dir .aws-sam/cache-$(DEPLOY_ARCH)
+	PATH="$$(dirname $(PY313)):$$PATH" LAYER_ARCH=$(HOST_ARCH) $(TOOLS)/bin/sam build \
+		--region us-east-1 --parameter-overrides Architecture=$(HOST_ARCH) \
+		--build-dir .aws-sam/deployed-$(HOST_ARCH) --cache-dir .aws-sam/cache-$(HOST_ARCH)
+
+# The SDK the Lambda python3.13 runtime provides, alone in a folder (tests/deployed).
+$(RUNTIME_SDK): tests/deployed/lambda-runtime.txt
+	rm -rf .aws-sam/lambda-runtime
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-compile \
+		--only-binary=:all: --python-version 3.13 --target .aws-sam/lambda-runtime \
+		-r tests/deployed/lambda-runtime.txt
+	touch $@
+
+deployed: $(STAMP) artifacts
+	$(BIN)/pytest tests/deployed -q
+
+# Re-resolve the layer's full pinned dependency set after editing its requirements.txt.
+lock: $(STAMP)
+	$(BIN)/python layers/plumsms/lock.py > layers/plumsms/requirements.lock.new
+	mv layers/plumsms/requirements.lock.new layers/plumsms/requirements.lock
+
+test: lint typecheck template artifacts
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

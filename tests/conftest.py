@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import io
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -128,3 +130,30 @@ def event() -> Callable[..., dict[str, Any]]:
 def project_path(*parts: str) -> Path:
     """A path inside the project."""
     return PROJECT_ROOT.joinpath(*parts)
+
+
+class LogLines:
+    """The JSON lines the bundle's Powertools logger wrote while the fixture was active."""
+
+    def __init__(self, buffer: io.StringIO) -> None:
+        self._buffer = buffer
+
+    def take(self) -> list[dict[str, Any]]:
+        """The lines written since the last ``take`` (parsed), and forget them."""
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    """Capture the bundle's log output (its handler's stream, whatever pytest did to stdout)."""
+    from plumsms.observability import logger  # noqa: PLC0415
+
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)
+    yield LogLines(buffer)
+    handler.setStream(previous)

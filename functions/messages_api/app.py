@@ -11,22 +11,22 @@ gc.disable()
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.logging.correlation_paths import API_GATEWAY_REST
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from plumsms import bootstrap
 from plumsms.config import Settings
 from plumsms.entrypoints import log_api, sending_api
-from plumsms.entrypoints.webhooks import register_error_handlers
+from plumsms.entrypoints.webhooks import api_resolver
 from plumsms.observability import logger, metrics, tracer
 from plumsms.secrets import SecretValues
 
 settings = Settings.from_env()
 secrets = SecretValues(settings)
 store = bootstrap.message_store(settings)
-app = APIGatewayRestResolver()
-register_error_handlers(app)
-app.include_router(sending_api.routes_from_settings(settings, store, secrets))
+publisher = bootstrap.change_publisher(settings)
+app = api_resolver(settings)
+app.include_router(sending_api.routes_from_settings(settings, store, publisher))
 app.include_router(log_api.routes_from_settings(settings, store, secrets))
 
 
@@ -34,8 +34,10 @@ gc.freeze()
 gc.enable()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+# Every log line carries API Gateway's request id. Traces keep no response or error: both
+# can hold the webhook key, numbers and bodies.
+@logger.inject_lambda_context(correlation_id_path=API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Entry point: route the API Gateway event."""

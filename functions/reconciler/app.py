@@ -17,11 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from plumsms import bootstrap
 from plumsms.config import Settings
 from plumsms.entrypoints.dispatch import plum_gateway
-from plumsms.entrypoints.status_webhook import (
-    change_publisher,
-    observe_reconcile,
-    status_service,
-)
+from plumsms.entrypoints.status_webhook import observe_reconcile, status_service
 from plumsms.observability import logger, metrics, tracer
 from plumsms.secrets import SecretValues
 from plumsms.usecases.reconcile import Reconciler
@@ -29,7 +25,7 @@ from plumsms.usecases.reconcile import Reconciler
 settings = Settings.from_env()
 secrets = SecretValues(settings)
 store = bootstrap.message_store(settings)
-publisher = change_publisher(settings)
+publisher = bootstrap.change_publisher(settings)
 service = status_service(store, publisher)
 
 reconcile = Reconciler(
@@ -38,6 +34,7 @@ reconcile = Reconciler(
     plum=plum_gateway(settings, secrets),
     min_age=timedelta(minutes=settings.reconcile_after_minutes),
     limit=settings.reconcile_max_messages,
+    log=logger,
 )
 
 
@@ -46,16 +43,10 @@ gc.enable()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Entry point: one reconciliation pass (the scheduled event carries nothing we need)."""
+    logger.set_correlation_id(context.aws_request_id)  # the run's id, on every line of it
     report = reconcile.run(time_left=lambda: context.get_remaining_time_in_millis() / 1000)
-    observe_reconcile(report)
-    return {
-        "examined": report.examined,
-        "changed": len(report.changes),
-        "without_plum_id": report.without_plum_id,
-        "errors": report.errors,
-        "stopped_early": report.stopped_early,
-    }
+    return observe_reconcile(report)

@@ -22,7 +22,8 @@ from plumsms.secrets import SecretValues
 settings = Settings.from_env()
 secrets = SecretValues(settings)
 store = bootstrap.message_store(settings)
-dispatcher = dispatcher_from_settings(settings, store, secrets)
+publisher = bootstrap.change_publisher(settings)
+dispatcher = dispatcher_from_settings(settings, store, secrets, publisher)
 
 
 gc.freeze()
@@ -30,9 +31,10 @@ gc.enable()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Entry point: one dispatcher run; the event (scheduled or send-now) carries nothing."""
+    logger.set_correlation_id(context.aws_request_id)  # the run's id, on every line of it
     report = dispatcher.run(context.get_remaining_time_in_millis)
     return observe_dispatch(report, event)

@@ -22,17 +22,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from botocore.exceptions import ClientError
 from urllib3.util import Timeout
 
 from plumsms.adapters.dispatch_trigger import register_in_process, unregister_in_process
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
+from plumsms.adapters.events import DETAIL_TYPE, RecordingPublisher
 from plumsms.adapters.plum.client import PlumClient
 from plumsms.domain.plum import PlumGateway, PlumSmsResource, PlumUnavailable
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, DispatchReport
 from plumsms_local import dynamodb
 from plumsms_local.gateway import proxy_event
-from plumsms_local.lambda_runtime import LocalFunction
+from plumsms_local.lambda_runtime import LocalContext, LocalFunction
 from plumsms_local.simulator import Delays, PlumSimulator, SimulatorConfig
 from plumsms_local.simulator.state import Kind
 from plumsms_local.simulator.testing import RecordingServer
@@ -176,6 +178,13 @@ def sends_by_ref(sim: PlumSimulator) -> Counter[str | None]:
     return Counter(groups.values())
 
 
+def published(function: LocalFunction) -> list[dict[str, Any]]:
+    """The change events a function published (no EVENT_BUS_NAME: its in-memory recorder)."""
+    publisher = function.module().publisher
+    assert isinstance(publisher, RecordingPublisher)
+    return [e["detail"] for e in publisher.events if e["detail-type"] == DETAIL_TYPE]
+
+
 def make_due(ddb: Any, table: str, message_id: str) -> None:
     """Time passes: the message's retry (or its scheduled time) is due now."""
     past = "2000-01-01T00:00:00.000000Z"
@@ -292,6 +301,11 @@ def test_plum_refusals_fail_the_message_with_plums_reason(
     stored = item(ddb, table_name, landline["id"])
     assert stored["status"]["S"] == "failed"
     assert "not a mobile number" in stored["error"]["S"]
+    # AND the failure went to the status bus, where the failed-SMS rule matches it
+    assert [
+        (d["message_id"], d["previous_status"], d["status"], d["source"])
+        for d in published(dispatcher)
+    ] == [(landline["id"], "sending", "failed", "dispatcher")]
 
 
 def test_plums_unsubscribed_error_records_an_opt_out_and_suppresses_the_rest(
@@ -316,6 +330,10 @@ def test_plums_unsubscribed_error_records_an_opt_out_and_suppresses_the_rest(
     )["Item"]
     assert opt_out["keyword"]["S"] == "PLUM-UNSUBSCRIBED"
     assert item(ddb, table_name, tomorrow["id"])["status"]["S"] == "suppressed"
+    # AND both went to the status bus
+    assert sorted((d["message_id"], d["status"]) for d in published(dispatcher)) == sorted(
+        [(soon["id"], "failed"), (tomorrow["id"], "suppressed")]
+    )
 
 
 def test_a_local_opt_out_is_skipped_as_suppressed(
@@ -340,6 +358,9 @@ def test_a_local_opt_out_is_skipped_as_suppressed(
     assert report["counts"]["suppressed"] == 1
     assert item(ddb, table_name, message["id"])["status"]["S"] == "suppressed"
     assert sends_by_ref(sim) == Counter()
+    assert [(d["message_id"], d["status"]) for d in published(dispatcher)] == [
+        (message["id"], "suppressed")
+    ]
 
 
 def test_a_5xx_from_plum_is_retried_later_then_sent_once(
@@ -635,3 +656,54 @@ def test_two_dispatchers_at_once_send_each_message_once(
     assert all(r["sent"] > 0 for r in reports)
     assert sum(r["sent"] for r in reports) == 120
     assert_exactly_once(sim, ddb, table_name, ids)
+
+
+def test_every_log_line_of_a_run_carries_the_runs_id(
+    handlers: tuple[Api, LocalFunction], sim: PlumSimulator, outbox: DynamoOutbox, log_lines: Any
+) -> None:
+    _, dispatcher = handlers
+    handler = dispatcher.module().lambda_handler
+    # GIVEN messages due now, sent from the dispatcher's worker threads
+    schedule_many(outbox, 3)
+    # WHEN two runs follow each other
+    report = handler(scheduled_event(), LocalContext("scheduled_send", aws_request_id="run-one"))
+    first = log_lines.take()
+    handler(scheduled_event(), LocalContext("scheduled_send", aws_request_id="run-two"))
+    second = log_lines.take()
+    # THEN every line of each run, the workers' too, carries that run's id
+    assert report["counts"]["sent"] == 3
+    assert sum(line["message"] == "Plum queue answered" for line in first) == 3
+    assert {line.get("correlation_id") for line in first} == {"run-one"}
+    assert second and {line.get("correlation_id") for line in second} == {"run-two"}
+
+
+def test_store_errors_are_counted_per_message_and_the_run_goes_on(
+    handlers: tuple[Api, LocalFunction], sim: PlumSimulator, outbox: DynamoOutbox, ddb: Any
+) -> None:
+    _, dispatcher = handlers
+    ids = schedule_many(outbox, 4)
+    throttled_key = {"PK": {"S": f"MSG#{ids[1]}"}, "SK": {"S": "MSG"}}
+
+    def throttle(params: dict[str, Any], **_: Any) -> None:
+        # DynamoDB throttles the stale-claims listing and every write to one message.
+        if params.get("IndexName") == "ByStatus" or params.get("Key") == throttled_key:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                "Request",
+            )
+
+    events = dispatcher.module().store.client.meta.events
+    for operation in ("Query", "UpdateItem"):
+        events.register(f"before-parameter-build.dynamodb.{operation}", throttle)
+    try:
+        # WHEN the schedule fires
+        report = dispatcher.invoke(scheduled_event())
+    finally:
+        for operation in ("Query", "UpdateItem"):
+            events.unregister(f"before-parameter-build.dynamodb.{operation}", throttle)
+    # THEN the run did not fail: the others were sent, each error counted
+    assert report["counts"]["sent"] == 3
+    # The listing once, the message once per pass (the run goes round again after sending).
+    assert report["counts"]["errors"] == 3
+    assert item(ddb, outbox.table_name, ids[1])["status"]["S"] == "scheduled"
+    assert sends_by_ref(sim) == Counter({i: 1 for i in ids if i != ids[1]})

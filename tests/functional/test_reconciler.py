@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from plumsms.adapters.dynamodb.statuses import DynamoStatusLog
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.plum import PlumClient
 from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
 from plumsms_local.dynamodb import free_port
-from plumsms_local.lambda_runtime import LocalFunction
+from plumsms_local.lambda_runtime import LocalContext, LocalFunction
 from plumsms_local.simulator import Delays, PlumSimulator, SimulatorClient, SimulatorConfig
 from plumsms_local.template import PROJECT_ROOT
 
@@ -112,6 +113,7 @@ def test_stuck_messages_get_plums_final_status(
     result = reconciler().invoke(scheduled_event())
     # THEN each has Plum's final status, learned from sms/status
     assert result == {
+        "outcome": "done",
         "examined": 3,
         "changed": 3,
         "without_plum_id": 0,
@@ -183,3 +185,49 @@ def test_plum_unreachable_stops_the_run_without_failing(
     # THEN it stopped after the first failure and left the messages as they were
     assert (result["errors"], result["stopped_early"]) == (1, True)
     assert store.get(first.id).status == Status.QUEUED
+
+
+def test_a_store_error_on_one_message_does_not_stop_the_run(
+    sim: PlumSimulator, store: DynamoMessageStore, reconciler: Any
+) -> None:
+    # GIVEN two stuck messages, and DynamoDB throttling every write to the older one
+    older = in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(hours=2))
+    newer = in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(hours=1))
+    store.put_message(older)
+    store.put_message(newer)
+    function = reconciler()
+    throttled_key = {"PK": {"S": f"MSG#{older.id}"}, "SK": {"S": "MSG"}}
+
+    def throttle(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == throttled_key:
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                "UpdateItem",
+            )
+
+    events = function.module().store.client.meta.events
+    events.register("before-parameter-build.dynamodb.UpdateItem", throttle)
+    try:
+        # WHEN the reconciler runs
+        result = function.invoke(scheduled_event())
+    finally:
+        events.unregister("before-parameter-build.dynamodb.UpdateItem", throttle)
+    # THEN the older message's error is counted, and the newer one still got its status
+    assert (result["examined"], result["errors"], result["changed"]) == (2, 1, 1)
+    assert result["stopped_early"] is False
+    assert store.get(older.id).status == Status.QUEUED
+    assert store.get(newer.id).status == Status.DELIVERED
+
+
+def test_every_log_line_of_a_run_carries_the_runs_id(
+    sim: PlumSimulator, store: DynamoMessageStore, reconciler: Any, log_lines: Any
+) -> None:
+    store.put_message(
+        in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(hours=1))
+    )
+    handler = reconciler().module().lambda_handler
+    context = LocalContext("reconciler", timeout_seconds=120, aws_request_id="run-one")
+    assert handler(scheduled_event(), context)["changed"] == 1
+    lines = log_lines.take()
+    assert {"Plum status answered", "reconciled"} <= {line["message"] for line in lines}
+    assert {line.get("correlation_id") for line in lines} == {"run-one"}

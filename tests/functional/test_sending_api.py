@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from plumsms.adapters.dispatch_trigger import register_in_process, unregister_in_process
+from plumsms.adapters.events import DETAIL_TYPE, RecordingPublisher
 from plumsms.usecases.sending import SendingService
 from plumsms_local.gateway import proxy_event
 from plumsms_local.lambda_runtime import LocalFunction
@@ -470,3 +471,53 @@ def test_stop_suppresses_the_numbers_pending_sends_only(
         assert item["error"]["S"] == "recipient opted out"
     assert stored(ddb, table_name, other["id"])["status"]["S"] == "scheduled"
     assert stored(ddb, table_name, cancelled["id"])["status"]["S"] == "cancelled"
+
+
+# -- status change events ---------------------------------------------------------------------
+
+
+def published(function: LocalFunction) -> list[dict[str, Any]]:
+    """The change events a function published (no EVENT_BUS_NAME: its in-memory recorder)."""
+    publisher = function.module().publisher
+    assert isinstance(publisher, RecordingPublisher)
+    return [e["detail"] for e in publisher.events if e["detail-type"] == DETAIL_TYPE]
+
+
+def test_a_cancel_is_published_once(api: Api) -> None:
+    # GIVEN a pending message WHEN it is cancelled twice
+    message = later(api)
+    api.call("DELETE", f"/messages/{message['id']}")
+    api.call("DELETE", f"/messages/{message['id']}")
+    # THEN one change event went out, as the status bus's rules see it
+    [detail] = published(api.function)
+    assert detail["version"] == "1"
+    assert (detail["message_id"], detail["previous_status"], detail["status"]) == (
+        message["id"],
+        "scheduled",
+        "cancelled",
+    )
+    assert (detail["source"], detail["final"], detail["to"]) == ("api", True, NY_RECIPIENT)
+
+
+def test_the_suppressions_of_a_stop_are_published(
+    api: Api, load_function: Callable[[str], LocalFunction], event: Any
+) -> None:
+    # GIVEN two pending messages to a number WHEN it texts STOP
+    pending = [later(api), later(api, hours=5)]
+    inbound = load_function("inbound_sms")
+    stop = event(
+        "inbound_sms",
+        form={
+            "sms_message_id": uuid.uuid4().hex,
+            "to": "2435678910",
+            "from": NY_RECIPIENT.lstrip("+"),
+            "body": "STOP",
+        },
+    )
+    assert inbound.invoke(stop)["statusCode"] == 200
+    # THEN each suppression went out as a change event from the opt-out
+    details = published(inbound)
+    assert sorted(d["message_id"] for d in details) == sorted(m["id"] for m in pending)
+    assert {(d["previous_status"], d["status"], d["source"]) for d in details} == {
+        ("scheduled", "suppressed", "opt-out")
+    }

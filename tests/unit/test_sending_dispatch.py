@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from plumsms.domain.errors import PlumNotConfigured, StoreUnavailable
 from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
 from plumsms.domain.plum import (
     InvalidRecipient,
@@ -26,6 +27,7 @@ from plumsms.domain.plum import (
     UnsubscribedRecipient,
 )
 from plumsms.domain.sending import Claim, DuePage, DueRef, Schedule
+from plumsms.domain.status import StatusChange
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter, by_sender_in_turn
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
@@ -124,14 +126,14 @@ class FakeOutbox:
             row.update(check_after=check_after, attempts=attempts, error=error)
             return True
 
-    def finish(self, claim: Claim, status: str, error: str, now: datetime) -> bool:
+    def finish(self, claim: Claim, status: str, error: str, now: datetime) -> Message | None:
         with self.lock:
             self.writes += 1
             row = self._owned(claim)
             if row is None:
-                return False
+                return None
             row.update(status=status, error=error, token=None)
-            return True
+            return written(claim.message, status, now, "dispatcher")
 
     def stale(self, now: datetime, limit: int) -> list[Claim]:
         return [
@@ -171,12 +173,18 @@ class FakeOutbox:
             if r["message"].to == number and r["status"] == Status.SCHEDULED
         ]
 
-    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
+    def suppress(self, message_id: str, now: datetime, source: str) -> Message | None:
         row = self.rows[message_id]
         if row["status"] != Status.SCHEDULED:
-            return False
+            return None
         row["status"] = Status.SUPPRESSED
-        return True
+        return written(row["message"], Status.SUPPRESSED, now, source)
+
+
+def written(message: Message, status: str, now: datetime, source: str) -> Message:
+    """``message`` as a write moving it to ``status`` leaves it (what the outbox returns)."""
+    entry = HistoryEntry(status=status, at=now, source=source)
+    return message.model_copy(update={"status": status, "history": [*message.history, entry]})
 
 
 class ScriptedPlum:
@@ -568,3 +576,178 @@ def test_due_messages_are_taken_one_sender_at_a_time_in_due_order() -> None:
     ordered = [r.message_id for r in by_sender_in_turn(refs)]
     # THEN senders alternate and each keeps its own due order
     assert ordered == ["m0", "m4", "m1", "m6", "m2", "m3", "m5"]
+
+
+# -- no credentials yet, store errors, published changes ---------------------------------
+
+
+class Credentials:
+    """A Plum provider that counts how often the credentials were asked for."""
+
+    def __init__(self, plum: ScriptedPlum | None = None) -> None:
+        self.plum = plum
+        self.asked = 0
+
+    def __call__(self) -> ScriptedPlum:
+        self.asked += 1
+        if self.plum is None:
+            raise PlumNotConfigured("PLUM_USERNAME and PLUM_PASSWORD must be set")
+        return self.plum
+
+
+class Recorder:
+    """A change publisher that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.changes: list[StatusChange] = []
+        self.lock = threading.Lock()
+
+    def publish(self, changes: Sequence[StatusChange]) -> int:
+        with self.lock:
+            self.changes.extend(changes)
+        return 0
+
+
+class FailingOutbox(FakeOutbox):
+    """An outbox whose named operation raises the store's error (for some messages)."""
+
+    def __init__(self, operation: str, message_ids: set[str] | None = None) -> None:
+        super().__init__()
+        self.operation = operation
+        self.message_ids = message_ids
+
+    def _fail(self, operation: str, message_id: str | None = None) -> None:
+        if operation == self.operation and (
+            self.message_ids is None or message_id in self.message_ids
+        ):
+            raise StoreUnavailable(f"{operation} failed (ProvisionedThroughputExceededException)")
+
+    def claim(
+        self, ref: DueRef, token: str, now: datetime, check_after: datetime, result_url: str | None
+    ) -> Claim | None:
+        self._fail("claim", ref.message_id)
+        return super().claim(ref, token, now, check_after, result_url)
+
+    def stale(self, now: datetime, limit: int) -> list[Claim]:
+        self._fail("stale")
+        return super().stale(now, limit)
+
+    def due(self, now: datetime, limit: int, after: dict[str, Any] | None = None) -> DuePage:
+        self._fail("due")
+        return super().due(now, limit, after)
+
+
+def built(
+    outbox: FakeOutbox,
+    plum: Callable[[], ScriptedPlum],
+    publisher: Recorder | None = None,
+    clock: Callable[[], datetime] = lambda: NOW,
+) -> Dispatcher:
+    return Dispatcher(
+        outbox=outbox,
+        plum=plum,
+        result_url=lambda ref: f"https://sms.example.test/plum/status?key=k&ref={ref}",
+        config=DispatchConfig(rate_per_second=1000.0, concurrency=4),
+        clock=clock,
+        draw=lambda: 1.0,
+        publisher=publisher,
+    )
+
+
+def test_a_run_with_nothing_due_never_reads_the_credentials() -> None:
+    # GIVEN no credentials at all, and nothing due (one message due tomorrow)
+    outbox, credentials = FakeOutbox(), Credentials(plum=None)
+    outbox.add(message(1).model_copy(update={"send_at": NOW + timedelta(days=1)}))
+    # WHEN the dispatcher runs
+    report = built(outbox, credentials).run(plenty)
+    # THEN it never asked for them, and the run is an ordinary empty one
+    assert credentials.asked == 0
+    assert report.as_dict() == {"outcome": "done", "counts": {}, "stopped": None}
+
+
+def test_due_messages_without_credentials_wait_and_nothing_fails() -> None:
+    # GIVEN three due messages and a stale claim, but no Plum credentials yet
+    outbox, credentials = FakeOutbox(), Credentials(plum=None)
+    for i in range(3):
+        outbox.add(message(i))
+    outbox.add(message(9))
+    outbox.rows[message(9).id].update(
+        status=Status.SENDING, token="t", claimed_at=NOW, check_after=NOW - timedelta(minutes=1)
+    )
+    # WHEN the dispatcher runs
+    report = built(outbox, credentials).run(plenty)
+    # THEN it stops as not configured, without raising, claiming or failing anything
+    assert report.stopped == "not_configured"
+    assert report.as_dict()["outcome"] == "not_configured"
+    assert report["errors"] == report["failed"] == report["claimed"] == 0
+    assert outbox.writes == 0
+    assert [outbox.status(message(i).id) for i in range(3)] == [Status.SCHEDULED] * 3
+    assert outbox.rows[message(9).id]["token"] == "t"  # the stale claim is left for later
+    assert credentials.asked == 1
+
+
+def test_opted_out_recipients_are_suppressed_even_without_credentials() -> None:
+    outbox, credentials = FakeOutbox(), Credentials(plum=None)
+    outbox.add(message(1))
+    outbox.opted.add(message(1).to)
+    report = built(outbox, credentials).run(plenty)
+    assert report["suppressed"] == 1
+    assert credentials.asked == 0
+
+
+def test_one_messages_store_error_does_not_stop_the_run() -> None:
+    # GIVEN the store refuses the claim of one message of five
+    outbox = FailingOutbox("claim", {message(2).id})
+    for i in range(5):
+        outbox.add(message(i))
+    plum = ScriptedPlum()
+    # WHEN the dispatcher runs
+    report = built(outbox, Credentials(plum)).run(plenty)
+    # THEN the other four are sent and the one is counted (tried again in the pass the
+    # run makes after sending), still due for the next run
+    assert (report["sent"], report["errors"]) == (4, 2)
+    assert outbox.status(message(2).id) == Status.SCHEDULED
+
+
+def test_a_store_error_listing_stale_claims_still_sends_the_due_messages() -> None:
+    outbox = FailingOutbox("stale")
+    for i in range(3):
+        outbox.add(message(i))
+    report = built(outbox, Credentials(ScriptedPlum())).run(plenty)
+    assert (report["sent"], report["errors"]) == (3, 1)
+
+
+def test_a_store_error_listing_due_messages_is_counted_not_raised() -> None:
+    outbox = FailingOutbox("due")
+    outbox.add(message(1))
+    report = built(outbox, Credentials(ScriptedPlum())).run(plenty)
+    assert (report["sent"], report["errors"], report.stopped) == (0, 1, "store")
+
+
+def test_failed_and_suppressed_messages_are_published() -> None:
+    # GIVEN a message Plum refuses, one to a local opt-out, and one to a number Plum
+    # says unsubscribed with another message pending to it
+    refused, opted, unsubscribed = "+12125550001", "+12125550002", "+12125550003"
+    outbox, publisher = FakeOutbox(), Recorder()
+    outbox.add(message(1, to=refused))
+    outbox.add(message(2, to=opted))
+    outbox.opted.add(opted)
+    outbox.add(message(3, to=unsubscribed))
+    outbox.add(message(4, to=unsubscribed).model_copy(update={"send_at": NOW + timedelta(days=1)}))
+    plum = ScriptedPlum(
+        {
+            refused: InvalidRecipient("Invalid 'to' phone number"),
+            unsubscribed: UnsubscribedRecipient("Attempt to send to unsubscribed recipient"),
+        }
+    )
+    # WHEN the dispatcher runs
+    built(outbox, Credentials(plum), publisher).run(plenty)
+    # THEN each status it wrote went to the publisher, with where it came from
+    published = {c.message_id: (c.previous, c.status, c.source, c.final) for c in publisher.changes}
+    assert published == {
+        message(1).id: (Status.SENDING, Status.FAILED, "dispatcher", True),
+        message(2).id: (Status.SCHEDULED, Status.SUPPRESSED, "dispatcher", True),
+        message(3).id: (Status.SENDING, Status.FAILED, "dispatcher", True),
+        message(4).id: (Status.SCHEDULED, Status.SUPPRESSED, "opt-out", True),
+    }
+    assert {c.to for c in publisher.changes if c.message_id == message(1).id} == {refused}

@@ -53,6 +53,7 @@ def test_the_dispatcher_may_do_only_what_it_does(resources: dict[str, Any]) -> N
         "dynamodb:Query",
         "secretsmanager:GetSecretValue",
         "ssm:GetParameter",
+        "events:PutEvents",
     }
     assert "dynamodb:Scan" not in actions(dispatcher)
     [query] = [s for s in statements(dispatcher) if s["Action"] == ["dynamodb:Query"]]

@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from plumsms.adapters import events as events_module
 from plumsms.adapters.events import (
     DETAIL_TYPE,
     SOURCE,
@@ -133,3 +134,36 @@ def test_a_named_bus_gets_eventbridge() -> None:
     client = StubEvents()
     publisher = publisher_for("bus", client=client)
     assert isinstance(publisher, EventBridgePublisher) and publisher.client is client
+
+
+def test_the_eventbridge_client_is_built_on_the_first_event(monkeypatch: Any) -> None:
+    # GIVEN a named bus: most invocations of a function publish nothing
+    built: list[str | None] = []
+    stub = StubEvents()
+
+    def events_client(endpoint_url: str | None = None) -> StubEvents:
+        built.append(endpoint_url)
+        return stub
+
+    monkeypatch.setattr(events_module, "events_client", events_client)
+    publisher = publisher_for("bus", "http://127.0.0.1:4010")
+    # THEN wiring it costs no client; the first event builds it, on the given endpoint
+    assert built == []
+    publisher.publish([change()])
+    publisher.publish([change(1)])
+    assert built == ["http://127.0.0.1:4010"]
+    assert len(stub.calls) == 2
+
+
+def test_events_not_published_are_counted_as_a_metric(monkeypatch: Any) -> None:
+    counted: list[tuple[str, float]] = []
+
+    class Metrics:
+        def add_metric(self, name: str, unit: str, value: float) -> None:
+            counted.append((name, value))
+
+    monkeypatch.setattr(events_module, "metrics", Metrics())
+    denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutEvents")
+    EventBridgePublisher("bus", StubEvents(denied)).publish([change(1), change(2)])
+    EventBridgePublisher("bus", StubEvents()).publish([change(3)])
+    assert counted == [("StatusEventsFailed", 2)]

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from plumsms.domain import status
 from plumsms.domain.callbacks import StatusCallback
+from plumsms.domain.errors import PlumNotConfigured, StoreUnavailable
 from plumsms.domain.models import HistoryEntry, Message, MessageType
 from plumsms.domain.plum import (
     PlumPageQuery,
@@ -385,3 +386,98 @@ def test_reconciler_stops_before_running_out_of_time(
     plum = FakePlum({"a" * 32: "delivered"})
     report = reconciler(log, service, plum, now).run(time_left=lambda: 5.0)
     assert report.stopped_early and plum.asked == []
+
+
+# -- no credentials yet, and store errors --------------------------------------------------
+
+
+class Unconfigured:
+    """A Plum provider for a deployment without credentials; counts the attempts."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __call__(self) -> FakePlum:
+        self.asked += 1
+        raise PlumNotConfigured("the Plum credentials secret has no username or password yet")
+
+
+def reconciler_with(
+    log: MemoryLog, service: StatusService, plum: Callable[[], FakePlum], now: datetime
+) -> Reconciler:
+    return Reconciler(
+        messages=log, service=service, plum=plum,  # type: ignore[arg-type]
+        min_age=timedelta(minutes=30), limit=10, clock=lambda: now,
+    )  # fmt: skip
+
+
+def test_reconciler_with_nothing_stuck_never_reads_the_credentials(
+    log: MemoryLog, service: StatusService
+) -> None:
+    now = T0 + timedelta(days=1)
+    log.add(outbound("young", "3" * 32, "queued", now - timedelta(minutes=5)))
+    credentials = Unconfigured()
+    report = reconciler_with(log, service, credentials, now).run()
+    assert credentials.asked == 0
+    assert (report.examined, report.errors, report.not_configured) == (0, 0, False)
+
+
+def test_reconciler_without_credentials_stops_as_not_configured(
+    log: MemoryLog, service: StatusService
+) -> None:
+    # GIVEN stuck messages but no Plum credentials yet
+    now = T0 + timedelta(days=1)
+    log.add(outbound("m1", "1" * 32, "queued", now - timedelta(hours=1)))
+    log.add(outbound("m2", "2" * 32, "sent", now - timedelta(hours=1)))
+    credentials = Unconfigured()
+    # WHEN the reconciler runs
+    report = reconciler_with(log, service, credentials, now).run()
+    # THEN it says so once, counts no error and leaves the messages as they were
+    assert (report.not_configured, report.stopped_early, report.errors) == (True, True, 0)
+    assert credentials.asked == 1
+    assert [m.status for m in log.messages.values()] == ["queued", "sent"]
+
+
+class FlakyLog(MemoryLog):
+    """A log whose write for one message fails as DynamoDB throttling does."""
+
+    failing: str = ""
+
+    def apply(self, message: Message, decide: Callable[[Message], status.Plan]) -> Applied:
+        if message.id == self.failing:
+            raise StoreUnavailable("apply status failed (ProvisionedThroughputExceededException)")
+        return super().apply(message, decide)
+
+
+def test_one_messages_store_error_does_not_stop_the_reconciler(events: Recorder) -> None:
+    # GIVEN three stuck messages, the store refusing to write the oldest one
+    now = T0 + timedelta(days=1)
+    log = FlakyLog()
+    log.failing = "m0"
+    for i in range(3):
+        log.add(outbound(f"m{i}", f"{i + 1}" * 32, "queued", now - timedelta(hours=2, minutes=-i)))
+    service = StatusService(log=log, publisher=events, clock=lambda: now)
+    plum = FakePlum({f"{i + 1}" * 32: "delivered" for i in range(3)})
+    # WHEN the reconciler runs
+    report = reconciler(log, service, plum, now).run()
+    # THEN the error is counted and the run went on with the others
+    assert (report.examined, report.errors, report.stopped_early) == (3, 1, False)
+    assert [log.messages[f"m{i}"].status for i in range(3)] == ["queued", "delivered", "delivered"]
+    assert [c.message_id for c in events.published] == ["m1", "m2"]
+
+
+def test_a_store_error_listing_one_status_still_reconciles_the_other(
+    service: StatusService, log: MemoryLog
+) -> None:
+    now = T0 + timedelta(days=1)
+    log.add(outbound("s", "5" * 32, "sent", now - timedelta(hours=1)))
+    listing = log.list_messages
+
+    def list_messages(query: MessageQuery) -> Page:
+        if query.status == "queued":
+            raise StoreUnavailable("list messages failed (InternalServerError)")
+        return listing(query)
+
+    log.list_messages = list_messages  # type: ignore[method-assign]
+    report = reconciler(log, service, FakePlum({"5" * 32: "delivered"}), now).run()
+    assert (report.errors, log.messages["s"].status) == (1, "delivered")

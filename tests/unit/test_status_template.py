@@ -90,7 +90,7 @@ def test_least_privilege(resources: dict[str, Any], function: str, allowed: set[
 
 def test_every_status_function_has_a_log_group(resources: dict[str, Any]) -> None:
     groups = {
-        json.dumps(r["Properties"]["LogGroupName"])
+        json.dumps(r["Properties"].get("LogGroupName"))
         for r in resources.values()
         if r["Type"] == "AWS::Logs::LogGroup"
     }

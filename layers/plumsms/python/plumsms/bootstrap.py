@@ -11,8 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
+from plumsms.adapters.events import publisher_for
 from plumsms.adapters.rules_file import load_hook, load_rules
 from plumsms.config import Settings
+from plumsms.domain.status import ChangePublisher
 from plumsms.entrypoints.webhooks import status_url
 from plumsms.observability import logger, metrics
 from plumsms.secrets import SecretValues
@@ -25,15 +27,26 @@ def message_store(settings: Settings) -> DynamoMessageStore:
     return DynamoMessageStore(settings.table_name, retention=retention)
 
 
+def change_publisher(settings: Settings) -> ChangePublisher:
+    """Where status changes go: the ``EVENT_BUS_NAME`` bus, or an in-memory recorder
+    when none is set (local runs). Every function that changes a status uses it."""
+    return publisher_for(settings.event_bus_name, settings.events_endpoint_url)
+
+
 def _report_hook_error(exc: Exception) -> None:
     metrics.add_metric(name="HookErrors", unit="Count", value=1)
     logger.exception("reply hook failed; falling back to rules", exc_info=exc)
 
 
 def inbound_service(
-    settings: Settings, store: DynamoMessageStore, secrets: SecretValues, function_dir: Path
+    settings: Settings,
+    store: DynamoMessageStore,
+    secrets: SecretValues,
+    publisher: ChangePublisher,
+    function_dir: Path,
 ) -> InboundService:
-    """The inbound use case with the rules file (relative to the function) and hook loaded."""
+    """The inbound use case with the rules file (relative to the function) and hook loaded;
+    ``publisher`` hears of the pending sends an opt-out suppresses."""
     rules_path = settings.rules_file
     if rules_path is not None and not rules_path.is_absolute():
         rules_path = function_dir / rules_path
@@ -49,12 +62,15 @@ def inbound_service(
         status_url=build_status_url,
         hook=load_hook(settings.reply_hook),
         on_hook_error=_report_hook_error,
-        on_opt_out=_suppress_pending_after_opt_out(store),
+        on_opt_out=_suppress_pending_after_opt_out(store, publisher),
     )
 
 
-def _suppress_pending_after_opt_out(store: DynamoMessageStore) -> Callable[[str], None]:
-    """The inbound flow's ``on_opt_out``: cancel the number's pending sends (``suppressed``).
+def _suppress_pending_after_opt_out(
+    store: DynamoMessageStore, publisher: ChangePublisher
+) -> Callable[[str], None]:
+    """The inbound flow's ``on_opt_out``: cancel the number's pending sends (``suppressed``,
+    each published as a status change).
 
     The send stack is imported on the first STOP, not at cold start: most inbound
     invocations never need it, and every cold start would pay for it.
@@ -66,7 +82,13 @@ def _suppress_pending_after_opt_out(store: DynamoMessageStore) -> Callable[[str]
             from plumsms.adapters.dynamodb.outbox import DynamoOutbox  # noqa: PLC0415
             from plumsms.usecases.sending import opt_out_callback  # noqa: PLC0415
 
-            built.append(opt_out_callback(DynamoOutbox(store), on_error=_report_suppress_error))
+            built.append(
+                opt_out_callback(
+                    DynamoOutbox(store),
+                    on_error=_report_suppress_error,
+                    publisher=publisher,
+                )
+            )
         built[0](number)
 
     return on_opt_out

@@ -1,5 +1,8 @@
 """Settings read from the environment once per cold start, with clear errors.
 
+A value only some operations need is checked where it is used (``account_numbers``), so
+a wrong one fails those operations, not every function's cold start.
+
 Secrets are never read here: on AWS the environment names a Secrets Manager secret or an
 SSM parameter and ``plumsms.secrets`` fetches it (cached); locally the plain variables
 (``WEBHOOK_KEY``, ``PLUM_USERNAME``, ``PLUM_PASSWORD``) carry the values.
@@ -8,14 +11,18 @@ SSM parameter and ``plumsms.secrets`` fetches it (cached); locally the plain var
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from plumsms import constants as env
-from plumsms.domain.errors import ConfigurationError
-from plumsms.domain.phone import E164
+from plumsms.domain.errors import ConfigurationError, ValidationFailed
+from plumsms.domain.phone import normalize
+
+_BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~$!*'()+-]+)+$")
+"""One or more path segments of the characters API Gateway allows in a base path."""
 
 
 class Settings(BaseModel):
@@ -32,7 +39,10 @@ class Settings(BaseModel):
     webhook_key_secret: str | None = None
     public_base_url: str | None = None
     public_base_url_param: str | None = None
-    sms_numbers: tuple[E164, ...] = ()
+    api_base_path: str | None = None
+    """``/sms`` or ``/sms/v2``: the custom domain's base path, stripped before routing."""
+    sms_numbers: tuple[str, ...] = ()
+    """As written in ``SMS_NUMBERS``; ``account_numbers()`` checks them where they are used."""
     rules_file: Path | None = None
     reply_hook: str | None = None
     retention_days: int = Field(default=0, ge=0, le=3650)
@@ -55,6 +65,36 @@ class Settings(BaseModel):
             raise ValueError("must start with http:// or https://")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("api_base_path")
+    @classmethod
+    def _base_path(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = "/" + value.strip().strip("/")
+        if path == "/":
+            return None
+        if not _BASE_PATH.fullmatch(path):
+            raise ValueError("must be a base path such as sms or /sms/v2")
+        return path
+
+    def account_numbers(self) -> tuple[str, ...]:
+        """The account's SMS numbers in E.164; ``ConfigurationError`` naming SMS_NUMBERS.
+
+        Checked only where a number is needed (a send's ``from``), not at cold start: a
+        wrong value must not stop inbound, status callbacks or the log as well.
+        """
+        numbers = []
+        for position, raw in enumerate(self.sms_numbers, start=1):
+            try:
+                numbers.append(normalize(raw, env.SMS_NUMBERS))
+            except ValidationFailed as exc:
+                raise ConfigurationError(
+                    f"{env.SMS_NUMBERS}: entry {position} is {exc.rule}; "
+                    "give the account's numbers in E.164, comma separated",
+                    variable=env.SMS_NUMBERS,
+                ) from exc
+        return tuple(numbers)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and validate the environment; raise ``ConfigurationError`` naming the variable."""
@@ -69,6 +109,7 @@ class Settings(BaseModel):
             "webhook_key_secret": env.WEBHOOK_KEY_SECRET,
             "public_base_url": env.PUBLIC_BASE_URL,
             "public_base_url_param": env.PUBLIC_BASE_URL_PARAM,
+            "api_base_path": env.API_BASE_PATH,
             "rules_file": env.RULES_FILE,
             "reply_hook": env.REPLY_HOOK,
             "retention_days": env.RETENTION_DAYS,
@@ -93,4 +134,4 @@ class Settings(BaseModel):
             error = exc.errors()[0]
             field = str(error["loc"][0]) if error["loc"] else "settings"
             name = names.get(field, env.SMS_NUMBERS)
-            raise ConfigurationError(f"{name}: {error['msg']}") from exc
+            raise ConfigurationError(f"{name}: {error['msg']}", variable=name) from exc

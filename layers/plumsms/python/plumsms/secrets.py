@@ -11,7 +11,14 @@ import json
 from aws_lambda_powertools.utilities import parameters
 
 from plumsms.config import Settings
-from plumsms.domain.errors import ConfigurationError
+from plumsms.domain.errors import ConfigurationError, PlumNotConfigured
+
+NOT_CONFIGURED_WARNING = (
+    "Plum credentials are not configured: nothing was sent to or asked of Plum. Put the "
+    "Plum DEV username and password in the PLUM_CREDENTIALS_SECRET secret (locally "
+    "PLUM_USERNAME and PLUM_PASSWORD); waiting messages go out on the next run."
+)
+"""Logged once per dispatcher or reconciler run that found work but no credentials."""
 
 
 class SecretValues:
@@ -29,7 +36,12 @@ class SecretValues:
         raise ConfigurationError("WEBHOOK_KEY or WEBHOOK_KEY_SECRET must be set")
 
     def plum_credentials(self) -> tuple[str, str]:
-        """Plum DEV login (username, password) for HTTP Basic auth."""
+        """Plum DEV login (username, password) for HTTP Basic auth.
+
+        ``PlumNotConfigured`` when none are set, or the secret still holds the empty
+        values a fresh deploy puts there; ``ConfigurationError`` for a malformed secret.
+        Call only when Plum is needed: on AWS this reads Secrets Manager.
+        """
         s = self._settings
         if s.plum_username and s.plum_password:
             return s.plum_username, s.plum_password
@@ -37,12 +49,19 @@ class SecretValues:
             raw = self._secret(s.plum_credentials_secret)
             try:
                 data = json.loads(raw)
-                return str(data["username"]), str(data["password"])
+                username, password = str(data["username"]), str(data["password"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigurationError(
-                    'PLUM_CREDENTIALS_SECRET: must hold {"username": ..., "password": ...}'
+                    'PLUM_CREDENTIALS_SECRET: must hold {"username": ..., "password": ...}',
+                    variable="PLUM_CREDENTIALS_SECRET",
                 ) from exc
-        raise ConfigurationError(
+            if username.strip() and password:
+                return username, password
+            raise PlumNotConfigured(
+                "the Plum credentials secret has no username or password yet",
+                variable="PLUM_CREDENTIALS_SECRET",
+            )
+        raise PlumNotConfigured(
             "PLUM_USERNAME and PLUM_PASSWORD, or PLUM_CREDENTIALS_SECRET, must be set"
         )
 

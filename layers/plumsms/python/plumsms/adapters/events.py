@@ -2,13 +2,15 @@
 
 Every event has ``source`` ``plumsms`` and ``detail-type`` ``SMS Status Changed``; its
 ``detail`` is ``event_detail`` below (schema in ``docs/status.md``). Publishing is best
-effort: a failure is logged and counted, never raised, because the status itself is
-already stored when the event goes out.
+effort: a failure is logged and counted (metric ``StatusEventsFailed``, here for every
+function that publishes), never raised, because the status itself is already stored
+when the event goes out.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections import deque
 from collections.abc import Sequence
 from typing import Any, Final
@@ -19,13 +21,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from plumsms.adapters.dynamodb import keys
 from plumsms.domain.status import ChangePublisher, StatusChange
-from plumsms.observability import logger
+from plumsms.observability import logger, metrics
 
 SOURCE: Final = "plumsms"
 DETAIL_TYPE: Final = "SMS Status Changed"
 DETAIL_VERSION: Final = "1"
 _BATCH: Final = 10
 """PutEvents takes at most ten entries per call."""
+FAILED_METRIC: Final = "StatusEventsFailed"
+_metrics_lock = threading.Lock()
+"""The dispatcher publishes from its worker threads; Powertools' metric set is not locked."""
 
 
 def event_detail(change: StatusChange) -> dict[str, Any]:
@@ -55,18 +60,41 @@ def events_client(endpoint_url: str | None = None) -> Any:
 
 
 class EventBridgePublisher:
-    """Puts one event per status change on ``bus_name``; failed entries are retried once."""
+    """Puts one event per status change on ``bus_name``; failed entries are retried once.
 
-    def __init__(self, bus_name: str, client: Any = None, source: str = SOURCE) -> None:
+    The client is built on the first event (most invocations publish none, and building
+    it costs every cold start); boto3 clients are thread-safe once built.
+    """
+
+    def __init__(
+        self,
+        bus_name: str,
+        client: Any = None,
+        source: str = SOURCE,
+        endpoint_url: str | None = None,
+    ) -> None:
         self.bus_name = bus_name
-        self.client = client if client is not None else events_client()
         self.source = source
+        self._client = client
+        self._endpoint_url = endpoint_url
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """The EventBridge client (built on first use)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = events_client(self._endpoint_url)
+            return self._client
 
     def publish(self, changes: Sequence[StatusChange]) -> int:
-        """Publish ``changes``; returns how many events could not be put."""
+        """Publish ``changes``; returns how many events could not be put (also counted)."""
         failed = 0
         for start in range(0, len(changes), _BATCH):
             failed += self._put([self._entry(c) for c in changes[start : start + _BATCH]])
+        if failed:
+            with _metrics_lock:
+                metrics.add_metric(name=FAILED_METRIC, unit="Count", value=failed)
         return failed
 
     def _entry(self, change: StatusChange) -> dict[str, Any]:
@@ -131,6 +159,4 @@ def publisher_for(
     """EventBridge when a bus is named, otherwise the in-memory recorder."""
     if not bus_name:
         return RecordingPublisher()
-    return EventBridgePublisher(
-        bus_name, client if client is not None else events_client(endpoint_url)
-    )
+    return EventBridgePublisher(bus_name, client, endpoint_url=endpoint_url)

@@ -17,7 +17,16 @@ class ValidationFailed(PlumSmsError):
 
 
 class ConfigurationError(PlumSmsError):
-    """The deployment's configuration is unusable; raised at cold start."""
+    """The deployment's configuration is unusable. ``variable`` names the setting to fix,
+    when one is to blame (never its value: it may be a secret)."""
+
+    def __init__(self, message: str, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+class PlumNotConfigured(ConfigurationError):
+    """No Plum credentials yet (a fresh deploy): sends wait, nothing is wrong with them."""
 
 
 class NotFound(PlumSmsError):

@@ -225,6 +225,24 @@ def change_of(before: Message, written: Plan) -> StatusChange | None:
     )
 
 
+def change_to(written: Message, previous: str) -> StatusChange:
+    """The change a write of our own made (dispatcher, API, opt-out): ``written`` is the
+    message as written, moved out of ``previous``; its last history entry is the move."""
+    cause = written.history[-1]
+    return StatusChange(
+        message_id=written.id,
+        sms_message_id=written.sms_message_id,
+        type=written.type.value,
+        to=written.to,
+        from_=written.from_,
+        previous=previous,
+        status=written.status,
+        at=cause.at,
+        source=cause.source,
+        queue_to_final_seconds=queue_to_final_seconds(written.history, written.status),
+    )
+
+
 class ChangePublisher(Protocol):
     """Where status changes go (EventBridge on AWS, a recorder locally)."""
 

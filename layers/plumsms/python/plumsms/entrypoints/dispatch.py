@@ -17,10 +17,11 @@ from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.plum.client import PlumClient
 from plumsms.config import Settings
 from plumsms.domain.plum import PlumGateway
+from plumsms.domain.status import ChangePublisher
 from plumsms.entrypoints.webhooks import status_url
 from plumsms.observability import logger, metrics
-from plumsms.secrets import SecretValues
-from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, DispatchReport
+from plumsms.secrets import NOT_CONFIGURED_WARNING, SecretValues
+from plumsms.usecases.dispatch import NOT_CONFIGURED, DispatchConfig, Dispatcher, DispatchReport
 
 _METRICS = {
     "sent": "MessagesSent",
@@ -36,7 +37,8 @@ _METRICS = {
 
 
 def plum_gateway(settings: Settings, secrets: SecretValues) -> Callable[[], PlumGateway]:
-    """A provider of the Plum client for the current credentials."""
+    """A provider of the Plum client for the current credentials (``PlumNotConfigured``
+    when there are none yet); the use cases call it only when Plum is needed."""
     clients: dict[tuple[str, str], PlumClient] = {}
     lock = threading.Lock()
 
@@ -54,9 +56,12 @@ def plum_gateway(settings: Settings, secrets: SecretValues) -> Callable[[], Plum
 
 
 def dispatcher_from_settings(
-    settings: Settings, store: DynamoMessageStore, secrets: SecretValues
+    settings: Settings,
+    store: DynamoMessageStore,
+    secrets: SecretValues,
+    publisher: ChangePublisher,
 ) -> Dispatcher:
-    """The dispatcher as the deployment configures it."""
+    """The dispatcher as the deployment configures it, publishing what it fails or suppresses."""
 
     def result_url(message_id: str) -> str | None:
         return status_url(secrets.public_base_url(), secrets.webhook_key(), message_id)
@@ -71,6 +76,7 @@ def dispatcher_from_settings(
             max_attempts=settings.send_max_attempts,
         ),
         log=logger,
+        publisher=publisher,
     )
 
 
@@ -80,6 +86,8 @@ def observe_dispatch(report: DispatchReport, event: dict[str, Any]) -> dict[str,
     for name, metric in _METRICS.items():
         if report[name]:
             metrics.add_metric(name=metric, unit="Count", value=report[name])
+    if report.stopped == NOT_CONFIGURED:
+        logger.warning(NOT_CONFIGURED_WARNING)
     logger.info(
         "dispatch run finished",
         extra={

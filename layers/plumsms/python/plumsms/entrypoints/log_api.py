@@ -341,7 +341,7 @@ def build_routes(service: LogService) -> Router:
         tags=["log"],
         responses=_json_response("One page", MessagePageDoc),
     )
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def list_messages() -> Response[str]:
         params = query_params(router, ListParams)
         found = service.page(params.query(params.limit), params.cursor)
@@ -361,7 +361,7 @@ def build_routes(service: LogService) -> Router:
         tags=["log"],
         responses={200: {"description": "CSV or JSON Lines", "content": _EXPORT_CONTENT}},
     )
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def export_messages() -> Response[str]:
         params = query_params(router, ExportParams)
         remaining = router.lambda_context.get_remaining_time_in_millis() / 1000
@@ -386,7 +386,7 @@ def build_routes(service: LogService) -> Router:
         summary="Messages per day by status (the web page's chart)",
         tags=["log"],
     )
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def message_stats() -> Response[str]:
         params = query_params(router, StatsParams)
         return _json(service.daily_counts(params.days, ZoneInfo(params.tz)).to_json())
@@ -397,7 +397,7 @@ def build_routes(service: LogService) -> Router:
         tags=["log"],
         responses=_json_response("The message", Message),
     )
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def get_message(message_id: str) -> Response[str]:
         if not _MESSAGE_ID.fullmatch(message_id):
             raise NotFound(f"message {message_id!r}")
@@ -409,7 +409,7 @@ def build_routes(service: LogService) -> Router:
         tags=["log"],
         responses=_json_response("One page", OptOutPageDoc),
     )
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def list_opt_outs() -> Response[str]:
         params = query_params(router, OptOutParams)
         found = service.opt_outs(params.limit, params.order, params.cursor)

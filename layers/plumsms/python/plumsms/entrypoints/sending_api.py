@@ -30,9 +30,9 @@ from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.config import Settings
 from plumsms.domain.errors import NotFound, ValidationFailed
 from plumsms.domain.sending import EditRequest, SendRequest, request_fingerprint
+from plumsms.domain.status import ChangePublisher
 from plumsms.entrypoints.webhooks import parse_model, raw_body
 from plumsms.observability import logger, metrics, tracer
-from plumsms.secrets import SecretValues
 from plumsms.usecases.sending import SendingService
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -80,22 +80,28 @@ def _report_trigger_error(exc: Exception) -> None:
     )
 
 
-def sending_service(settings: Settings, store: DynamoMessageStore) -> SendingService:
-    """The sending use case over the message table, waking the dispatcher for send-now."""
+def sending_service(
+    settings: Settings, store: DynamoMessageStore, publisher: ChangePublisher
+) -> SendingService:
+    """The sending use case over the message table, waking the dispatcher for send-now and
+    publishing cancellations."""
     return SendingService(
         outbox=DynamoOutbox(store),
-        sms_numbers=settings.sms_numbers,
+        sms_numbers=settings.account_numbers,
         trigger=dispatch_trigger(settings.scheduled_send_function),
         on_trigger_error=_report_trigger_error,
+        publisher=publisher,
     )
 
 
 def routes_from_settings(
-    settings: Settings, store: DynamoMessageStore, secrets: SecretValues
+    settings: Settings, store: DynamoMessageStore, publisher: ChangePublisher
 ) -> Router:
-    """``POST /messages``, ``DELETE /messages/{id}`` and ``PATCH /messages/{id}``."""
-    del secrets  # sending needs no secret; the dispatcher builds result URLs
-    return build_routes(sending_service(settings, store))
+    """``POST /messages``, ``DELETE /messages/{id}`` and ``PATCH /messages/{id}``.
+
+    Sending needs no secret: the dispatcher builds the result URLs.
+    """
+    return build_routes(sending_service(settings, store, publisher))
 
 
 def build_routes(service: SendingService) -> Router:
@@ -112,7 +118,7 @@ def build_routes(service: SendingService) -> Router:
         ),
         tags=["sending"],
     )
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def send_message() -> Response[str]:
         event = router.current_event
         payload = json_object(event)
@@ -139,7 +145,7 @@ def build_routes(service: SendingService) -> Router:
         summary="Cancel a pending message (409 once it has gone to Plum)",
         tags=["sending"],
     )
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def cancel_message(message_id: str) -> Response[str]:
         message = service.cancel(_checked_id(message_id))
         logger.info("message cancelled", extra={"message_id": message.id})
@@ -152,7 +158,7 @@ def build_routes(service: SendingService) -> Router:
         description="JSON body: `send_at` (with an optional `time_zone`) and/or `body`.",
         tags=["sending"],
     )
-    @tracer.capture_method
+    @tracer.capture_method(capture_response=False, capture_error=False)
     def edit_message(message_id: str) -> Response[str]:
         edit = parse_model(EditRequest, json_object(router.current_event))
         body = service.edit(_checked_id(message_id), edit)

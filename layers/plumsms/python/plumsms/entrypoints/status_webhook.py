@@ -16,14 +16,13 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from plumsms.adapters.dynamodb.statuses import DynamoStatusLog
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
-from plumsms.adapters.events import publisher_for
-from plumsms.config import Settings
 from plumsms.domain.callbacks import StatusCallback, callback_fields, parse_ref
 from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.models import Status
 from plumsms.domain.status import ChangePublisher, StatusChange
 from plumsms.entrypoints.webhooks import form_fields, parse_model, raw_body, require_key
 from plumsms.observability import logger, metrics
+from plumsms.secrets import NOT_CONFIGURED_WARNING
 from plumsms.usecases.status import Outcome, StatusResult, StatusService
 
 if TYPE_CHECKING:
@@ -39,11 +38,6 @@ QUEUE_TO_FINAL_METRIC = "QueueToFinalSeconds"
 
 
 # -- wiring (once per cold start) ---------------------------------------------------------
-
-
-def change_publisher(settings: Settings) -> ChangePublisher:
-    """EventBridge when ``EVENT_BUS_NAME`` is set, an in-memory recorder otherwise."""
-    return publisher_for(settings.event_bus_name, settings.events_endpoint_url)
 
 
 def status_service(store: DynamoMessageStore, publisher: ChangePublisher) -> StatusService:
@@ -93,7 +87,7 @@ def observe_callback(result: StatusResult, sms_message_id: str) -> None:
         metrics.add_metric(name="OrphanCallbacks", unit="Count", value=1)
     if not result.known:
         metrics.add_metric(name="UnknownStatuses", unit="Count", value=1)
-    observe_changes([result.change] if result.change else [], result.events_failed)
+    observe_changes([result.change] if result.change else [])
     logger.info(
         "status callback",
         extra={
@@ -106,8 +100,9 @@ def observe_callback(result: StatusResult, sms_message_id: str) -> None:
     )
 
 
-def observe_changes(changes: list[StatusChange], events_failed: int = 0) -> None:
-    """Delivery outcome counts and queue-to-final time for each change."""
+def observe_changes(changes: list[StatusChange]) -> None:
+    """Delivery outcome counts and queue-to-final time for each change (events that could
+    not be published are counted by the publisher)."""
     for change in changes:
         name = OUTCOME_METRICS.get(change.status)
         if name is None:
@@ -117,23 +112,23 @@ def observe_changes(changes: list[StatusChange], events_failed: int = 0) -> None
             metrics.add_metric(
                 name=QUEUE_TO_FINAL_METRIC, unit="Seconds", value=change.queue_to_final_seconds
             )
-    if events_failed:
-        metrics.add_metric(name="StatusEventsFailed", unit="Count", value=events_failed)
 
 
-def observe_reconcile(report: ReconcileReport) -> None:
-    """Metrics and one log line for a reconciler run."""
+def observe_reconcile(report: ReconcileReport) -> dict[str, object]:
+    """Metrics and one log line for a reconciler run; the handler's JSON result."""
     metrics.add_metric(name="ReconciledMessages", unit="Count", value=report.examined)
     metrics.add_metric(name="ReconcileChanges", unit="Count", value=len(report.changes))
     metrics.add_metric(name="ReconcileErrors", unit="Count", value=report.errors)
-    observe_changes(report.changes, report.events_failed)
-    logger.info(
-        "reconciled",
-        extra={
-            "examined": report.examined,
-            "changed": len(report.changes),
-            "without_plum_id": report.without_plum_id,
-            "errors": report.errors,
-            "stopped_early": report.stopped_early,
-        },
-    )
+    observe_changes(report.changes)
+    if report.not_configured:
+        logger.warning(NOT_CONFIGURED_WARNING)
+    summary: dict[str, object] = {
+        "outcome": "not_configured" if report.not_configured else "done",
+        "examined": report.examined,
+        "changed": len(report.changes),
+        "without_plum_id": report.without_plum_id,
+        "errors": report.errors,
+        "stopped_early": report.stopped_early,
+    }
+    logger.info("reconciled", extra=summary)
+    return summary

@@ -1,4 +1,4 @@
-"""HTTP glue shared by the Plum webhooks: key check, form parsing, error answers."""
+"""HTTP glue shared by the API functions: the resolver, key check, form parsing, error answers."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import base64
 import binascii
 import hmac
 import json
+import re
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, ValidationError
 
+from plumsms.config import Settings
 from plumsms.domain.errors import (
     ConfigurationError,
     Conflict,
@@ -109,8 +112,26 @@ def _error(status: int, message: str, **extra: str) -> Response[str]:
     )
 
 
+def api_resolver(settings: Settings) -> APIGatewayRestResolver:
+    """The REST resolver of an API function: ``API_BASE_PATH`` (a custom domain's
+    base-path mapping, which API Gateway leaves in ``path``) stripped before routing,
+    and every error mapped to its answer."""
+    prefixes: list[str | re.Pattern[str]] = (
+        [settings.api_base_path] if settings.api_base_path else []
+    )
+    app = APIGatewayRestResolver(strip_prefixes=prefixes or None)
+    register_error_handlers(app)
+    return app
+
+
 def register_error_handlers(app: APIGatewayRestResolver) -> None:
     """Map every domain error to one HTTP answer; nothing internal reaches the caller."""
+
+    # Registered explicitly: Powertools looks the no-route case up as its NotFoundError,
+    # which the catch-all below would otherwise turn into a 500.
+    @app.not_found
+    def _no_route(exc: NotFoundError) -> Response[str]:
+        return _error(404, "not found", field="path", rule="no route for this method and path")
 
     @app.exception_handler(ValidationFailed)
     def _bad_request(exc: ValidationFailed) -> Response[str]:
@@ -139,8 +160,16 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(ConfigurationError)
     def _misconfigured(exc: ConfigurationError) -> Response[str]:
-        logger.error("configuration error", extra={"reason": str(exc)})
-        return _error(500, "the bundle is misconfigured; see its logs")
+        logger.error("configuration error", extra={"reason": str(exc), "variable": exc.variable})
+        if exc.variable is None:
+            return _error(500, "the bundle is misconfigured; see its logs")
+        # The setting's name, never its value: the deployment's owner fixes it there.
+        return _error(
+            500,
+            f"the bundle is misconfigured: {exc.variable} is not valid; see its logs",
+            field=exc.variable,
+            rule="is misconfigured",
+        )
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response[str]:

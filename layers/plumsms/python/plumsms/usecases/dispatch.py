@@ -18,7 +18,15 @@ One run (an EventBridge tick, or a direct call for a send due now):
    ``max_attempts``, then ``failed``; permanent ones are ``failed`` with Plum's reason;
    Plum's unsubscribed-recipient error also records a local opt-out and suppresses
    that number's pending messages; refused credentials stop the run (nothing is
-   counted against the messages).
+   counted against the messages). A store error is one message's problem: it is
+   counted (``errors``) and the run goes on with the next one.
+4. Plum's credentials are read only when a message is to be sent or a stale claim
+   checked: a run with nothing to do never needs them. Unset credentials (a fresh
+   deploy) stop the run before any claim (``stopped`` ``not_configured``): the
+   messages stay due, nothing is failed.
+
+Every final status the dispatcher writes (``failed``, ``suppressed``) goes to the
+change publisher, as Plum's callbacks do for the statuses after ``queued``.
 
 A recurring message's next occurrence is created (with a derived id, so at most once)
 when the current one is sent or has failed for good.
@@ -42,7 +50,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from plumsms.domain import segments
-from plumsms.domain.errors import ValidationFailed
+from plumsms.domain.errors import PlumNotConfigured, ValidationFailed
 from plumsms.domain.models import (
     HistoryEntry,
     Message,
@@ -61,6 +69,7 @@ from plumsms.domain.plum import (
     UnsubscribedRecipient,
 )
 from plumsms.domain.sending import Claim, DuePage, DueRef, Schedule, next_occurrence
+from plumsms.domain.status import ChangePublisher, StatusChange, change_to
 from plumsms.usecases.ports import Clock
 from plumsms.usecases.sending import suppress_pending_for
 
@@ -68,6 +77,7 @@ PLUM_OPT_OUT_KEYWORD = "PLUM-UNSUBSCRIBED"
 """The keyword recorded on an opt-out learned from Plum's unsubscribed-recipient error."""
 
 MIN_STOP_MARGIN_SECONDS = 2.0
+NOT_CONFIGURED = "not_configured"
 _log = logging.getLogger(__name__)
 
 
@@ -95,8 +105,8 @@ class DispatchOutbox(Protocol):
     ) -> bool:
         """Keep the claim until Plum can be asked about the message."""
 
-    def finish(self, claim: Claim, status: str, error: str, now: datetime) -> bool:
-        """``sending -> failed | suppressed``."""
+    def finish(self, claim: Claim, status: str, error: str, now: datetime) -> Message | None:
+        """``sending -> failed | suppressed``: the message as written (None: claim lost)."""
 
     def stale(self, now: datetime, limit: int) -> list[Claim]:
         """Claims whose ``check_after`` has passed."""
@@ -119,8 +129,8 @@ class DispatchOutbox(Protocol):
     def pending_for(self, number: str) -> list[str]:
         """Ids of the scheduled messages to ``number``."""
 
-    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
-        """``scheduled -> suppressed``."""
+    def suppress(self, message_id: str, now: datetime, source: str) -> Message | None:
+        """``scheduled -> suppressed``; the message as written, None if no longer pending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +181,9 @@ class DispatchReport:
 
     counts: Counter[str] = field(default_factory=Counter)
     stopped: str | None = None
-    """Why the run stopped claiming early: ``time``, ``unauthorized`` or None."""
+    """Why the run stopped claiming early: ``time``, ``unauthorized`` (Plum refused the
+    credentials), ``not_configured`` (there are none yet), ``store`` (the due messages
+    could not be listed) or None."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -184,9 +196,10 @@ class DispatchReport:
             return self.counts[name]
 
     def as_dict(self) -> dict[str, Any]:
-        """The counts and stop reason, JSON-ready."""
+        """The counts and stop reason, JSON-ready; ``outcome`` says whether Plum is set up."""
         with self._lock:
-            return {"counts": dict(self.counts), "stopped": self.stopped}
+            outcome = "not_configured" if self.stopped == NOT_CONFIGURED else "done"
+            return {"outcome": outcome, "counts": dict(self.counts), "stopped": self.stopped}
 
 
 class RateLimiter:
@@ -247,7 +260,7 @@ class RateLimiter:
 class _Run:
     """The state of one run, shared by its worker threads."""
 
-    plum: PlumGateway
+    plum_provider: Callable[[], PlumGateway]
     remaining_ms: Callable[[], int]
     limiter: RateLimiter
     report: DispatchReport
@@ -256,6 +269,26 @@ class _Run:
     halted: threading.Event = field(default_factory=threading.Event)
     claims_in_pass: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _plum: PlumGateway | None = None
+
+    def plum_ready(self) -> bool:
+        """Get Plum's client on first need (reading the credentials); False, with the run
+        halted as ``not_configured``, when there are none. Called before any claim."""
+        with self.lock:
+            if self._plum is None and not self.halted.is_set():
+                try:
+                    self._plum = self.plum_provider()
+                except PlumNotConfigured:
+                    self.report.stopped = NOT_CONFIGURED
+                    self.halted.set()
+            return self._plum is not None
+
+    @property
+    def plum(self) -> PlumGateway:
+        """Plum's client; only after ``plum_ready`` said True."""
+        if self._plum is None:
+            raise PlumNotConfigured("Plum's client was used before the credentials were read")
+        return self._plum
 
     def seconds_left(self) -> float:
         return self.remaining_ms() / 1000.0 - self.margin_seconds
@@ -328,9 +361,11 @@ class Dispatcher:
         sleep: Callable[[float], None] = time.sleep,
         draw: Callable[[], float] = random.random,
         log: Any = None,
+        publisher: ChangePublisher | None = None,
     ) -> None:
         self._outbox = outbox
         self._plum = plum
+        self._publisher = publisher
         self._result_url = result_url
         self.config = config or DispatchConfig()
         self._clock = clock
@@ -343,7 +378,7 @@ class Dispatcher:
         """Reconcile stale claims, then send due messages while time allows."""
         config = self.config
         run = _Run(
-            plum=self._plum(),
+            plum_provider=self._plum,
             remaining_ms=remaining_ms,
             limiter=RateLimiter(config.rate_per_second, self._monotonic, self._sleep),
             report=DispatchReport(),
@@ -363,14 +398,26 @@ class Dispatcher:
         in_pass: list[Future[None]] = []
         full: set[str] = set()  # senders with no slot left before the deadline
         while run.may_claim():
-            page = self._outbox.due(self._clock(), self.config.page(), cursor)
-            blocked = self._outbox.opted_out({r.to for r in page.items}) if page.items else set()
+            try:
+                page = self._outbox.due(self._clock(), self.config.page(), cursor)
+                blocked = (
+                    self._outbox.opted_out({r.to for r in page.items}) if page.items else set()
+                )
+            except Exception:
+                # Nothing can be claimed safely without the list and its opt-outs; the
+                # claims already made finish, and the next run lists again.
+                run.report.add("errors")
+                run.report.stopped = run.report.stopped or "store"
+                self._log.exception("listing due messages failed")
+                return
             submitted = 0
             for ref in by_sender_in_turn(page.items):
                 slot: float | None = None
                 if ref.to not in blocked:
                     if ref.from_ in full:
                         continue
+                    if not run.plum_ready():
+                        return
                     # Booked here, in due order, so each sender's sends leave evenly paced.
                     slot = run.limiter.reserve(ref.from_, run.deadline())
                     if slot is None:
@@ -407,8 +454,10 @@ class Dispatcher:
         """Suppress (``slot`` None: opted out) or claim, wait for the slot, and send."""
         try:
             if slot is None:
-                if self._outbox.suppress(ref.message_id, self._clock(), "dispatcher"):
+                suppressed = self._outbox.suppress(ref.message_id, self._clock(), "dispatcher")
+                if suppressed is not None:
                     run.report.add("suppressed")
+                    self._publish(change_to(suppressed, Status.SCHEDULED))
                 return
             now = self._clock()
             claim = self._outbox.claim(
@@ -468,8 +517,18 @@ class Dispatcher:
 
     def _fail(self, run: _Run, claim: Claim, reason: str) -> None:
         self._next_occurrence(claim)
-        self._outbox.finish(claim, Status.FAILED, reason, self._clock())
+        self._finish_failed(claim, reason, self._clock())
         run.report.add("failed")
+
+    def _finish_failed(self, claim: Claim, reason: str, now: datetime) -> None:
+        failed = self._outbox.finish(claim, Status.FAILED, reason, now)
+        if failed is not None:
+            self._publish(change_to(failed, Status.SENDING))
+
+    def _publish(self, change: StatusChange) -> None:
+        # Best effort by contract (the publisher counts and logs what it could not put).
+        if self._publisher is not None:
+            self._publisher.publish([change])
 
     def _plum_failed(self, run: _Run, claim: Claim, exc: PlumError) -> None:
         attempts = claim.attempts + 1
@@ -491,10 +550,13 @@ class Dispatcher:
         message = claim.message
         now = self._clock()
         self._outbox.record_opt_out(message.to, message.id, PLUM_OPT_OUT_KEYWORD, now)
-        self._outbox.finish(claim, Status.FAILED, _reason(exc), now)
+        self._finish_failed(claim, _reason(exc), now)
         run.report.add("failed")
         run.report.add("opted_out_at_plum")
-        run.report.add("suppressed", suppress_pending_for(self._outbox, message.to, self._clock))
+        suppressed = suppress_pending_for(
+            self._outbox, message.to, self._clock, publisher=self._publisher
+        )
+        run.report.add("suppressed", suppressed)
 
     def _next_occurrence(self, claim: Claim) -> None:
         schedule = claim.schedule
@@ -525,8 +587,15 @@ class Dispatcher:
 
     def _recover(self, run: _Run) -> None:
         now = self._clock()
-        for stale in self._outbox.stale(now, self.config.stale_batch):
-            if not run.may_claim():
+        try:
+            stale_claims = self._outbox.stale(now, self.config.stale_batch)
+        except Exception:
+            # The due messages do not depend on these: send them, recover next run.
+            run.report.add("errors")
+            self._log.exception("listing stale claims failed")
+            return
+        for stale in stale_claims:
+            if not run.may_claim() or not run.plum_ready():
                 return
             try:
                 claim = self._outbox.take_over(

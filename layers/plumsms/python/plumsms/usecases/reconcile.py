@@ -8,15 +8,21 @@ callbacks kept for them, then asks Plum and applies the answer through the same 
 machine as a callback (history ``source`` ``plum-status``). A message without Plum's id
 (a reply sent from Reply-Schema XML whose callbacks were all lost) is looked for in
 ``sms/conversation`` instead, and gets the id it is found under.
+
+Plum's credentials are read only when there is a message to ask about; unset ones (a
+fresh deploy) end the run as ``not_configured`` without an error. A store error is one
+message's problem: it is counted and the run goes on with the next message.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
+from plumsms.domain.errors import PlumNotConfigured
 from plumsms.domain.models import Message, Status, utc_now
 from plumsms.domain.phone import same_number
 from plumsms.domain.plum import (
@@ -41,6 +47,7 @@ CONVERSATION_SLACK = timedelta(minutes=2)
 CONVERSATION_WINDOW = timedelta(hours=1)
 """Where to look for a message without Plum's id: queued from a little before it was
 created (clocks differ) to an hour after."""
+_log = logging.getLogger(__name__)
 
 
 class MessageLister(Protocol):
@@ -63,15 +70,14 @@ class ReconcileReport:
     without_plum_id: int = 0
     errors: int = 0
     stopped_early: bool = False
+    not_configured: bool = False
+    """True when the run stopped because there are no Plum credentials yet."""
     changes: list[StatusChange] = field(default_factory=list)
-    events_failed: int = 0
 
     def count(self, result: StatusResult | None) -> None:
         """Add a result's change (if any) to the report."""
         if result is not None and result.outcome is Outcome.CHANGED and result.change:
             self.changes.append(result.change)
-        if result is not None:
-            self.events_failed += result.events_failed
 
 
 class Reconciler:
@@ -87,8 +93,10 @@ class Reconciler:
         max_age: timedelta = GIVE_UP_AFTER,
         limit: int = 100,
         clock: Clock = utc_now,
+        log: Any = None,
     ) -> None:
         self._messages = messages
+        self._log = log if log is not None else _log
         self._service = service
         self._plum = plum
         self._min_age = min_age
@@ -100,7 +108,7 @@ class Reconciler:
         """Reconcile up to ``limit`` messages per in-flight status.
 
         ``time_left`` (seconds) stops the run before the invocation times out. A Plum
-        outage or refused credentials stop it too: the next run tries again.
+        outage, refused or unset credentials stop it too: the next run tries again.
         """
         now = self._clock()
         report = ReconcileReport()
@@ -113,25 +121,46 @@ class Reconciler:
                 order="asc",
                 limit=self._limit,
             )
-            for message in self._messages.list_messages(query).items:
+            try:
+                messages = self._messages.list_messages(query).items
+            except Exception:
+                report.errors += 1
+                self._log.exception(
+                    "listing in-flight messages failed", extra={"status": in_flight}
+                )
+                continue
+            for message in messages:
                 if time_left is not None and time_left() < SAFETY_SECONDS:
                     report.stopped_early = True
                     return report
-                gateway = gateway or self._plum()
+                if gateway is None:
+                    try:
+                        gateway = self._plum()
+                    except PlumNotConfigured:
+                        report.not_configured = report.stopped_early = True
+                        return report
                 try:
-                    resource = self._ask(gateway, message, report)
+                    self._reconcile(gateway, message, report)
                 except PlumError as exc:
                     report.errors += 1
                     if exc.transient or isinstance(exc, Unauthorized):
                         report.stopped_early = True
                         return report
-                    continue
-                if resource is not None:
-                    applied = self._service.apply_status(
-                        message, resource.status, STATUS_SOURCE, resource.sms_message_id
+                except Exception:
+                    # A store error (or a bad row) is this message's: go on with the next.
+                    report.errors += 1
+                    self._log.exception(
+                        "reconciling a message failed", extra={"message_id": message.id}
                     )
-                    report.count(applied)
         return report
+
+    def _reconcile(self, gateway: PlumGateway, message: Message, report: ReconcileReport) -> None:
+        resource = self._ask(gateway, message, report)
+        if resource is not None:
+            applied = self._service.apply_status(
+                message, resource.status, STATUS_SOURCE, resource.sms_message_id
+            )
+            report.count(applied)
 
     def _ask(
         self, gateway: PlumGateway, message: Message, report: ReconcileReport

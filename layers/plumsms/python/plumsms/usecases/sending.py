@@ -1,7 +1,8 @@
 """The sending use cases: create (now, later, recurring), cancel, move or edit, suppress.
 
-Dependencies are injected: the outbox (``SendingOutbox``), the clock, and a
-``DispatchTrigger`` that wakes the dispatcher for a message due now.
+Dependencies are injected: the outbox (``SendingOutbox``), the clock, a
+``DispatchTrigger`` that wakes the dispatcher for a message due now, and the change
+publisher that hears of every ``cancelled`` and ``suppressed``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from plumsms.domain.sending import (
     plan_edit,
     plan_send,
 )
+from plumsms.domain.status import ChangePublisher, change_to
 from plumsms.usecases.ports import Clock
 
 SOURCE = "api"
@@ -42,8 +44,8 @@ class PendingMessages(Protocol):
     def pending_for(self, number: str) -> list[str]:
         """Ids of the scheduled messages to ``number``."""
 
-    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
-        """``scheduled -> suppressed``; False when no longer pending."""
+    def suppress(self, message_id: str, now: datetime, source: str) -> Message | None:
+        """``scheduled -> suppressed``; the message as written, None if no longer pending."""
 
 
 class SendingOutbox(PendingMessages, Protocol):
@@ -68,7 +70,7 @@ class SendingOutbox(PendingMessages, Protocol):
         """Which numbers opted out."""
 
     def cancel(self, message_id: str, now: datetime, source: str = "api") -> Message:
-        """``scheduled -> cancelled`` or ``Conflict``."""
+        """``scheduled -> cancelled`` (the message as written), or ``Conflict``."""
 
     def edit(
         self,
@@ -114,16 +116,20 @@ class SendingService:
         self,
         *,
         outbox: SendingOutbox,
-        sms_numbers: tuple[str, ...],
+        sms_numbers: Callable[[], tuple[str, ...]],
         trigger: DispatchTrigger | None = None,
         clock: Clock = utc_now,
         on_trigger_error: Callable[[Exception], None] | None = None,
+        publisher: ChangePublisher | None = None,
     ) -> None:
+        """``sms_numbers`` gives the account's numbers when a request needs them (it may
+        raise ``ConfigurationError``: a wrong setting fails sending, nothing else)."""
         self._outbox = outbox
         self._sms_numbers = sms_numbers
         self._trigger = trigger
         self._clock = clock
         self._on_trigger_error = on_trigger_error
+        self._publisher = publisher
 
     def create(
         self, request: SendRequest, fingerprint: str, idempotency_key: str | None = None
@@ -142,7 +148,7 @@ class SendingService:
             existing = self._outbox.get_idempotency(idempotency_key, now_epoch)
             if existing is not None:
                 return self._replay(existing, fingerprint)
-        plan = plan_send(request, now, self._sms_numbers)
+        plan = plan_send(request, now, self._sms_numbers())
         self._refuse_opted_out(request)
         message = Message(
             id=new_message_id(),
@@ -179,8 +185,20 @@ class SendingService:
         return Created(body=body, replayed=False)
 
     def cancel(self, message_id: str) -> Message:
-        """Cancel a pending message (``Conflict`` once it has gone to Plum)."""
-        return self._outbox.cancel(message_id, self._clock(), SOURCE)
+        """Cancel a pending message (``Conflict`` once it has gone to Plum).
+
+        Cancelling a cancelled message answers it again, and publishes nothing more.
+        """
+        try:
+            cancelled = self._outbox.cancel(message_id, self._clock(), SOURCE)
+        except Conflict:
+            message, _ = self._outbox.get(message_id)
+            if message.status == Status.CANCELLED:
+                return message
+            raise
+        if self._publisher is not None:
+            self._publisher.publish([change_to(cancelled, Status.SCHEDULED)])
+        return cancelled
 
     def edit(self, message_id: str, edit: EditRequest) -> dict[str, Any]:
         """Move a pending message's due time and/or change its body."""
@@ -226,19 +244,34 @@ class SendingService:
 
 
 def suppress_pending_for(
-    outbox: PendingMessages, number: str, clock: Clock = utc_now, source: str = "opt-out"
+    outbox: PendingMessages,
+    number: str,
+    clock: Clock = utc_now,
+    source: str = "opt-out",
+    publisher: ChangePublisher | None = None,
 ) -> int:
-    """Mark every pending scheduled message to ``number`` ``suppressed``; how many."""
+    """Mark every pending scheduled message to ``number`` ``suppressed``; how many.
+
+    Each suppression is published, also those made before a store error cut it short.
+    """
     now = clock()
-    return sum(
-        outbox.suppress(message_id, now, source) for message_id in outbox.pending_for(number)
-    )
+    changes = []
+    try:
+        for message_id in outbox.pending_for(number):
+            suppressed = outbox.suppress(message_id, now, source)
+            if suppressed is not None:
+                changes.append(change_to(suppressed, Status.SCHEDULED))
+    finally:
+        if changes and publisher is not None:
+            publisher.publish(changes)
+    return len(changes)
 
 
 def opt_out_callback(
     outbox: PendingMessages,
     clock: Clock = utc_now,
     on_error: Callable[[Exception], None] | None = None,
+    publisher: ChangePublisher | None = None,
 ) -> Callable[[str], None]:
     """The inbound flow's ``on_opt_out``: suppress the number's pending messages.
 
@@ -248,7 +281,7 @@ def opt_out_callback(
 
     def on_opt_out(number: str) -> None:
         try:
-            suppress_pending_for(outbox, number, clock)
+            suppress_pending_for(outbox, number, clock, publisher=publisher)
         except PlumSmsError as exc:
             if on_error is not None:
                 on_error(exc)

@@ -110,7 +110,6 @@ class StatusResult:
     known: bool
     message_id: str | None = None
     change: status.StatusChange | None = None
-    events_failed: int = 0
 
 
 class StatusService:
@@ -165,8 +164,8 @@ class StatusService:
 
     def _result(self, applied: AppliedWrite, reported: str, *, known: bool) -> StatusResult:
         change = applied.change
-        failed = self._publisher.publish([change]) if change is not None else 0
         if change is not None:
+            self._publisher.publish([change])  # best effort; the publisher counts failures
             outcome = Outcome.CHANGED
         elif applied.plan.append:
             outcome = Outcome.RECORDED
@@ -178,7 +177,6 @@ class StatusService:
             known=known,
             message_id=applied.before.id,
             change=change,
-            events_failed=failed,
         )
 
     def _orphan(self, sms_message_id: str, entry: HistoryEntry, ref: str | None) -> StatusResult:

@@ -289,22 +289,16 @@ class DynamoOutbox:
         return self._update_pending(message_id, f"{update} REMOVE #due_pk, #due_sk", values)
 
     def cancel(self, message_id: str, now: datetime, source: str = "api") -> Message:
-        """``scheduled -> cancelled``; ``Conflict`` once it has gone to Plum."""
-        try:
-            return self._close_pending(message_id, Status.CANCELLED, now, source, None)
-        except Conflict:
-            message, _ = self.get(message_id)
-            if message.status == Status.CANCELLED:
-                return message  # cancelling twice is not an error
-            raise
+        """``scheduled -> cancelled``, the message as written; ``Conflict`` unless scheduled."""
+        return self._close_pending(message_id, Status.CANCELLED, now, source, None)
 
-    def suppress(self, message_id: str, now: datetime, source: str) -> bool:
-        """``scheduled -> suppressed`` (the recipient opted out); False if not pending."""
+    def suppress(self, message_id: str, now: datetime, source: str) -> Message | None:
+        """``scheduled -> suppressed`` (the recipient opted out), the message as written;
+        None if no longer pending."""
         try:
-            self._close_pending(message_id, Status.SUPPRESSED, now, source, OPTED_OUT)
+            return self._close_pending(message_id, Status.SUPPRESSED, now, source, OPTED_OUT)
         except (Conflict, NotFound):
-            return False
-        return True
+            return None
 
     def edit(
         self,
@@ -506,11 +500,31 @@ class DynamoOutbox:
         )
         return self._update_claimed(claim, update, values) is None
 
-    def finish(self, claim: Claim, status: str, error: str, now: datetime) -> bool:
-        """``sending -> failed | suppressed`` with a reason; False when the claim was lost."""
-        values = _status_values(status, now, "dispatcher") | {":error": {"S": error}}
+    def finish(self, claim: Claim, status: str, error: str, now: datetime) -> Message | None:
+        """``sending -> failed | suppressed`` with a reason, the message as written; None
+        when the claim was lost."""
+        values = _status_values(status, now, "dispatcher") | {
+            ":error": {"S": error},
+            ":token": {"S": claim.token},
+            ":sending": {"S": Status.SENDING},
+        }
         update = f"SET {_SET_STATUS}, #error = :error {_RELEASE_CLAIM}"
-        return self._update_claimed(claim, update, values) is None
+        with store_errors("finish claimed message"):
+            try:
+                response = self.client.update_item(
+                    **self._key(claim.message.id),
+                    **expression(
+                        values,
+                        UpdateExpression=update,
+                        ConditionExpression="#token = :token AND #status = :sending",
+                    ),
+                    ReturnValues="ALL_NEW",
+                )
+            except ClientError as exc:
+                if _condition_failed(exc):
+                    return None
+                raise
+        return codec.message_from_item(codec.deserialize(response["Attributes"]))
 
     def stale(self, now: datetime, limit: int) -> list[Claim]:
         """Claims whose ``check_after`` has passed (ByStatus index, ``sending`` only)."""
