@@ -13,13 +13,14 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from plumsms_local import template
 from plumsms_local.lambda_runtime import LocalFunction
+from plumsms_local.quiet_http import QuietHTTPServer
 
 log = logging.getLogger("plumsms.local.gateway")
 STAGE = "local"
@@ -85,13 +86,15 @@ class LocalGateway:
         host: str = "127.0.0.1",
         port: int = 3000,
         template_path: Path = template.TEMPLATE,
+        token_hint: str = "",
     ) -> None:
         self.api_token = api_token
+        self.token_hint = token_hint
         self.routes = template.routes(template_path)
         self.functions = {
             r.function: LocalFunction(r.function, r.handler_file) for r in self.routes
         }
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server = QuietHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -136,7 +139,7 @@ class LocalGateway:
             if params is None:
                 continue
             if route.authorized and not self._authorized(headers):
-                return _json(403, {"message": "Missing or invalid bearer token"})
+                return unauthorized(self.token_hint)
             event = proxy_event(
                 method, raw_path, headers, body, resource=route.path, path_parameters=params
             )
@@ -207,6 +210,25 @@ def _response(result: Any) -> tuple[int, dict[str, str], bytes]:
     body = result.get("body") or ""
     data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
     return int(result["statusCode"]), headers, data
+
+
+AUTH_HINT = (
+    "send 'Authorization: Bearer <API token>'; make run prints the token in its banner"
+    " and writes it to {state_file} (smsctl reads it there); API_TOKEN sets a fixed one"
+)
+
+
+def unauthorized(hint: str = "") -> tuple[int, dict[str, str], bytes]:
+    """401 for a missing or wrong bearer token, saying where the token comes from."""
+    status, headers, body = _json(
+        401,
+        {
+            "message": "missing or invalid bearer token",
+            "field": "Authorization",
+            "rule": hint or AUTH_HINT.format(state_file=".local-data/stack.json"),
+        },
+    )
+    return status, {**headers, "www-authenticate": 'Bearer realm="plumsms-local"'}, body
 
 
 def _json(status: int, payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:

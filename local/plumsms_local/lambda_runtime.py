@@ -12,6 +12,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -70,4 +73,19 @@ class LocalFunction:
         """Call ``lambda_handler(event, context)`` and return its result."""
         with self._lock:
             handler: Handler = self.module().lambda_handler
-            return handler(event, LocalContext(self.name, self.timeout_seconds))
+            try:
+                return handler(event, LocalContext(self.name, self.timeout_seconds))
+            finally:
+                drop_unpublished_metrics()
+
+
+def drop_unpublished_metrics() -> None:
+    """Forget the metrics an invocation recorded when metrics are disabled (the local stack).
+
+    Powertools publishes and clears its buffer only when metrics are enabled; disabled,
+    the buffer is shared by every ``Metrics`` object and grows across invocations until
+    100 values of one metric force a print: a 10 KB line in the terminal. A real Lambda
+    environment has the same buffer but flushes it.
+    """
+    if is_metrics_disabled():
+        Metrics().clear_metrics()

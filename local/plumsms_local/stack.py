@@ -10,7 +10,8 @@ function with EventBridge's event shape. Ctrl-C stops everything.
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -18,15 +19,16 @@ import signal
 import sys
 import threading
 import uuid
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from plumsms.adapters.dispatch_trigger import register_in_process
-from plumsms_local import dynamodb, template
-from plumsms_local.gateway import LocalGateway
+from plumsms_local import dynamodb, snapshot, state, template
+from plumsms_local.gateway import AUTH_HINT, LocalGateway
 from plumsms_local.lambda_runtime import LocalFunction
 
 log = logging.getLogger("plumsms.local")
@@ -48,8 +50,10 @@ class StackConfig:
     port: int = DEFAULT_PORT
     sim_port: int = DEFAULT_SIM_PORT
     host: str = "127.0.0.1"
-    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    webhook_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    api_token: str | None = None
+    """``API_TOKEN``; else the one kept in the data file; else a new random one."""
+    webhook_key: str | None = None
+    """``WEBHOOK_KEY``; else the one kept in the data file; else a new random one."""
     plum_username: str = DEFAULT_PLUM_USERNAME
     plum_password: str = DEFAULT_PLUM_PASSWORD
     sms_numbers: str = DEFAULT_SMS_NUMBERS
@@ -57,7 +61,10 @@ class StackConfig:
     dynamodb_endpoint: str | None = None
     dispatch_interval: float = DEFAULT_DISPATCH_INTERVAL
     data_file: Path | None = None
-    log_level: str = "INFO"
+    save_interval: float = snapshot.DEFAULT_SAVE_INTERVAL
+    log_level: str | None = None
+    """``LOG_LEVEL`` of the stack and the functions (default: warnings and errors only)."""
+    state_file: Path = field(default_factory=state.state_file)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> StackConfig:
@@ -81,17 +88,29 @@ class StackConfig:
             if env.get(name):
                 setattr(config, attr, env[name])
         if env.get("DISPATCH_INTERVAL_SECONDS"):
-            try:
-                config.dispatch_interval = float(env["DISPATCH_INTERVAL_SECONDS"])
-            except ValueError:
-                raise SystemExit("DISPATCH_INTERVAL_SECONDS: must be a number of seconds") from None
-            if config.dispatch_interval <= 0:
-                raise SystemExit("DISPATCH_INTERVAL_SECONDS: must be greater than 0")
+            config.dispatch_interval = _seconds("DISPATCH_INTERVAL_SECONDS", env)
+        if env.get("LOCAL_SAVE_INTERVAL_SECONDS"):
+            config.save_interval = _seconds("LOCAL_SAVE_INTERVAL_SECONDS", env)
         if env.get("LOCAL_DATA_FILE"):
             config.data_file = Path(env["LOCAL_DATA_FILE"])
-        if len(config.webhook_key) < 16:
+        config.state_file = state.state_file(env)
+        if config.webhook_key is not None and len(config.webhook_key) < 16:
             raise SystemExit("WEBHOOK_KEY: must be at least 16 characters")
+        if config.log_level is not None and not isinstance(
+            logging.getLevelName(config.log_level.upper()), int
+        ):
+            raise SystemExit("LOG_LEVEL: one of DEBUG, INFO, WARNING, ERROR")
         return config
+
+
+def _seconds(name: str, env: Mapping[str, str]) -> float:
+    try:
+        value = float(env[name])
+    except ValueError:
+        raise SystemExit(f"{name}: must be a number of seconds") from None
+    if value <= 0:
+        raise SystemExit(f"{name}: must be greater than 0")
+    return value
 
 
 def _positive_int(name: str, raw: str) -> int:
@@ -189,6 +208,20 @@ class LocalStack:
         self.simulator: Any = None
         self.gateway: LocalGateway | None = None
         self.ticker: Ticker | None = None
+        self.saver: snapshot.PeriodicSaver | None = None
+        self._client: Any = None
+
+    @property
+    def api_token(self) -> str:
+        """The bearer token of the management API (resolved by ``start``)."""
+        assert self.config.api_token is not None
+        return self.config.api_token
+
+    @property
+    def webhook_key(self) -> str:
+        """The webhook key (resolved by ``start``)."""
+        assert self.config.webhook_key is not None
+        return self.config.webhook_key
 
     @property
     def url(self) -> str:
@@ -199,25 +232,37 @@ class LocalStack:
     @property
     def application_url(self) -> str:
         """The Application URL to give Plum (the simulator is configured with it)."""
-        return f"{self.url}plum/inbound?key={self.config.webhook_key}"
+        return f"{self.url}plum/inbound?key={self.webhook_key}"
 
     def start(self) -> LocalStack:
         """Start every part, wire them together, and import every function."""
         config = self.config
+        kept = snapshot.read(config.data_file) if config.data_file else snapshot.Snapshot()
+        self._resolve_secrets(kept.secrets)
         endpoint = config.dynamodb_endpoint
         if endpoint is None:
             self.database = dynamodb.EmbeddedDynamoDB().start()
             endpoint = self.database.endpoint
         plum_api_url = config.plum_api_url
         if plum_api_url is None:
-            self.simulator = self._start_simulator()
+            with _naming_port("SIM_PORT", config.sim_port):
+                self.simulator = self._start_simulator()
             plum_api_url = self.simulator.api_url
         self._set_function_env(endpoint, plum_api_url)
-        client = dynamodb.client_for(endpoint)
-        dynamodb.create_table(client, TABLE_NAME)
-        if config.data_file and config.data_file.exists():
-            _load_snapshot(client, config.data_file)
-        self.gateway = LocalGateway(config.api_token, config.host, config.port)
+        self._client = dynamodb.client_for(endpoint)
+        dynamodb.create_table(self._client, TABLE_NAME)
+        if config.data_file:
+            snapshot.put_items(self._client, TABLE_NAME, kept.items)
+            log.info("loaded %d items from %s", len(kept.items), config.data_file)
+            self.saver = snapshot.PeriodicSaver(
+                config.data_file, self._collect, config.save_interval
+            )
+            self.saver.save()  # the secrets are kept from the first second
+            self.saver.start()
+        with _naming_port("PORT", config.port):
+            self.gateway = LocalGateway(
+                self.api_token, config.host, config.port, token_hint=self._token_hint()
+            )
         os.environ["PUBLIC_BASE_URL"] = self.gateway.url
         self.ticker = Ticker(scheduled_functions(), config.dispatch_interval)
         self._wire_send_now(self.ticker)
@@ -227,7 +272,44 @@ class LocalStack:
             for number in _numbers(config.sms_numbers):
                 self.simulator.simulator.set_application_url(number, self.application_url)
         self.ticker.start()
+        self._write_state()
         return self
+
+    def _resolve_secrets(self, kept: Mapping[str, str]) -> None:
+        # Explicit variables win; then what the data file kept; then new random values.
+        config = self.config
+        config.api_token = config.api_token or kept.get("api_token") or secrets.token_urlsafe(24)
+        config.webhook_key = (
+            config.webhook_key or kept.get("webhook_key") or secrets.token_urlsafe(24)
+        )
+
+    def _token_hint(self) -> str:
+        where = str(self.config.state_file)
+        with contextlib.suppress(ValueError):
+            where = str(self.config.state_file.relative_to(Path.cwd()))
+        hint = AUTH_HINT.format(state_file=where)
+        if self.config.data_file:
+            hint += f"; it is kept in {self.config.data_file} between runs"
+        return hint
+
+    def _collect(self) -> snapshot.Snapshot:
+        return snapshot.Snapshot(
+            items=snapshot.scan_items(self._client, TABLE_NAME),
+            secrets={"api_token": self.api_token, "webhook_key": self.webhook_key},
+        )
+
+    def _write_state(self) -> None:
+        found = state.StackState(
+            api_url=self.url,
+            api_token=self.api_token,
+            sim_url=f"{self.simulator.base_url}/" if self.simulator is not None else None,
+            sms_numbers=_numbers(self.config.sms_numbers),
+            pid=os.getpid(),
+        )
+        try:
+            state.write(found, self.config.state_file)
+        except OSError as exc:
+            log.warning("cannot write %s (%s): smsctl needs --url/--token", exc.filename, exc)
 
     @staticmethod
     def _wire_send_now(ticker: Ticker) -> None:
@@ -244,14 +326,15 @@ class LocalStack:
         register_in_process(DISPATCHER, invoke_async)
 
     def stop(self) -> None:
-        """Stop in reverse order; save a snapshot if asked to."""
+        """Stop in reverse order; save the data file a last time if there is one."""
+        state.remove(self.config.state_file, os.getpid())
         if self.ticker:
             self.ticker.stop()
         if self.gateway:
             self.gateway.stop()
-        if self.config.data_file:
-            endpoint = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
-            _save_snapshot(dynamodb.client_for(endpoint), self.config.data_file)
+        if self.saver:
+            self.saver.stop()
+            self.saver.save()
         if self.simulator:
             self.simulator.stop()
         if self.database:
@@ -282,8 +365,8 @@ class LocalStack:
                 "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
                 "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", dynamodb.REGION),
                 "TABLE_NAME": TABLE_NAME,
-                "WEBHOOK_KEY": self.config.webhook_key,
-                "API_TOKEN": self.config.api_token,
+                "WEBHOOK_KEY": self.webhook_key,
+                "API_TOKEN": self.api_token,
                 "PLUM_API_URL": plum_api_url,
                 "PLUM_USERNAME": self.config.plum_username,
                 "PLUM_PASSWORD": self.config.plum_password,
@@ -291,7 +374,8 @@ class LocalStack:
                 "POWERTOOLS_SERVICE_NAME": "plumsms",
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                "POWERTOOLS_LOG_LEVEL": self.config.log_level
+                or os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             }
         )
 
@@ -301,9 +385,9 @@ class LocalStack:
         rows = [
             ("API (routes of template.yaml)", self.url),
             ("Application URL (inbound)", self.application_url),
-            ("Result URL", f"{self.url}plum/status?key={c.webhook_key}&ref=<id>"),
-            ("Webhook key", c.webhook_key),
-            ("API token (Bearer)", c.api_token),
+            ("Result URL", f"{self.url}plum/status?key={self.webhook_key}&ref=<id>"),
+            ("Webhook key", self.webhook_key),
+            ("API token (Bearer)", self.api_token),
             ("Web page", f"{self.url}ui"),
         ]
         if self.simulator is not None:
@@ -319,17 +403,23 @@ class LocalStack:
             ("DynamoDB", f"{os.environ['AWS_ENDPOINT_URL_DYNAMODB']} (table {TABLE_NAME})"),
             ("Dispatcher runs every", f"{c.dispatch_interval:g} s"),
         ]
+        if c.data_file:
+            rows.append(("Data kept in", f"{c.data_file} (saved every {c.save_interval:g} s)"))
+        rows.append(("smsctl reads", str(c.state_file)))
         first_number = _numbers(c.sms_numbers)[0]
         lines = ["", "plumsms local stack is running"]
         lines += [f"  {label:<31}{value}" for label, value in rows]
         lines += [
             "",
-            "Try it (another terminal):",
-            f"  export API_TOKEN={c.api_token}",
-            f"  .venv/bin/smsctl simulate --from +19998881234 --to {first_number} 'HELP'",
-            "Ctrl-C stops everything.",
-            "",
+            "Try it (another terminal, same checkout): a customer texts HOURS, a rule answers",
+            f"  .venv/bin/smsctl simulate --to {first_number} HOURS",
+            "  .venv/bin/smsctl tail",
+            "From elsewhere, tell smsctl where this stack is:",
+            f"  export SMSCTL_URL={self.url} API_TOKEN={self.api_token}",
         ]
+        if self.simulator is not None:
+            lines.append(f"  export SMSCTL_SIM_URL={self.simulator.base_url}/")
+        lines += ["Ctrl-C stops everything.", ""]
         return "\n".join(lines)
 
 
@@ -337,45 +427,61 @@ def _numbers(raw: str) -> list[str]:
     return [n.strip() for n in raw.split(",") if n.strip()]
 
 
-def _save_snapshot(client: Any, path: Path) -> None:
-    """Write every item to ``path`` (a developer convenience; the product never scans)."""
-    items: list[dict[str, Any]] = []
-    for page in client.get_paginator("scan").paginate(TableName=TABLE_NAME):
-        items.extend(page["Items"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(items))
-    log.info("saved %d items to %s", len(items), path)
+def configure_logging(level: str | None) -> None:
+    """The stack's own log lines at ``level`` (default INFO: a few lines at start and stop)."""
+    logging.basicConfig(
+        level=(level or "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("werkzeug", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Locally metrics are disabled, so every invocation "publishes" an empty set; Powertools
+    # warns about each one. On AWS the functions emit metrics and this never shows.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
-def _load_snapshot(client: Any, path: Path) -> None:
-    items = json.loads(path.read_text())
-    for start in range(0, len(items), 25):
-        chunk = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
-        request: dict[str, Any] = {TABLE_NAME: chunk}
-        while request:
-            request = client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-    log.info("loaded %d items from %s", len(items), path)
+class PortInUse(OSError):
+    """A port the stack needs is taken (the message names the port and its variable)."""
+
+
+@contextlib.contextmanager
+def _naming_port(variable: str, port: int) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise PortInUse(
+            f"port {port} is already in use (another make run?); choose another with"
+            f" {variable}=<port>, e.g. {variable}={port + 1} make run"
+        ) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the local stack until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="plumsms-local", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="keep data between runs in this JSON file")
+    parser.add_argument(
+        "--data", type=Path, help="keep data between runs in this JSON file (LOCAL_DATA_FILE)"
+    )
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="log at INFO: requests, status changes, saves (same as LOG_LEVEL=INFO)",
+    )
     args = parser.parse_args(argv)
     config = StackConfig.from_env(os.environ)
     if args.data:
         config.data_file = args.data
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("werkzeug", "botocore", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.verbose:
+        config.log_level = "INFO"
+    configure_logging(config.log_level)
     stack = LocalStack(config)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     try:
         stack.start()
-    except OSError as exc:
+    except (OSError, snapshot.SnapshotError) as exc:
         print(f"plumsms-local: cannot start: {exc}", file=sys.stderr)
         stack.stop()
         return 1

@@ -37,6 +37,7 @@ class RunningStack:
     http: urllib3.PoolManager
     webhook_key: str = WEBHOOK_KEY
     sms_number: str = SMS_NUMBER
+    api_token: str = API_TOKEN
 
     def api(
         self, method: str, path: str, body: Any = None, **headers: str
@@ -121,6 +122,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         "RECONCILE_AFTER_MINUTES": "0.02",
         "SEND_RATE_PER_SECOND": "20",
         "PYTHONUNBUFFERED": "1",
+        # Not the checkout's .local-data/stack.json: a person's own make run may own it.
+        "LOCAL_STATE_FILE": str(tmp_path_factory.mktemp("state") / "stack.json"),
     }
     env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     env.pop("PLUM_API_URL", None)

@@ -288,6 +288,29 @@ def test_user_hook_decides_replies(
     assert [r.body for r in parse_reply(boom["body"].encode())] == ["default"]
 
 
+def test_a_retried_webhook_does_not_run_the_hook_again(
+    invoke: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ddb: Any, table_name: str
+) -> None:
+    # GIVEN a hook with a side effect: it counts its calls in a file
+    calls = tmp_path / "calls.txt"
+    (tmp_path / "counting_hook.py").write_text(
+        "from pathlib import Path\n"
+        f"CALLS = Path({str(calls)!r})\n"
+        "def on_inbound(sms):\n"
+        "    CALLS.write_text(CALLS.read_text() + 'x' if CALLS.exists() else 'x')\n"
+        "    return [{'to': sms.from_, 'from': sms.to, 'body': 'ticket opened'}]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("REPLY_HOOK", "counting_hook:on_inbound")
+    # WHEN Plum delivers the same webhook three times (retries after timeouts)
+    answers = [invoke(form(sms_id="d" * 32, body="help me")) for _ in range(3)]
+    # THEN the hook ran once, and every answer is the first one
+    assert calls.read_text() == "x"
+    assert len({a["body"] for a in answers}) == 1
+    assert [r.body for r in parse_reply(answers[0]["body"].encode())] == ["ticket opened"]
+    assert sorted(i["type"]["S"] for i in all_items(ddb, table_name)) == ["inbound", "reply"]
+
+
 def test_invalid_rules_file_fails_cold_start_with_clear_error(
     rules_file: Any, load_function: Any
 ) -> None:

@@ -5,7 +5,6 @@ cancel, move and edit; and STOP suppressing pending sends through InboundSmsFunc
 from __future__ import annotations
 
 import json
-import time
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from plumsms.adapters.dispatch_trigger import register_in_process, unregister_in_process
 from plumsms.adapters.events import DETAIL_TYPE, RecordingPublisher
+from plumsms.usecases.sending import SendingService
 from plumsms_local.gateway import proxy_event
 from plumsms_local.lambda_runtime import LocalFunction
 
@@ -277,16 +277,33 @@ def test_the_same_idempotency_key_and_body_give_the_same_answer_and_one_message(
     assert len(wakeups) == 1
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
+    """The sending service's clock, set by the test (``clock[0]``), instead of waiting."""
+    now = [datetime.now(UTC)]
+
+    class ClockedService(SendingService):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs, clock=lambda: now[0])
+
+    monkeypatch.setattr("plumsms.entrypoints.sending_api.SendingService", ClockedService)
+    return now
+
+
 def test_a_replay_is_answered_even_after_its_send_at_has_passed(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    clock: list[datetime],
+    load_function: Callable[[str], LocalFunction],
+    wakeups: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("plumsms.domain.scheduling.PAST_GRACE", timedelta(0))
+    api = Api(load_function("messages_api"))  # loaded with the clock above
     key = {"Idempotency-Key": uuid.uuid4().hex}
-    send_at = iso(datetime.now(UTC) + timedelta(seconds=1))
+    send_at = iso(clock[0] + timedelta(seconds=1))
     first = api.send(headers=key, send_at=send_at)
     assert first.status == 201, first.body
     # GIVEN the requested time passes before the client retries
-    time.sleep(1.5)
+    clock[0] += timedelta(seconds=1.5)
     # WHEN it retries with the same key and body
     second = api.send(headers=key, send_at=send_at)
     # THEN it gets the first answer, where a new request would be refused as past

@@ -168,6 +168,34 @@ def test_an_invalid_answer_is_reported_recorded_and_not_sent(
     assert client.inbox(PHONE) == []
 
 
+PERMISSIVE_XSD = b"""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <xs:element name="reply"><xs:complexType><xs:sequence>
+    <xs:any processContents="skip" minOccurs="0" maxOccurs="unbounded"/>
+  </xs:sequence><xs:anyAttribute processContents="skip"/></xs:complexType></xs:element>
+</xs:schema>"""
+
+
+def test_the_simulator_checks_replies_with_its_own_schema_not_the_bundles(
+    client: SimulatorClient, app: RecordingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the bundle's reply schema guessed wrong, accepting any element and attribute
+    permissive = etree.XMLSchema(etree.fromstring(PERMISSIVE_XSD))
+    monkeypatch.setattr("plumsms.domain.replyxml.reply_schema", lambda: permissive)
+    # (and wherever a module may have imported it by name)
+    monkeypatch.setattr(
+        "plumsms_local.simulator.engine.reply_schema", lambda: permissive, raising=False
+    )
+    # WHEN an Application URL answers with what Plum's own description does not allow
+    app.responder = lambda request: (
+        200, "text/xml", reply_xml(("hi", {"priority": "high"}), ("there", {"cc": PHONE}))
+    )  # fmt: skip
+    outcome = client.send_text(PHONE, ACCOUNT, "hi")
+    # THEN the simulator still refuses it: its schema is its own reading of Plum's docs
+    assert outcome["reply"]["accepted"] is False
+    assert "reply schema" in outcome["reply"]["error"]
+    assert client.inbox(PHONE) == []
+
+
 def test_a_non_xml_content_type_is_a_warning(client: SimulatorClient, app: RecordingServer) -> None:
     app.responder = lambda request: (200, "text/plain", reply_xml(("hi", {})))
     outcome = client.send_text(PHONE, ACCOUNT, "hi")

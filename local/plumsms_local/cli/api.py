@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
 
+from plumsms_local.cli.errors import ApiError, Unreachable, UsageError
+
+__all__ = ["ApiClient", "ApiError", "Unreachable"]
+
 _TIMEOUT = urllib3.Timeout(connect=3.0, read=30.0)
-
-
-class ApiError(Exception):
-    """The API answered with an error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{message} (HTTP {status})")
-        self.status = status
-        self.message = message
-
-
-class Unreachable(Exception):
-    """The API could not be reached."""
+OnUnreachable = Callable[[str, Exception], Unreachable]
 
 
 class ApiClient:
@@ -33,12 +26,16 @@ class ApiClient:
         token: str | None = None,
         sigv4: bool | None = None,
         pool: urllib3.PoolManager | None = None,
+        on_unreachable: OnUnreachable | None = None,
     ) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.token = token
         host = urlsplit(self.base_url).hostname or ""
         self.sigv4 = sigv4 if sigv4 is not None else ".execute-api." in host
         self._pool = pool or urllib3.PoolManager(timeout=_TIMEOUT, retries=False)
+        self._on_unreachable = on_unreachable or (
+            lambda url, exc: Unreachable("the bundle API", url, type(exc).__name__)
+        )
 
     def request(
         self,
@@ -66,10 +63,9 @@ class ApiClient:
                 method, url, body=data, headers=all_headers, preload_content=False
             )
         except urllib3.exceptions.HTTPError as exc:
-            raise Unreachable(f"cannot reach {self.base_url} ({type(exc).__name__})") from exc
+            raise self._on_unreachable(self.base_url, exc) from exc
         if response.status >= 400:
-            payload = response.read()
-            raise ApiError(response.status, _message(payload))
+            raise _api_error(response.status, response.read())
         return response
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -79,14 +75,18 @@ class ApiClient:
         return json.loads(payload) if payload else None
 
 
-def _message(payload: bytes) -> str:
+def _api_error(status: int, payload: bytes) -> ApiError:
     try:
         data = json.loads(payload)
     except ValueError:
-        return payload[:200].decode("utf-8", "replace") or "request failed"
-    if isinstance(data, dict):
-        return str(data.get("message") or data.get("error") or data)
-    return str(data)
+        return ApiError(status, payload[:200].decode("utf-8", "replace") or "request failed")
+    if not isinstance(data, dict):
+        return ApiError(status, str(data))
+    message = str(data.get("message") or data.get("error") or data)
+    field, rule = data.get("field"), data.get("rule")
+    if rule and str(rule) not in message:
+        message = f"{message}: {rule}"  # e.g. where a missing token comes from
+    return ApiError(status, message, str(field) if field else None, str(rule) if rule else None)
 
 
 def _sign(method: str, url: str, data: bytes | None, headers: dict[str, str]) -> dict[str, str]:
@@ -98,7 +98,7 @@ def _sign(method: str, url: str, data: bytes | None, headers: dict[str, str]) ->
     session = boto3.Session()
     credentials = session.get_credentials()
     if credentials is None:
-        raise Unreachable("SigV4 signing needs AWS credentials (aws configure / AWS_PROFILE)")
+        raise UsageError("SigV4 signing needs AWS credentials (aws configure / AWS_PROFILE)")
     host = urlsplit(url).hostname or ""
     region = host.split(".")[2] if ".execute-api." in host else (session.region_name or "us-east-1")
     request = AWSRequest(method=method, url=url, data=data, headers=headers)

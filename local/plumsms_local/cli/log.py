@@ -24,20 +24,22 @@ import time
 import webbrowser
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
 import urllib3
 
-from plumsms_local.cli.api import ApiClient, Unreachable, _sign
+from plumsms.domain.status import is_final
+from plumsms_local.cli import times
+from plumsms_local.cli.api import ApiClient, _sign
 from plumsms_local.cli.common import api_client, print_json, print_table, progress
+from plumsms_local.cli.errors import ApiError, CliError, UsageError
+from plumsms_local.quiet_http import QuietHTTPServer
 
 EXPORT_CURSOR_HEADER = "X-Next-Cursor"
 EXPORT_ROWS_HEADER = "X-Export-Rows"
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _BODY_PREVIEW = 48
 _TAIL_OVERLAP = timedelta(minutes=2)
 """How far back each tail poll looks again, for messages stored a little late."""
@@ -46,7 +48,18 @@ wait_between_polls: Callable[[float], None] = time.sleep
 
 def register(subparsers: Any) -> None:
     """Add the log commands."""
-    logs = subparsers.add_parser("logs", help="search the message log")
+    logs = subparsers.add_parser(
+        "logs",
+        help="search the message log",
+        description="A page of the message log, newest first, filtered by number, type,"
+        " status and time.",
+        epilog="""examples:
+  smsctl logs --number +19998881234 --status failed
+  smsctl logs --since 2h --type inbound --all
+  smsctl logs --since yesterday --until today
+  smsctl --json logs --limit 1000 --order asc""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_filters(logs)
     logs.add_argument("--limit", type=int, default=50, help="page size, up to 1000 (default 50)")
     logs.add_argument("--cursor", help="continue after a previous page (its next cursor)")
@@ -57,14 +70,52 @@ def register(subparsers: Any) -> None:
     show.add_argument("id", help="the message id")
     show.set_defaults(handler=_show)
 
-    tail = subparsers.add_parser("tail", help="print new messages as they are logged")
+    tail = subparsers.add_parser(
+        "tail",
+        help="follow the log: one line per status change, with the message id",
+        description=(
+            "Print the latest messages, then one line per status change as it happens"
+            " (scheduled -> sending -> queued -> sent -> delivered), each with the id"
+            " `smsctl show` takes. With --json: one JSON object per change."
+        ),
+    )
     _add_filters(tail, with_time=False, with_order=False)
     tail.add_argument("--lines", "-n", type=int, default=10, help="recent messages to show first")
     tail.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
     tail.add_argument("--polls", type=int, default=0, help="stop after this many polls (0: never)")
     tail.set_defaults(handler=_tail)
 
-    export = subparsers.add_parser("export", help="export the filtered log as CSV or JSON Lines")
+    opt_outs = subparsers.add_parser(
+        "opt-outs",
+        help="numbers that opted out (texted STOP), latest first",
+        description="Numbers that texted an opt-out keyword and have not texted START since."
+        " Sends to them are refused; a START from the phone undoes it.",
+    )
+    opt_outs.add_argument("--limit", type=int, default=100, help="up to 1000 (default 100)")
+    opt_outs.set_defaults(handler=_opt_outs)
+
+    scheduled = subparsers.add_parser(
+        "scheduled",
+        help="pending sends in the order they will go, with their send times",
+        description="Messages still waiting to be sent, soonest first (from every page),"
+        " with their send time and, for a series, its rule. `smsctl cancel ID` cancels one.",
+    )
+    scheduled.add_argument("--number", help="only those to this number")
+    scheduled.add_argument(
+        "--limit", type=int, default=1000, help="read at most this many (default 1000)"
+    )
+    scheduled.set_defaults(handler=_scheduled)
+
+    export = subparsers.add_parser(
+        "export",
+        help="export the filtered log as CSV or JSON Lines",
+        description="Every message matching the filters, as CSV or JSON Lines, following"
+        " the API's cursors. A file is written beside the target and renamed at the end.",
+        epilog="""examples:
+  smsctl export --status delivered --since 7d -o week.csv
+  smsctl export --format jsonl > all.jsonl""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_filters(export)
     export.add_argument("--format", choices=["csv", "jsonl"], help="default: from -o, else csv")
     export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
@@ -74,7 +125,6 @@ def register(subparsers: Any) -> None:
     export.set_defaults(handler=_export)
 
     ui = subparsers.add_parser("ui", help="open the web page, signed in (SigV4 proxy on AWS)")
-    ui.add_argument("--url", default=argparse.SUPPRESS, help="the API base URL (as smsctl --url)")
     ui.add_argument("--port", type=int, default=0, help="local proxy port (default: any free)")
     ui.add_argument("--no-browser", action="store_true", help="print the address, do not open it")
     ui.set_defaults(handler=_ui)
@@ -85,36 +135,20 @@ def _add_filters(
 ) -> None:
     parser.add_argument("--number", help="either side of the message (any phone format)")
     parser.add_argument("--type", choices=["inbound", "outbound", "reply"])
-    parser.add_argument("--status", help="e.g. delivered, failed, scheduled")
+    parser.add_argument("--status", help="e.g. delivered, failed, scheduled (any case)")
     if with_time:
         parser.add_argument(
             "--start",
             "--since",
             dest="start",
-            help="ISO time (local if no zone) or age: 30m, 2h, 7d",
+            metavar="WHEN",
+            help="created at or after: ISO time (local if no zone), an age (30m, 2h, 7d), today",
         )
-        parser.add_argument("--end", "--until", dest="end", help="same forms as --start")
+        parser.add_argument(
+            "--end", "--until", dest="end", metavar="WHEN", help="created before; as --since"
+        )
     if with_order:
         parser.add_argument("--order", choices=["asc", "desc"], help="default: newest first")
-
-
-def parse_when(value: str, now: datetime | None = None) -> str:
-    """An ISO 8601 UTC timestamp from ``2024-05-01T10:00``, ``...Z`` or an age like ``2h``."""
-    now = now or datetime.now(UTC)
-    text = value.strip()
-    match = _DURATION.fullmatch(text.lower())
-    if match:
-        when = now - timedelta(**{_UNITS[match[2]]: int(match[1])})
-    else:
-        try:
-            when = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(
-                f"{value!r} is neither an ISO time nor an age like 30m, 2h, 7d"
-            ) from exc
-        if when.tzinfo is None:
-            when = when.astimezone()  # a time without a zone is the user's local time
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def filter_query(args: argparse.Namespace) -> dict[str, Any]:
@@ -122,13 +156,13 @@ def filter_query(args: argparse.Namespace) -> dict[str, Any]:
     query: dict[str, Any] = {
         "number": args.number,
         "type": args.type,
-        "status": args.status,
+        "status": args.status.lower() if args.status else None,
         "order": getattr(args, "order", None),
     }
-    for name in ("start", "end"):
+    for name, flag in (("start", "--since/--start"), ("end", "--until/--end")):
         raw = getattr(args, name, None)
         if raw:
-            query[name] = parse_when(raw)
+            query[name] = times.parse(raw, flag, bare_duration_is_past=True).utc()
     return {k: v for k, v in query.items() if v is not None}
 
 
@@ -201,40 +235,140 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+_WATCHED_MAX = 200
+"""Messages tail re-reads each poll until their status is final (the newest kept)."""
+
+
+class _TailState:
+    """What tail has printed: how many history entries of each message it has shown."""
+
+    def __init__(self) -> None:
+        self.shown: dict[str, int] = {}
+        self.watched: dict[str, str] = {}  # id -> created_at, while the status may change
+
+    def watch(self, message: dict[str, Any]) -> None:
+        if is_final(message["status"]):
+            self.watched.pop(message["id"], None)
+            return
+        self.watched[message["id"]] = message["created_at"]
+        if len(self.watched) > _WATCHED_MAX:
+            oldest = min(self.watched, key=self.watched.__getitem__)
+            del self.watched[oldest]
+
+    def changes(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """History entries of ``message`` not printed yet (one per status change)."""
+        history = message.get("history") or [
+            {"status": message["status"], "at": message["updated_at"], "source": None}
+        ]
+        done = self.shown.get(message["id"], 0)
+        self.shown[message["id"]] = len(history)
+        self.watch(message)
+        return list(history[done:])
+
+
 def _tail(args: argparse.Namespace) -> int:
     client = api_client(args)
     base = filter_query(args)
+    tailing = _TailState()
     recent = client.json("GET", "messages", query={**base, "limit": max(1, min(args.lines, 1000))})
     items = list(reversed(recent["items"]))[-args.lines :] if args.lines > 0 else []
-    seen: dict[str, str] = {m["id"]: m["created_at"] for m in recent["items"]}
-    watermark = max(seen.values(), default=datetime.now(UTC).isoformat())
-    _print_tail(items, args.json)
+    for message in recent["items"]:
+        tailing.shown[message["id"]] = len(message.get("history") or [])
+        tailing.watch(message)
+    if "status" not in base:
+        # Sends scheduled earlier change status later: follow those too.
+        pending = client.json(
+            "GET", "messages", query={**base, "status": "scheduled", "limit": 100}
+        )
+        for message in pending["items"]:
+            tailing.shown.setdefault(message["id"], len(message.get("history") or []))
+            tailing.watch(message)
+    watermark = max((m["created_at"] for m in recent["items"]), default=_now())
+    latest = [(m, (m.get("history") or [{}])[-1]) for m in items]
+    for message, change in sorted(latest, key=lambda pair: str(pair[1].get("at") or "")):
+        _print_change(message, change, args.json)  # the recent ones: their latest status
     polls = 0
     while args.polls <= 0 or polls < args.polls:
         wait_between_polls(args.interval)
         polls += 1
         since = datetime.fromisoformat(watermark) - _TAIL_OVERLAP
-        fresh: list[dict[str, Any]] = []
         query = {**base, "start": since.isoformat(), "order": "asc", "limit": 1000}
-        for page in iter_pages(client, query):
-            fresh.extend(m for m in page["items"] if m["id"] not in seen)
+        fresh = [m for page in iter_pages(client, query) for m in page["items"]]
+        fresh_ids = {m["id"] for m in fresh}
+        for message_id in [i for i in tailing.watched if i not in fresh_ids]:
+            try:
+                fresh.append(client.json("GET", f"messages/{message_id}"))
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                tailing.watched.pop(message_id, None)
+        fresh.sort(key=lambda m: str(m["updated_at"]))
         for message in fresh:
-            seen[message["id"]] = message["created_at"]
             watermark = max(watermark, message["created_at"])
-        # Forget what can no longer come back in the overlap window.
-        horizon = (datetime.fromisoformat(watermark) - 2 * _TAIL_OVERLAP).isoformat()
-        seen = {k: v for k, v in seen.items() if v >= horizon}
-        _print_tail(fresh, args.json)
+            for change in tailing.changes(message):
+                _print_change(message, change, args.json)
     return 0
 
 
-def _print_tail(items: list[dict[str, Any]], as_json: bool) -> None:
-    for m in items:
-        if as_json:
-            print(json.dumps(m, ensure_ascii=False), flush=True)
-        else:
-            line = f"{m['created_at']}  {m['type']:<8} {m['status']:<11} {m['from']} -> {m['to']}"
-            print(f"{line}  {_short(m['body'], 72)}", flush=True)
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _print_change(message: dict[str, Any], change: dict[str, Any], as_json: bool) -> None:
+    """One line per status change, with the id ``show`` takes."""
+    status = change.get("status") or message["status"]
+    at = change.get("at") or message["updated_at"]
+    if as_json:
+        event = {
+            "at": at,
+            "id": message["id"],
+            "status": status,
+            "source": change.get("source"),
+            "type": message["type"],
+            "from": message["from"],
+            "to": message["to"],
+        }
+        print(json.dumps(event, ensure_ascii=False), flush=True)
+        return
+    line = f"{at}  {message['id']}  {status:<11} {message['type']:<8} {message['from']} -> "
+    print(f"{line}{message['to']}  {_short(message['body'], 40)}", flush=True)
+
+
+def _opt_outs(args: argparse.Namespace) -> int:
+    page = api_client(args).json("GET", "opt-outs", query={"limit": args.limit})
+    if args.json:
+        print_json(page)
+        return 0
+    print_table(
+        ([o["number"], o["keyword"], o["at"]] for o in page["items"]),
+        ["number", "keyword", "at"],
+    )
+    return 0
+
+
+def _scheduled(args: argparse.Namespace) -> int:
+    client = api_client(args)
+    query = {"status": "scheduled", "number": args.number, "order": "asc", "limit": 1000}
+    pending: list[dict[str, Any]] = []
+    for page in iter_pages(client, query):
+        pending.extend(page["items"])
+        if len(pending) >= args.limit:
+            break
+    pending = sorted(pending[: args.limit], key=lambda m: str(m.get("send_at") or ""))
+    if args.json:
+        print_json({"items": pending})
+        return 0
+    print_table(
+        ([m.get("send_at"), m["id"], m["to"], m["from"], _repeats(m), _short(m["body"], 40)]
+         for m in pending),
+        ["send at", "id", "to", "from", "repeats", "body"],
+    )  # fmt: skip
+    return 0
+
+
+def _repeats(message: dict[str, Any]) -> str:
+    rule = (message.get("schedule") or {}).get("recurrence") or {}
+    return str(rule.get("cron") or rule.get("frequency") or "")
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -246,6 +380,8 @@ def _export(args: argparse.Namespace) -> int:
         sys.stdout.flush()
     else:
         target = Path(args.output)
+        if not target.parent.is_dir():
+            raise UsageError(f"--output: the folder {target.parent} does not exist")
         # Written beside the target and renamed at the end: no half file on failure.
         fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
         try:
@@ -327,7 +463,7 @@ class SigningProxy:
         self.pool = pool or urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5.0, read=35.0), retries=False
         )
-        self.server = ThreadingHTTPServer((host, port), self._handler_class())
+        self.server = QuietHTTPServer((host, port), self._handler_class())
         self.server.daemon_threads = True
 
     @property
@@ -368,7 +504,11 @@ class SigningProxy:
         presented = headers.get("authorization", "")
         expected = f"Bearer {self.session_token}"
         if not public and not hmac.compare_digest(presented.encode(), expected.encode()):
-            return _plain(403, "Missing or invalid bearer token")
+            return _plain(
+                401,
+                "missing or invalid session token: open the page with `smsctl ui`, whose link"
+                " carries it",
+            )
         url = self.origin + path
         outgoing = {k: headers[k] for k in _FORWARDED_REQUEST_HEADERS if k in headers}
         signed = self.sign(method, url, body or None, outgoing)
@@ -428,7 +568,7 @@ def _ui(args: argparse.Namespace) -> int:
     try:
         proxy = SigningProxy(client.base_url, port=args.port)
     except OSError as exc:
-        raise Unreachable(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror})") from exc
+        raise CliError(f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror})") from exc
     progress(f"signing proxy for {client.base_url} on http://{proxy.address}/ (Ctrl-C stops it)")
     _open(proxy.page_url, args.no_browser)
     with contextlib.suppress(KeyboardInterrupt):

@@ -15,7 +15,8 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
+from importlib import resources
 from typing import Any, Final
 
 from lxml import etree
@@ -23,7 +24,7 @@ from lxml import etree
 from plumsms.domain import segments
 from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.phone import normalize
-from plumsms.domain.replyxml import reply_schema, safe_parser
+from plumsms.domain.replyxml import safe_parser
 from plumsms_local.simulator import inferred
 from plumsms_local.simulator.config import Faults, SimulatorConfig
 from plumsms_local.simulator.inferred import FailureKind
@@ -133,10 +134,17 @@ def parse_reply_document(answer: HttpAnswer) -> list[etree._Element]:
     if root.getroottree().docinfo.internalDTD is not None:
         raise ReplyRejected("reply carries a DTD")
     try:
-        reply_schema().assertValid(root)
+        plum_reply_schema().assertValid(root)
     except etree.DocumentInvalid as exc:
         raise ReplyRejected(f"reply is not valid against the Plum reply schema ({exc})") from exc
     return list(root)
+
+
+@cache
+def plum_reply_schema() -> etree.XMLSchema:
+    """The simulator's own copy of Plum's reply schema (never the bundle's), loaded once."""
+    source = resources.files("plumsms_local.simulator").joinpath("plum_reply.xsd").read_bytes()
+    return etree.XMLSchema(etree.fromstring(source, safe_parser()))
 
 
 class Simulator:

@@ -15,12 +15,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import ValidationError
 
+from plumsms_local.quiet_http import QuietHTTPServer
 from plumsms_local.simulator import envelope, inferred, queries
 from plumsms_local.simulator.config import SimulatorConfig
 from plumsms_local.simulator.engine import PlumFailure, SimRequestError, Simulator
@@ -41,7 +42,7 @@ _SERVICE_METHOD: Final = {
 _REALM: Final = 'Basic realm="Plum DEV simulator"'
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietHTTPServer):
     daemon_threads = True
     block_on_close = False  # a hanging (timeout fault) request must not block stop()
 

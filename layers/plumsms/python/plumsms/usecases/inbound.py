@@ -66,6 +66,12 @@ class InboundService:
     def handle(self, inbound: InboundSms) -> InboundResult:
         """Store ``inbound`` and its replies; a retried webhook gets the first answer."""
         now = self._clock()
+        if self._hook is not None:
+            # A user hook may have side effects (a CRM call, a ticket): a retried webhook
+            # gets the first answer without running it again.
+            earlier = self._log.earlier_answer(inbound.sms_message_id)
+            if earlier is not None:
+                return InboundResult(xml=earlier, duplicate=True)
         decision = decide(inbound, self._rules, self._guarded_hook())
         replies, suppressed = self._without_opted_out(inbound, decision)
         reply_messages = [

@@ -25,6 +25,9 @@ class InboundLog(Protocol):
     def opted_out(self, numbers: Iterable[str]) -> set[str]:
         """Which of ``numbers`` have opted out."""
 
+    def earlier_answer(self, message_id: str) -> bytes | None:
+        """The XML answered when inbound ``message_id`` was first seen; None if never seen."""
+
 
 class Clock(Protocol):
     """The current time (injected so tests can fix it)."""

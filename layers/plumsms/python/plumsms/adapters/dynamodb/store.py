@@ -126,9 +126,10 @@ class DynamoMessageStore:
             except ClientError as exc:
                 if not _is_condition_failure(exc):
                     raise
-                raise DuplicateInbound(self._stored_reply_xml(inbound.id)) from exc
+                raise DuplicateInbound(self.earlier_answer(inbound.id) or b"") from exc
 
-    def _stored_reply_xml(self, message_id: str) -> bytes:
+    def earlier_answer(self, message_id: str) -> bytes | None:
+        """The XML answered to inbound ``message_id`` the first time; None if never seen."""
         with store_errors("read inbound"):
             response = self.client.get_item(
                 TableName=self.table_name,
@@ -136,7 +137,9 @@ class DynamoMessageStore:
                 ProjectionExpression="reply_xml",
                 ConsistentRead=True,
             )
-        stored = response.get("Item", {}).get("reply_xml", {}).get("B")
+        if "Item" not in response:
+            return None
+        stored = response["Item"].get("reply_xml", {}).get("B")
         return bytes(stored) if stored else b""
 
     # -- single messages ----------------------------------------------------------------
