@@ -4,7 +4,7 @@ Shell blocks are read from the Markdown: each ``smsctl`` / ``$S`` command is run
 bash; ``#    text`` lines under a command are output it must print; a trailing
 ``# smsctl: ...`` comment means the command is refused with that message. Only what
 cannot run here is adapted: placeholders (``<id>``, ``3f2a...``) get a real id, ``tail``
-stops after one poll, ``ui`` does not open a browser, deployed-stack lines are skipped.
+stops after one poll, ``ui`` opens no browser window, and deployed-stack lines are left out.
 """
 
 from __future__ import annotations
