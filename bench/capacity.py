@@ -32,7 +32,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -174,7 +174,11 @@ class Cost:
     rcu: float = 0
     floor_wcu: float = 0
     floor_rcu: float = 0
-    by_index: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    all_wcu: float = 0
+    """The same writes if every index projected ALL (the design this one replaced)."""
+    writes_by: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    """WCU by where they went: ``base`` or an index name."""
+    reads_by: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     requests: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: Cost) -> None:
@@ -182,15 +186,21 @@ class Cost:
         self.rcu += other.rcu
         self.floor_wcu += other.floor_wcu
         self.floor_rcu += other.floor_rcu
-        for name, units in other.by_index.items():
-            self.by_index[name] += units
+        self.all_wcu += other.all_wcu
+        for name, units in other.writes_by.items():
+            self.writes_by[name] += units
+        for name, units in other.reads_by.items():
+            self.reads_by[name] += units
         self.requests.update(other.requests)
 
     def describe(self) -> str:
-        """Where the units went, e.g. ``base 2, ByStatus 2; UpdateItem x1``."""
-        parts = ", ".join(f"{name} {units:g}" for name, units in sorted(self.by_index.items()))
-        calls = ", ".join(f"{name} x{count}" for name, count in sorted(self.requests.items()))
-        return f"{parts}; {calls}; floor {self.floor_wcu:g} WCU / {self.floor_rcu:g} RCU"
+        """Where the units went, e.g. ``WCU base 2, ByStatus 2; UpdateItem x1``."""
+        parts = []
+        for unit, spent in (("WCU", self.writes_by), ("RCU", self.reads_by)):
+            if spent:
+                parts.append(unit + " " + ", ".join(f"{n} {u:g}" for n, u in sorted(spent.items())))
+        parts.append(", ".join(f"{n} x{c}" for n, c in sorted(self.requests.items())))
+        return "; ".join(parts)
 
 
 class CapacityMeter:
@@ -198,6 +208,9 @@ class CapacityMeter:
 
     def __init__(self, table: Table, table_name: str, raw_client: Any) -> None:
         self.table = table
+        self.all_projected = Table(
+            table.key, tuple(replace(i, projection="ALL", included=()) for i in table.indexes)
+        )
         self.table_name = table_name
         self._raw = raw_client
         self._lock = threading.Lock()
@@ -270,7 +283,7 @@ class CapacityMeter:
             size = item_size(parsed.get("Item") or {})
             units = read_units(size, bool(params.get("ConsistentRead")))
             priced.rcu += units
-            priced.by_index["base"] += units
+            priced.reads_by["base"] += units
             priced.floor_rcu += read_units(size)
         elif name == "BatchGetItem":
             self._price_batch_get(priced, params, parsed)
@@ -293,17 +306,20 @@ class CapacityMeter:
                 size = item_size(before or new or key)
                 priced.wcu += factor * write_units(size)
                 priced.floor_wcu += write_units(size)
-                priced.by_index["base"] += factor * write_units(size)
+                priced.all_wcu += factor * write_units(size)
+                priced.writes_by["base"] += factor * write_units(size)
                 continue
             after = self._get(key)
             size = max(item_size(before or {}), item_size(after or {}))
             units = write_units(size)
             priced.wcu += factor * units
             priced.floor_wcu += units
-            priced.by_index["base"] += factor * units
+            priced.writes_by["base"] += factor * units
             for index, index_units in self.table.index_writes(before, after).items():
                 priced.wcu += factor * index_units
-                priced.by_index[index] += factor * index_units
+                priced.writes_by[index] += factor * index_units
+            everything = self.all_projected.index_writes(before, after).values()
+            priced.all_wcu += factor * (units + sum(everything))
 
     def _price_batch_get(self, priced: Cost, params: Raw, parsed: Raw) -> None:
         spec = params["RequestItems"].get(self.table_name, {})
@@ -316,10 +332,10 @@ class CapacityMeter:
             item = self._get(self._key_of(row)) or row
             size = item_size(item)
             priced.rcu += read_units(size, consistent)
-            priced.by_index["base"] += read_units(size, consistent)
+            priced.reads_by["base"] += read_units(size, consistent)
         missing = max(0, asked - len(got) - left)
         priced.rcu += missing * read_units(0, consistent)
-        priced.by_index["base"] += missing * read_units(0, consistent)
+        priced.reads_by["base"] += missing * read_units(0, consistent)
 
     def _price_query(self, priced: Cost, params: Raw, parsed: Raw) -> None:
         index_name = params.get("IndexName")
@@ -339,7 +355,7 @@ class CapacityMeter:
             total += (scanned - len(rows)) * total // len(rows)
         units = read_units(total, bool(params.get("ConsistentRead")))
         priced.rcu += units
-        priced.by_index[index_name or "base"] += units
+        priced.reads_by[index_name or "base"] += units
 
 
 def floor_read(items: Iterable[Raw]) -> float:

@@ -397,11 +397,8 @@ class DynamoOutbox:
                 "ScanIndexForward": True,
                 "Limit": sharding.per_shard_limit(limit),
             }
-            request |= expression(
-                values | {":pk": {"S": shard}},
-                KeyConditionExpression=condition,
-                ProjectionExpression="#id, #to, #from, #due_sk",
-            )
+            # The index projects what a DueRef needs and nothing more.
+            request |= expression(values | {":pk": {"S": shard}}, KeyConditionExpression=condition)
             requests.append(request)
         rows = sharding.merged_query(
             self.client, requests, keys.DUE_SK, descending=False, operation="query due messages"

@@ -97,14 +97,26 @@ class DynamoMessageStore:
         opt_out: OptOut | None = None,
         opt_in_number: str | None = None,
     ) -> None:
-        """Store an inbound message with its replies and opt-out change, all or nothing.
+        """Store an inbound message with its replies and opt-out change.
 
         Keyed on the inbound id (Plum's ``sms_message_id``): a retried webhook raises
-        ``DuplicateInbound`` carrying the XML answered the first time, and writes nothing.
-        The common case (no reply, no opt-out change) is a single conditional PutItem.
+        ``DuplicateInbound`` carrying the XML answered the first time, and writes nothing
+        new. Without an opt-out change the writes are plain conditional PutItems, the
+        replies first and the inbound last: reply ids derive from the inbound id, so a
+        retry after a partial write puts the same replies (kept if present) and then the
+        inbound, and a stored inbound always has its replies. A transaction would cost
+        twice the WCU of every item and index entry. An opt-out change goes in one
+        transaction with the inbound: it must happen exactly when the inbound is new.
         """
         row = codec.message_item(inbound, self.retention) | {"reply_xml": reply_xml}
         condition = f"attribute_not_exists({keys.PK})"
+        if opt_out is None and opt_in_number is None:
+            with store_errors("record inbound"):
+                for reply in replies:
+                    self._put_if_new(codec.message_item(reply, self.retention))
+                if not self._put_if_new(row):
+                    raise DuplicateInbound(self._stored_reply_xml(inbound.id))
+            return
         others: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -128,13 +140,6 @@ class DynamoMessageStore:
                 {keys.PK: keys.opt_out_pk(opt_in_number), keys.SK: keys.OPT_OUT_SK})}})  # fmt: skip
         with store_errors("record inbound"):
             try:
-                if not others:
-                    self.client.put_item(
-                        TableName=self.table_name,
-                        Item=codec.serialize(row),
-                        ConditionExpression=condition,
-                    )
-                    return
                 first = {
                     "Put": {
                         "TableName": self.table_name,
@@ -147,6 +152,20 @@ class DynamoMessageStore:
                 if not _is_condition_failure(exc):
                     raise
                 raise DuplicateInbound(self._stored_reply_xml(inbound.id)) from exc
+
+    def _put_if_new(self, row: Item) -> bool:
+        """PutItem unless the key exists; False when it did (nothing written)."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=codec.serialize(row),
+                ConditionExpression=f"attribute_not_exists({keys.PK})",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return False
+        return True
 
     def _stored_reply_xml(self, message_id: str) -> bytes:
         with store_errors("read inbound"):
