@@ -8,7 +8,7 @@ microsecond precision) of the sender's next free slot. Booking a slot is one Upd
   so any number of dispatchers book without conflicting and never get the same slot;
 - idle sender (no item, or ``next_at < now``): ``SET next_at = :now + :interval`` on
   that condition; the slot is now. If another dispatcher got there first, the busy
-  path is tried again;
+  path is tried;
 - a slot past the caller's deadline is not booked at all (the failed condition hands
   back ``next_at``, so the caller learns how far the backlog reaches).
 
@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 
 from plumsms.adapters.dynamodb import codec, keys
 from plumsms.adapters.dynamodb.errors import store_errors
+from plumsms.domain.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -61,15 +62,35 @@ class DynamoSlotBook:
         self.client = client
         self.interval = interval
         self._clock = clock
+        self._seen: dict[str, float] = {}
+        """The last ``next_at`` seen per sender: a hint for which path to try first."""
 
     def book(self, number: str, deadline: float) -> tuple[float | None, float]:
         """Book ``number``'s next slot if it starts by ``deadline``.
 
         Returns ``(slot, next_at)``: the booked slot (None when the next free one is past
-        ``deadline``) and where the sender's book stands afterwards.
+        ``deadline``) and where the sender's book stands afterwards. The path tried first
+        follows the last ``next_at`` seen for the sender, so a booking is usually one
+        request: idle senders take the idle path, busy ones the busy path.
         """
+        seen = self._seen.get(number)
         for _ in range(MAX_ROUNDS):
             now = self._clock()
+            if seen is None or seen < now:
+                idle = self._update(
+                    number,
+                    "SET #n = :next",
+                    "attribute_not_exists(#n) OR #n < :now",
+                    {":now": _number(now), ":next": _number(now + self.interval)},
+                    returned="NONE",
+                )
+                if isinstance(idle, float) or idle[0]:
+                    self._seen[number] = now + self.interval
+                    return now, now + self.interval
+                seen = idle[1]
+            if seen is not None and seen > deadline:
+                self._seen[number] = seen
+                return None, seen
             busy = self._update(
                 number,
                 "SET #n = #n + :i",
@@ -82,22 +103,13 @@ class DynamoSlotBook:
                 returned="UPDATED_OLD",
             )
             if isinstance(busy, float):
+                self._seen[number] = busy + self.interval
                 return busy, busy + self.interval
-            current = busy[1]
-            if current is not None and current > deadline:
-                return None, current
-            if now > deadline:
-                return None, current if current is not None else now
-            idle = self._update(
-                number,
-                "SET #n = :next",
-                "attribute_not_exists(#n) OR #n < :now",
-                {":now": _number(now), ":next": _number(now + self.interval)},
-                returned="NONE",
-            )
-            if isinstance(idle, float) or idle[0]:
-                return now, now + self.interval
-        raise RuntimeError(f"pacing of {number}: no slot after {MAX_ROUNDS} rounds")
+            seen = busy[1]
+            if seen is not None and seen > deadline:
+                self._seen[number] = seen
+                return None, seen
+        raise StoreUnavailable(f"pacing of {number}: no slot after {MAX_ROUNDS} rounds")
 
     def _update(
         self, number: str, update: str, condition: str, values: dict[str, Any], returned: str
