@@ -71,6 +71,7 @@ class PlumStandIn:
     def __init__(self, latency: float) -> None:
         self.latency = latency
         self.arrivals: dict[str, list[float]] = defaultdict(list)
+        self.bodies: list[str] = []
         self.lock = threading.Lock()
         stand_in = self
 
@@ -89,6 +90,7 @@ class PlumStandIn:
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 with stand_in.lock:
                     stand_in.arrivals[form["from"]].append(arrived)
+                    stand_in.bodies.append(form["body"])
                 time.sleep(stand_in.latency)
                 resource = {
                     "sms_message_id": uuid.uuid4().hex,
@@ -122,6 +124,7 @@ class PlumStandIn:
     def reset(self) -> None:
         with self.lock:
             self.arrivals.clear()
+            self.bodies.clear()
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -190,6 +190,7 @@ class IndexedTable:
         default_factory=dict
     )
     sizes: dict[int, int] = field(default_factory=dict)
+    by_key: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from plumsms.adapters.dynamodb import keys  # noqa: PLC0415
@@ -206,6 +207,14 @@ class IndexedTable:
                 entries.sort(key=lambda entry: entry[0])
                 self.indexes[index][value] = ([e[0] for e in entries], [e[1] for e in entries])
         self.sizes = {id(r): len(json.dumps(r)) for r in self.rows}
+        self.by_key = {(r["PK"]["S"], r["SK"]["S"]): r for r in self.rows}
+
+    def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+        """The rows with the requested keys (whole rows: a projection changes nothing here)."""
+        [(table, spec)] = RequestItems.items()
+        wanted = [(k["PK"]["S"], k["SK"]["S"]) for k in spec["Keys"]]
+        found = [self.by_key[key] for key in wanted if key in self.by_key]
+        return {"Responses": {table: found}, "UnprocessedKeys": {}}
 
     def query(self, **request: Any) -> dict[str, Any]:
         from plumsms.adapters.dynamodb import keys  # noqa: PLC0415

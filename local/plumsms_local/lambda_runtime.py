@@ -43,40 +43,81 @@ class LocalContext:
 
 
 class LocalFunction:
-    """One function: its module is imported once (a cold start), then invoked serially.
+    """One function, run the way Lambda runs it: in execution environments.
 
-    Like one Lambda execution environment, it handles one event at a time: the handlers
-    keep per-request state in module-level objects (Powertools' resolver does).
+    Each environment imports the handler module once (a cold start) and handles one event
+    at a time: the handlers keep per-request state in module-level objects (Powertools'
+    resolver does). Up to ``environments`` invocations run at once, each in its own
+    environment (a new one is started when all are busy), as Lambda runs concurrent
+    invocations; with the default of one, invocations are serialised.
     """
 
-    def __init__(self, name: str, handler_file: Path, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        handler_file: Path,
+        timeout_seconds: float = 10.0,
+        environments: int = 1,
+    ) -> None:
+        if environments < 1:
+            raise ValueError("environments must be at least 1")
         self.name = name
         self.handler_file = handler_file
         self.timeout_seconds = timeout_seconds
+        self.environments = environments
         self._module: ModuleType | None = None
-        self._lock = threading.Lock()
+        self._idle: list[ModuleType] = []
+        self._started = 0
+        self._changed = threading.Condition()
+
+    def _load(self, index: int) -> ModuleType:
+        suffix = f"_{index}" if index else ""
+        spec = importlib.util.spec_from_file_location(
+            f"plumsms_function_{self.name}{suffix}", self.handler_file
+        )
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {self.handler_file}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
 
     def module(self) -> ModuleType:
-        """Import the handler module on first use (under a unique name)."""
-        if self._module is None:
-            spec = importlib.util.spec_from_file_location(
-                f"plumsms_function_{self.name}", self.handler_file
-            )
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot load {self.handler_file}")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            self._module = module
-        return self._module
+        """The first environment's module, imported on first use (under a unique name)."""
+        with self._changed:
+            if self._module is None:
+                self._module = self._load(0)
+                self._started = 1
+                self._idle.append(self._module)
+            return self._module
+
+    def _take(self) -> ModuleType:
+        self.module()
+        with self._changed:
+            while not self._idle and self._started >= self.environments:
+                self._changed.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._started += 1
+            index = self._started - 1
+        try:
+            return self._load(index)  # a cold start, outside the lock
+        except BaseException:
+            with self._changed:
+                self._started -= 1
+                self._changed.notify()
+            raise
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        """Call ``lambda_handler(event, context)`` and return its result."""
-        with self._lock:
-            handler: Handler = self.module().lambda_handler
-            try:
-                return handler(event, LocalContext(self.name, self.timeout_seconds))
-            finally:
-                drop_unpublished_metrics()
+        """Call ``lambda_handler(event, context)`` in a free environment; its result."""
+        environment = self._take()
+        try:
+            handler: Handler = environment.lambda_handler
+            return handler(event, LocalContext(self.name, self.timeout_seconds))
+        finally:
+            drop_unpublished_metrics()
+            with self._changed:
+                self._idle.append(environment)
+                self._changed.notify()
 
 
 def drop_unpublished_metrics() -> None:

@@ -41,6 +41,8 @@ DEFAULT_PLUM_PASSWORD = "plum-sim"  # noqa: S105 - the simulator's local login, 
 DEFAULT_DISPATCH_INTERVAL = 5.0
 TABLE_NAME = "plumsms-local"
 DISPATCHER = "ScheduledSendFunction"
+SCHEDULED_ENVIRONMENTS = 4
+"""Invocations of a scheduled function that may run at once locally (Lambda: many more)."""
 
 
 @dataclass
@@ -150,7 +152,10 @@ def scheduled_functions() -> dict[str, LocalFunction]:
         if any(e.get("Type") in {"Schedule", "ScheduleV2"} for e in events):
             module = props["Handler"].split(".", 1)[0]
             path = template.TEMPLATE.parent / props["CodeUri"] / f"{module}.py"
-            found[name] = LocalFunction(name, path, timeout_seconds=_timeout(props))
+            # Send-now invokes and the tick overlap, as on Lambda: each its own environment.
+            found[name] = LocalFunction(
+                name, path, timeout_seconds=_timeout(props), environments=SCHEDULED_ENVIRONMENTS
+            )
     return found
 
 

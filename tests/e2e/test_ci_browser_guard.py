@@ -1,4 +1,4 @@
-"""Under ``CI=true`` the browser tests fail when Chromium is missing; elsewhere they are left out."""
+"""Under ``CI=true`` the browser tests fail when Chromium is missing; elsewhere, left out."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from plumsms import bootstrap
+from plumsms.adapters.dynamodb import keys, sharding
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.config import Settings
 from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut
@@ -221,9 +222,10 @@ def test_each_filter_returns_exactly_its_messages_through_index_queries(
     # THEN exactly the matching messages come back, newest first
     assert ids(data["items"]) == newest_first([m for m in mixed if expected(m)])
     assert data["next_cursor"] is None
-    # AND the store answered with Queries on indexes only, never a Scan
-    assert api.operations() and set(api.operations()) == {"Query"}
-    assert all("IndexName" in params for _, params in api.calls)
+    # AND the store answered with Queries on indexes and reads by key, never a Scan
+    assert "Query" in api.operations()
+    assert set(api.operations()) <= {"Query", "BatchGetItem"}
+    assert all("IndexName" in params for name, params in api.calls if name == "Query")
 
 
 def test_the_items_are_the_documented_message_json(api: Api) -> None:
@@ -329,12 +331,26 @@ def test_one_page_reads_about_one_page_from_the_table(api: Api) -> None:
     for order in ("desc", "asc"):
         api.calls.clear()
         first = api.json("/messages", {"limit": 10, "order": order})
-        assert [params["Limit"] for _, params in api.calls] == [11]
+        assert_one_page_read(api.calls)
         api.calls.clear()
         api.json("/messages", {"limit": 10, "order": order, "cursor": first["next_cursor"]})
-        # THEN each page is one Query for 11 items (the page and a look-ahead): the
-        # cursor's bound excludes the row it points at
-        assert [params["Limit"] for _, params in api.calls] == [11]
+        # THEN each page reads 11 items (the page and a look-ahead): the cursor's bound
+        # excludes the row it points at
+        assert_one_page_read(api.calls)
+
+
+def assert_one_page_read(calls: list[tuple[str, dict[str, Any]]]) -> None:
+    """One Query per shard of the time index, about a page in all, and 11 items by key."""
+    queries = [params for name, params in calls if name == "Query"]
+    per_shard = sharding.per_shard_limit(11)
+    assert sorted(q["ExpressionAttributeValues"][":pk"]["S"] for q in queries[: keys.SHARDS]) == (
+        keys.shard_values(keys.ALL_MESSAGES)
+    )
+    assert all(q["Limit"] == per_shard for q in queries)
+    # a shard holding more than its share of the page needs a second page, rarely a third
+    assert len(queries) <= 2 * keys.SHARDS
+    gets = [params for name, params in calls if name == "BatchGetItem"]
+    assert sum(len(spec["Keys"]) for g in gets for spec in g["RequestItems"].values()) == 11
 
 
 @pytest.mark.parametrize(

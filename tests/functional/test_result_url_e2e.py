@@ -104,13 +104,14 @@ class Bundle:
             client.update_item(
                 **key,
                 UpdateExpression=(
-                    "SET #st = :q, status_pk = :q, history = list_append(history, :e), "
+                    "SET #st = :q, status_pk = :qpk, history = list_append(history, :e), "
                     "#sid = :pid, #pid = :pid"
                 ),
                 ConditionExpression="#st = :sending",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=ids
-                | {":q": {"S": "queued"}, ":e": entry, ":sending": {"S": "sending"}},
+                | {":q": {"S": "queued"}, ":e": entry, ":sending": {"S": "sending"}}
+                | {":qpk": {"S": keys.sharded("queued", message.id)}},
             )
         except client.exceptions.ConditionalCheckFailedException:
             del names["#st"]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from plumsms.adapters.dispatch_trigger import register_in_process, unregister_in_process
+from plumsms.adapters.dynamodb import keys
 from plumsms.adapters.events import DETAIL_TYPE, RecordingPublisher
 from plumsms.usecases.sending import SendingService
 from plumsms_local.gateway import proxy_event
@@ -124,7 +125,7 @@ def test_send_now_is_stored_due_now_and_wakes_the_dispatcher(
     assert len(wakeups) == 1
     item = stored(ddb, table_name, body["id"])
     assert item["status"]["S"] == "scheduled"
-    assert item["due_pk"]["S"] == "DUE"
+    assert item["due_pk"]["S"] == keys.sharded("DUE", body["id"])
     assert [h["M"]["status"]["S"] for h in item["history"]["L"]] == ["scheduled"]
 
 
@@ -347,9 +348,12 @@ def claim_it(ddb: Any, table: str, message_id: str) -> None:
     ddb.update_item(
         TableName=table,
         Key={"PK": {"S": f"MSG#{message_id}"}, "SK": {"S": "MSG"}},
-        UpdateExpression="SET #s = :s, status_pk = :s REMOVE due_pk, due_sk",
+        UpdateExpression="SET #s = :s, status_pk = :spk REMOVE due_pk, due_sk",
         ExpressionAttributeNames={"#s": "status"},
-        ExpressionAttributeValues={":s": {"S": "sending"}},
+        ExpressionAttributeValues={
+            ":s": {"S": "sending"},
+            ":spk": {"S": keys.sharded("sending", message_id)},
+        },
     )
 
 
@@ -364,7 +368,7 @@ def test_delete_cancels_a_pending_message(api: Api, ddb: Any, table_name: str) -
     assert [h["status"] for h in first.body["history"]] == ["scheduled", "cancelled"]
     item = stored(ddb, table_name, message["id"])
     assert "due_pk" not in item and "due_sk" not in item
-    assert item["status_pk"]["S"] == "cancelled"
+    assert item["status_pk"]["S"] == keys.sharded("cancelled", message["id"])
 
 
 def test_delete_after_the_message_went_to_plum_is_a_conflict(

@@ -70,6 +70,7 @@ def test_bus_and_example_rule_off_by_default(resources: dict[str, Any]) -> None:
             "ReconcilerFunction",
             {
                 "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:Query",

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
+from plumsms.adapters.dynamodb.pacing import DynamoSlotBook
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.plum.client import PlumClient
 from plumsms.config import Settings
@@ -22,6 +23,7 @@ from plumsms.entrypoints.webhooks import status_url
 from plumsms.observability import logger, metrics
 from plumsms.secrets import NOT_CONFIGURED_WARNING, SecretValues
 from plumsms.usecases.dispatch import NOT_CONFIGURED, DispatchConfig, Dispatcher, DispatchReport
+from plumsms.usecases.pacing import Pacer, RateLimiter, SharedPacer
 
 _METRICS = {
     "sent": "MessagesSent",
@@ -66,6 +68,13 @@ def dispatcher_from_settings(
     def result_url(message_id: str) -> str | None:
         return status_url(secrets.public_base_url(), secrets.webhook_key(), message_id)
 
+    rate = settings.send_rate_per_second
+    # The rate holds across concurrent runs: every run books its sends in the same book.
+    book = DynamoSlotBook(store.table_name, store.client, interval=1 / rate)
+
+    def pacer() -> Pacer:
+        return SharedPacer(RateLimiter(rate), book)
+
     return Dispatcher(
         outbox=DynamoOutbox(store),
         plum=plum_gateway(settings, secrets),
@@ -77,6 +86,7 @@ def dispatcher_from_settings(
         ),
         log=logger,
         publisher=publisher,
+        pacer=pacer,
     )
 
 

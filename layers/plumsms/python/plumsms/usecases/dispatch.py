@@ -70,6 +70,7 @@ from plumsms.domain.plum import (
 )
 from plumsms.domain.sending import Claim, DuePage, DueRef, Schedule, next_occurrence
 from plumsms.domain.status import ChangePublisher, StatusChange, change_to
+from plumsms.usecases.pacing import Pacer, RateLimiter
 from plumsms.usecases.ports import Clock
 from plumsms.usecases.sending import suppress_pending_for
 
@@ -202,67 +203,13 @@ class DispatchReport:
             return {"outcome": outcome, "counts": dict(self.counts), "stopped": self.stopped}
 
 
-class RateLimiter:
-    """At most ``per_second`` slots per key, paced evenly, shared by threads.
-
-    ``reserve`` books the key's next free slot (``1/per_second`` after the previous one)
-    and says when it starts; ``wait_until`` sleeps until then, and also until one
-    interval after the key's previous start, so a send that started late (its claim
-    took long) never brings the next one closer than the interval. A slot that would
-    start after ``deadline`` is not booked.
-    """
-
-    def __init__(
-        self,
-        per_second: float,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if per_second <= 0:
-            raise ValueError("per_second must be positive")
-        self._interval = 1.0 / per_second
-        self._monotonic = monotonic
-        self._sleep = sleep
-        self._next: dict[str, float] = {}
-        self._started: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def reserve(self, key: str, deadline: float | None = None) -> float | None:
-        """Book ``key``'s next slot; its start (monotonic), or None past ``deadline``."""
-        with self._lock:
-            now = self._monotonic()
-            slot = max(now, self._next.get(key, now))
-            if deadline is not None and slot > deadline:
-                return None
-            self._next[key] = slot + self._interval
-            return slot
-
-    def wait_until(self, key: str, slot: float) -> None:
-        """Sleep until ``slot``, and at least one interval after ``key``'s last start."""
-        with self._lock:
-            now = self._monotonic()
-            start = max(slot, now, self._started.get(key, -math.inf) + self._interval)
-            self._started[key] = start
-            delay = start - now
-        if delay > 0:
-            self._sleep(delay)
-
-    def acquire(self, key: str, deadline: float | None = None) -> bool:
-        """Book the next slot and wait for it; False (at once) past ``deadline``."""
-        slot = self.reserve(key, deadline)
-        if slot is None:
-            return False
-        self.wait_until(key, slot)
-        return True
-
-
 @dataclass
 class _Run:
     """The state of one run, shared by its worker threads."""
 
     plum_provider: Callable[[], PlumGateway]
     remaining_ms: Callable[[], int]
-    limiter: RateLimiter
+    limiter: Pacer
     report: DispatchReport
     margin_seconds: float
     monotonic: Callable[[], float]
@@ -362,8 +309,10 @@ class Dispatcher:
         draw: Callable[[], float] = random.random,
         log: Any = None,
         publisher: ChangePublisher | None = None,
+        pacer: Callable[[], Pacer] | None = None,
     ) -> None:
         self._outbox = outbox
+        self._pacer = pacer
         self._plum = plum
         self._publisher = publisher
         self._result_url = result_url
@@ -380,7 +329,9 @@ class Dispatcher:
         run = _Run(
             plum_provider=self._plum,
             remaining_ms=remaining_ms,
-            limiter=RateLimiter(config.rate_per_second, self._monotonic, self._sleep),
+            limiter=self._pacer()
+            if self._pacer is not None
+            else RateLimiter(config.rate_per_second, self._monotonic, self._sleep),
             report=DispatchReport(),
             margin_seconds=config.margin_for(remaining_ms() / 1000),
             monotonic=self._monotonic,
@@ -472,9 +423,9 @@ class Dispatcher:
                 return
             run.claimed()
             run.report.add("claimed")
-            run.limiter.wait_until(ref.from_, slot)
-            if run.halted.is_set():
-                # Credentials were refused meanwhile: hand it back untouched.
+            if not run.limiter.wait_until(ref.from_, slot) or run.halted.is_set():
+                # No shared slot left in this run, or credentials were refused meanwhile:
+                # hand it back untouched.
                 now = self._clock()
                 self._outbox.retry_later(claim, now, claim.attempts, None, now)
                 return

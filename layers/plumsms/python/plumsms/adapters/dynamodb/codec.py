@@ -8,7 +8,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from plumsms.adapters.dynamodb import keys
-from plumsms.domain.models import Message, OptOut, Status
+from plumsms.domain.models import Message, MessageType, OptOut, Status
 
 Item = dict[str, Any]
 
@@ -40,6 +40,7 @@ def message_item(message: Message, retention: timedelta | None = None) -> Item:
     data = message.model_dump(mode="json", by_alias=True, exclude={"history"})
     row: Item = {k: data[k] for k in MESSAGE_FIELDS}
     row["history"] = [e.model_dump(mode="json") for e in message.history]
+    inbound = message.type is MessageType.INBOUND
     for name in ("created_at", "updated_at", "send_at"):
         value = getattr(message, name)
         row[name] = keys.timestamp(value) if value else None
@@ -47,13 +48,15 @@ def message_item(message: Message, retention: timedelta | None = None) -> Item:
         {
             keys.PK: keys.message_pk(message.id),
             keys.SK: keys.MESSAGE_SK,
-            keys.PLUM_ID_ATTR: message.sms_message_id,
-            keys.TIME_PK: keys.ALL_MESSAGES,
+            # An inbound message's id is Plum's id (a GetItem finds it), and Plum reports
+            # no statuses for it: it stays out of ByPlumId, one index write less.
+            keys.PLUM_ID_ATTR: None if inbound else message.sms_message_id,
+            keys.TIME_PK: keys.sharded(keys.ALL_MESSAGES, message.id),
             keys.TIME_SK: keys.time_sort_key(message.created_at, message.id),
             keys.CUSTOMER_PK: message.customer_number,
             keys.ACCOUNT_PK: message.account_number,
-            keys.STATUS_PK: message.status,
-            keys.TYPE_PK: message.type.value,
+            keys.STATUS_PK: keys.sharded(message.status, message.id),
+            keys.TYPE_PK: keys.sharded(message.type.value, message.id),
         }
     )
     row.update(due_attributes(message))
@@ -65,8 +68,21 @@ def message_item(message: Message, retention: timedelta | None = None) -> Item:
 def due_attributes(message: Message) -> Item:
     """The sparse ``Due`` index attributes: present only while a send is scheduled."""
     if message.status == Status.SCHEDULED and message.send_at is not None:
-        return {keys.DUE_PK: "DUE", keys.DUE_SK: keys.time_sort_key(message.send_at, message.id)}
+        return due_keys(message.id, message.send_at)
     return {}
+
+
+def due_keys(message_id: str, due: datetime) -> Item:
+    """The ``Due`` index attributes of message ``message_id`` due at ``due``."""
+    return {
+        keys.DUE_PK: keys.sharded(keys.DUE_KIND, message_id),
+        keys.DUE_SK: keys.time_sort_key(due, message_id),
+    }
+
+
+def status_key(status: str, message_id: str) -> str:
+    """The ``ByStatus`` partition value of message ``message_id`` in ``status``."""
+    return keys.sharded(status, message_id)
 
 
 def message_from_item(item: Item) -> Message:
@@ -86,7 +102,7 @@ def opt_out_item(opt_out: OptOut) -> Item:
         "keyword": opt_out.keyword,
         "at": at,
         "message_id": opt_out.message_id,
-        keys.TYPE_PK: keys.OPT_OUT_KIND,
+        keys.TYPE_PK: keys.sharded(keys.OPT_OUT_KIND, opt_out.number),
         keys.TIME_SK: f"{at}#{opt_out.number}",
     }
 

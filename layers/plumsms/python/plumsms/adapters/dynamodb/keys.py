@@ -3,10 +3,17 @@
 The key schema itself is declared once, in ``template.yaml``; this module names the
 attributes and indexes the code reads and writes. Every sort key of a message index is
 ``<created_at ISO-8601 UTC, fixed width>#<id>``: unique, and in time order.
+
+Indexes whose partition key would otherwise take one value (``ByTime``, ``Due``) or a
+handful (``ByStatus``, ``ByType``) are sharded: the value carries a suffix ``#NN``
+derived from a hash of the item's own key (``sharded``), so writes spread over
+``SHARDS`` index partitions. A reader queries every shard (``shard_values``) and merges
+the answers by sort key (``plumsms.adapters.dynamodb.sharding``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 PK = "PK"
@@ -36,6 +43,11 @@ TYPE_PK = "type_pk"
 DUE_PK = "due_pk"
 DUE_SK = "due_sk"
 TTL_ATTR = "expires_at"
+DUE_KIND = "DUE"
+
+SHARDS = 8
+"""Partitions each sharded index value is spread over. Changing it moves every item's
+index keys: it needs a backfill (rewrite of each item's sharded attributes)."""
 
 INDEX_KEYS: dict[str, tuple[str, str | None]] = {
     BY_PLUM_ID: (PLUM_ID_ATTR, None),
@@ -66,3 +78,19 @@ def opt_out_pk(number: str) -> str:
 def time_sort_key(created_at: datetime, message_id: str) -> str:
     """Sort key shared by the message indexes."""
     return f"{timestamp(created_at)}#{message_id}"
+
+
+def shard_of(key: str) -> int:
+    """The shard of an item, from its own key (stable, evenly spread)."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % SHARDS
+
+
+def sharded(value: str, key: str) -> str:
+    """The partition value of ``value`` for the item keyed ``key`` in a sharded index."""
+    return f"{value}#{shard_of(key):02d}"
+
+
+def shard_values(value: str) -> list[str]:
+    """Every partition value ``value`` is spread over, in shard order."""
+    return [f"{value}#{shard:02d}" for shard in range(SHARDS)]

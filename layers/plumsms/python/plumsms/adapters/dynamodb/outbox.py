@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from plumsms.adapters.dynamodb import codec, keys
+from plumsms.adapters.dynamodb import codec, keys, sharding
 from plumsms.adapters.dynamodb.errors import store_errors
+from plumsms.adapters.dynamodb.store import plum_id_known
 from plumsms.domain.errors import Conflict, NotFound
 from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut, Status
 from plumsms.domain.sending import Claim, DuePage, DueRef, IdempotencyRecord, Schedule
@@ -47,7 +48,6 @@ CLAIMED_AT = "claimed_at"
 CHECK_AFTER = "check_after"
 ATTEMPTS = "attempts"
 PLUM_IDS = "plum_ids"
-DUE_PARTITION = "DUE"
 
 NAMES = {
     "#id": "id",
@@ -56,7 +56,7 @@ NAMES = {
     "#body": "body",
     "#status": "status",
     "#status_pk": keys.STATUS_PK,
-    "#type_pk": keys.TYPE_PK,
+    "#type": "type",
     "#customer_pk": keys.CUSTOMER_PK,
     "#updated": "updated_at",
     "#send_at": "send_at",
@@ -81,7 +81,7 @@ NAMES = {
 _PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
 _RELEASE_CLAIM = "REMOVE #token, #claimed_at, #check_after"
 _SET_STATUS = (
-    "#status = :status, #status_pk = :status, #updated = :now, "
+    "#status = :status, #status_pk = :status_pk, #updated = :now, "
     "#history = list_append(if_not_exists(#history, :empty), :entry)"
 )
 
@@ -108,9 +108,10 @@ def _entry(status: str, at: datetime, source: str) -> dict[str, Any]:
     return serialized
 
 
-def _status_values(status: str, now: datetime, source: str) -> dict[str, Any]:
+def _status_values(status: str, now: datetime, source: str, message_id: str) -> dict[str, Any]:
     return {
         ":status": {"S": status},
+        ":status_pk": {"S": codec.status_key(status, message_id)},
         ":now": {"S": keys.timestamp(now)},
         ":entry": _entry(status, now, source),
         ":empty": {"L": []},
@@ -249,7 +250,7 @@ class DynamoOutbox:
 
     def known_plum_id(self, sms_message_id: str) -> bool:
         """True when one of our messages already carries ``sms_message_id``."""
-        return self.store.get_by_plum_id(sms_message_id) is not None
+        return plum_id_known(self.client, self.table_name, sms_message_id)
 
     # -- changes while pending (API, opt-out) ----------------------------------------
 
@@ -281,7 +282,7 @@ class DynamoOutbox:
     def _close_pending(
         self, message_id: str, status: str, now: datetime, source: str, error: str | None
     ) -> Message:
-        values = _status_values(status, now, source)
+        values = _status_values(status, now, source, message_id)
         update = f"SET {_SET_STATUS}"
         if error is not None:
             update += ", #error = :error"
@@ -315,10 +316,11 @@ class DynamoOutbox:
         values: dict[str, Any] = {":now": {"S": keys.timestamp(now)}}
         if due is not None:
             sets += ["#send_at = :send_at", "#due_pk = :due_pk", "#due_sk = :due_sk"]
+            due_keys = codec.due_keys(message_id, due)
             values |= {
                 ":send_at": {"S": keys.timestamp(due)},
-                ":due_pk": {"S": DUE_PARTITION},
-                ":due_sk": {"S": keys.time_sort_key(due, message_id)},
+                ":due_pk": {"S": due_keys[keys.DUE_PK]},
+                ":due_sk": {"S": due_keys[keys.DUE_SK]},
             }
         if body is not None and segments is not None and encoding is not None:
             sets += ["#body = :body", "#segments = :segments", "#encoding = :encoding"]
@@ -330,26 +332,27 @@ class DynamoOutbox:
         return self._update_pending(message_id, "SET " + ", ".join(sets), values)
 
     def pending_for(self, number: str) -> list[str]:
-        """Ids of the scheduled outbound messages to ``number`` (ByCustomer index)."""
+        """Ids of the scheduled outbound messages to ``number`` (ByCustomer index).
+
+        The index projects ``type`` but not ``status`` (a status change would rewrite it):
+        the number's outbound messages are read with BatchGetItem and checked.
+        """
         request: dict[str, Any] = {"TableName": self.table_name, "IndexName": keys.BY_CUSTOMER}
         request |= expression(
-            {
-                ":pk": {"S": number},
-                ":scheduled": {"S": Status.SCHEDULED},
-                ":inbound": {"S": MessageType.INBOUND},
-            },
+            {":pk": {"S": number}, ":inbound": {"S": MessageType.INBOUND}},
             KeyConditionExpression="#customer_pk = :pk",
-            FilterExpression="#status_pk = :scheduled AND #type_pk <> :inbound",
-            ProjectionExpression="#id",
+            FilterExpression="#type <> :inbound",
         )
-        ids: list[str] = []
-        while True:
-            with store_errors("query pending messages"):
-                response = self.client.query(**request)
-            ids += [str(codec.deserialize(raw)["id"]) for raw in response.get("Items", [])]
-            if "LastEvaluatedKey" not in response:
-                return ids
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        rows = sharding.query_stream(self.client, request, "query pending messages")
+        found = sharding.hydrate(
+            self.client,
+            self.table_name,
+            rows,
+            keep=lambda item: item.get("status") == Status.SCHEDULED,
+            projection="#id, #status",
+            names={"#id": "id", "#status": "status"},
+        )
+        return [str(item["id"]) for _, item in found]
 
     def record_opt_out(self, number: str, message_id: str, keyword: str, now: datetime) -> None:
         """Remember an opt-out learned from Plum (an existing opt-out record is kept)."""
@@ -368,30 +371,38 @@ class DynamoOutbox:
     # -- the dispatcher's moves --------------------------------------------------------
 
     def due(self, now: datetime, limit: int, after: dict[str, Any] | None = None) -> DuePage:
-        """Messages due at ``now``, oldest due first (a Query on the ``Due`` index)."""
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": keys.DUE,
-            "ScanIndexForward": True,
-            "Limit": limit,
-        }
+        """Messages due at ``now``, oldest due first across the ``Due`` index's shards.
+
+        One Query per shard (in parallel), merged by due time; ``after`` is the
+        ``next_position`` of the previous page.
+        """
+        low = str(after["after"]) if after else None
+        condition = "#due_pk = :pk AND #due_sk < :bound"
         # "~" sorts after "#", so every "<now>#<id>" is below the bound.
-        request |= expression(
-            {":pk": {"S": DUE_PARTITION}, ":bound": {"S": keys.timestamp(now) + "~"}},
-            KeyConditionExpression="#due_pk = :pk AND #due_sk < :bound",
-            ProjectionExpression="#id, #to, #from, #due_sk",
+        values: dict[str, Any] = {":bound": {"S": keys.timestamp(now) + "~"}}
+        if low is not None:
+            condition = "#due_pk = :pk AND #due_sk BETWEEN :low AND :bound"
+            values[":low"] = {"S": low + "\x00"}
+        requests = []
+        for shard in keys.shard_values(keys.DUE_KIND):
+            request: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": keys.DUE,
+                "ScanIndexForward": True,
+                "Limit": sharding.per_shard_limit(limit),
+            }
+            # The index projects what a DueRef needs and nothing more.
+            request |= expression(values | {":pk": {"S": shard}}, KeyConditionExpression=condition)
+            requests.append(request)
+        rows = sharding.merged_query(
+            self.client, requests, keys.DUE_SK, descending=False, operation="query due messages"
         )
-        if after is not None:
-            request["ExclusiveStartKey"] = after
-        with store_errors("query due messages"):
-            response = self.client.query(**request)
-        items = []
-        for raw in response.get("Items", []):
-            row = codec.deserialize(raw)
-            items.append(
-                DueRef(str(row["id"]), str(row["to"]), str(row["from"]), str(row[keys.DUE_SK]))
-            )
-        return DuePage(items, response.get("LastEvaluatedKey"))
+        items = [
+            DueRef(str(row["id"]), str(row["to"]), str(row["from"]), str(row[keys.DUE_SK]))
+            for _, row in zip(range(limit), rows, strict=False)
+        ]
+        position = {"after": items[-1].due_sk} if len(items) == limit else None
+        return DuePage(items, position)
 
     def claim(
         self,
@@ -402,7 +413,7 @@ class DynamoOutbox:
         result_url: str | None,
     ) -> Claim | None:
         """``scheduled -> sending`` if still due as listed; None when someone was first."""
-        values = _status_values(Status.SENDING, now, "dispatcher") | {
+        values = _status_values(Status.SENDING, now, "dispatcher", ref.message_id) | {
             ":scheduled": {"S": Status.SCHEDULED},
             ":due_sk": {"S": ref.due_sk},
             ":token": {"S": token},
@@ -456,7 +467,7 @@ class DynamoOutbox:
         When a status callback overtook us (the message is ``sent`` already), Plum's ids
         are still recorded and the newer status is kept.
         """
-        values = _status_values(Status.QUEUED, now, "dispatcher") | {
+        values = _status_values(Status.QUEUED, now, "dispatcher", claim.message.id) | {
             ":plum_id": {"S": plum_ids[0]},
             ":plum_ids": {"L": [{"S": i} for i in plum_ids]},
         }
@@ -474,9 +485,10 @@ class DynamoOutbox:
         self, claim: Claim, due: datetime, attempts: int, error: str | None, now: datetime
     ) -> bool:
         """``sending -> scheduled``, due again at ``due``; False when the claim was lost."""
-        values = _status_values(Status.SCHEDULED, now, "dispatcher-retry") | {
-            ":due_pk": {"S": DUE_PARTITION},
-            ":due_sk": {"S": keys.time_sort_key(due, claim.message.id)},
+        due_keys = codec.due_keys(claim.message.id, due)
+        values = _status_values(Status.SCHEDULED, now, "dispatcher-retry", claim.message.id) | {
+            ":due_pk": {"S": due_keys[keys.DUE_PK]},
+            ":due_sk": {"S": due_keys[keys.DUE_SK]},
             ":attempts": {"N": str(attempts)},
         }
         update = f"SET {_SET_STATUS}, #due_pk = :due_pk, #due_sk = :due_sk, #attempts = :attempts"
@@ -503,7 +515,7 @@ class DynamoOutbox:
     def finish(self, claim: Claim, status: str, error: str, now: datetime) -> Message | None:
         """``sending -> failed | suppressed`` with a reason, the message as written; None
         when the claim was lost."""
-        values = _status_values(status, now, "dispatcher") | {
+        values = _status_values(status, now, "dispatcher", claim.message.id) | {
             ":error": {"S": error},
             ":token": {"S": claim.token},
             ":sending": {"S": Status.SENDING},
@@ -527,22 +539,26 @@ class DynamoOutbox:
         return codec.message_from_item(codec.deserialize(response["Attributes"]))
 
     def stale(self, now: datetime, limit: int) -> list[Claim]:
-        """Claims whose ``check_after`` has passed (ByStatus index, ``sending`` only)."""
-        request: dict[str, Any] = {"TableName": self.table_name, "IndexName": keys.BY_STATUS}
-        request |= expression(
-            {":sending": {"S": Status.SENDING}, ":now": {"S": keys.timestamp(now)}},
-            KeyConditionExpression="#status_pk = :sending",
-            FilterExpression="#check_after <= :now",
+        """Claims whose ``check_after`` has passed (ByStatus shards of ``sending``).
+
+        The index projects ``check_after``, so the filter runs there; the claims found
+        are read with BatchGetItem.
+        """
+        requests = []
+        for shard in keys.shard_values(Status.SENDING):
+            request: dict[str, Any] = {"TableName": self.table_name, "IndexName": keys.BY_STATUS}
+            request |= expression(
+                {":sending": {"S": shard}, ":now": {"S": keys.timestamp(now)}},
+                KeyConditionExpression="#status_pk = :sending",
+                FilterExpression="#check_after <= :now",
+            )
+            requests.append(request)
+        rows = sharding.merged_query(
+            self.client, requests, keys.TIME_SK, descending=False, operation="query stale claims"
         )
-        found: list[Claim] = []
-        while len(found) < limit:
-            with store_errors("query stale claims"):
-                response = self.client.query(**request)
-            found += [_claim_from(codec.deserialize(raw)) for raw in response.get("Items", [])]
-            if "LastEvaluatedKey" not in response:
-                break
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return found[:limit]
+        wanted = [row for _, row in zip(range(limit), rows, strict=False)]
+        items = sharding.hydrate(self.client, self.table_name, wanted)
+        return [_claim_from(item) for _, item in items]
 
     def take_over(self, claim: Claim, token: str, check_after: datetime) -> Claim | None:
         """Move a stale claim to a new token; None when another dispatcher was first.

@@ -149,12 +149,13 @@ class DynamoStatusLog:
         names |= {"#duepk": keys.DUE_PK, "#duesk": keys.DUE_SK}
         values: dict[str, Any] = {
             ":new": {"S": reported},
+            ":spk": {"S": codec.status_key(reported, message_id)},
             ":upd": {"S": keys.timestamp(max(self._clock(), entry.at))},
             ":entries": _entries([entry.model_copy(update={"status": reported})]),
             ":empty": {"L": []},
         }
         values |= {f":from{i}": {"S": s} for i, s in enumerate(allowed)}
-        sets = ["#st = :new", "#spk = :new", "#upd = :upd", _APPEND]
+        sets = ["#st = :new", "#spk = :spk", "#upd = :upd", _APPEND]
         if plum_id is not None:
             names |= {"#sid": "sms_message_id", "#pid": keys.PLUM_ID_ATTR}
             values[":pid"] = {"S": plum_id}
@@ -198,9 +199,10 @@ class DynamoStatusLog:
             ":expected": {"S": before.status},
             ":count": {"N": str(len(before.history))},
             ":new": {"S": planned.status},
+            ":spk": {"S": codec.status_key(planned.status, before.id)},
             ":upd": {"S": keys.timestamp(max([now, *(e.at for e in planned.append)]))},
         }
-        sets = ["#st = :new", "#spk = :new", "#upd = :upd"]
+        sets = ["#st = :new", "#spk = :spk", "#upd = :upd"]
         if planned.append:
             sets.append(_APPEND)
             values |= {":entries": _entries(planned.append), ":empty": {"L": []}}
@@ -259,7 +261,7 @@ class DynamoStatusLog:
             ":statuses": {"SS": [reported]},
             ":id": {"S": sms_message_id},
             ":ttl": {"N": str(int((now + self.orphan_ttl).timestamp()))},
-            ":kind": {"S": ORPHAN_KIND},
+            ":kind": {"S": keys.sharded(ORPHAN_KIND, sms_message_id)},
             ":tsk": {"S": f"{keys.timestamp(entry.at)}#{sms_message_id}"},
             ":max": {"N": str(status.MAX_HISTORY)},
         }

@@ -14,14 +14,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from plumsms.adapters.dynamodb import codec, keys
+from plumsms.adapters.dynamodb import codec, keys, sharding
 from plumsms.adapters.dynamodb.codec import Item
 from plumsms.adapters.dynamodb.errors import store_errors
 from plumsms.domain.errors import DuplicateInbound, NotFound
 from plumsms.domain.models import Message, OptOut
 from plumsms.domain.queries import MessageQuery, Page
-
-_BATCH_GET_LIMIT = 100
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -46,9 +44,31 @@ def message_by_plum_id(
             ExpressionAttributeValues={":v": {"S": sms_message_id}},
             Limit=1,
         )
-    # Orphan rows carry no plum_id attribute, so only messages are in this index.
+    # Orphan rows carry no plum_id attribute, so only messages are in this index. It
+    # projects keys only: the message itself is one GetItem away.
     items = response.get("Items", [])
-    return codec.message_from_item(codec.deserialize(items[0])) if items else None
+    if not items:
+        return None
+    with store_errors("get message"):
+        found = client.get_item(
+            TableName=table_name, Key={keys.PK: items[0][keys.PK], keys.SK: items[0][keys.SK]}
+        )
+    item = found.get("Item")
+    return codec.message_from_item(codec.deserialize(item)) if item else None
+
+
+def plum_id_known(client: DynamoDBClient, table_name: str, sms_message_id: str) -> bool:
+    """True when one of our messages carries ``sms_message_id`` (one keys-only Query)."""
+    with store_errors("query by plum id"):
+        response = client.query(
+            TableName=table_name,
+            IndexName=keys.BY_PLUM_ID,
+            KeyConditionExpression="#k = :v",
+            ExpressionAttributeNames={"#k": keys.PLUM_ID_ATTR},
+            ExpressionAttributeValues={":v": {"S": sms_message_id}},
+            Limit=1,
+        )
+    return bool(response.get("Items"))
 
 
 class DynamoMessageStore:
@@ -77,14 +97,26 @@ class DynamoMessageStore:
         opt_out: OptOut | None = None,
         opt_in_number: str | None = None,
     ) -> None:
-        """Store an inbound message with its replies and opt-out change, all or nothing.
+        """Store an inbound message with its replies and opt-out change.
 
         Keyed on the inbound id (Plum's ``sms_message_id``): a retried webhook raises
-        ``DuplicateInbound`` carrying the XML answered the first time, and writes nothing.
-        The common case (no reply, no opt-out change) is a single conditional PutItem.
+        ``DuplicateInbound`` carrying the XML answered the first time, and writes nothing
+        new. Without an opt-out change the writes are plain conditional PutItems, the
+        replies first and the inbound last: reply ids derive from the inbound id, so a
+        retry after a partial write puts the same replies (kept if present) and then the
+        inbound, and a stored inbound always has its replies. A transaction would cost
+        twice the WCU of every item and index entry. An opt-out change goes in one
+        transaction with the inbound: it must happen exactly when the inbound is new.
         """
         row = codec.message_item(inbound, self.retention) | {"reply_xml": reply_xml}
         condition = f"attribute_not_exists({keys.PK})"
+        if opt_out is None and opt_in_number is None:
+            with store_errors("record inbound"):
+                for reply in replies:
+                    self._put_if_new(codec.message_item(reply, self.retention))
+                if not self._put_if_new(row):
+                    raise DuplicateInbound(self.earlier_answer(inbound.id) or b"")
+            return
         others: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -108,13 +140,6 @@ class DynamoMessageStore:
                 {keys.PK: keys.opt_out_pk(opt_in_number), keys.SK: keys.OPT_OUT_SK})}})  # fmt: skip
         with store_errors("record inbound"):
             try:
-                if not others:
-                    self.client.put_item(
-                        TableName=self.table_name,
-                        Item=codec.serialize(row),
-                        ConditionExpression=condition,
-                    )
-                    return
                 first = {
                     "Put": {
                         "TableName": self.table_name,
@@ -127,6 +152,20 @@ class DynamoMessageStore:
                 if not _is_condition_failure(exc):
                     raise
                 raise DuplicateInbound(self.earlier_answer(inbound.id) or b"") from exc
+
+    def _put_if_new(self, row: Item) -> bool:
+        """PutItem unless the key exists; False when it did (nothing written)."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=codec.serialize(row),
+                ConditionExpression=f"attribute_not_exists({keys.PK})",
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            return False
+        return True
 
     def earlier_answer(self, message_id: str) -> bytes | None:
         """The XML answered to inbound ``message_id`` the first time; None if never seen."""
@@ -174,23 +213,14 @@ class DynamoMessageStore:
         """One page of messages matching ``query``, served by Queries on indexes.
 
         A number filter reads both the customer-side and the account-side index and
-        merges them by time; status and type use their own index when no number is
-        given, and become filters on the chosen index otherwise.
+        merges them by time; status and type use their own (sharded) index when no
+        number is given, and become filters otherwise. The indexes hold keys (and a few
+        attributes): the page's items are read with BatchGetItem.
         """
-        streams = self._index_streams(query)
         counter = _ReadCounter()
-        merged = heapq.merge(
-            *(counter.wrap(s) for s in streams),
-            key=lambda item: item[keys.TIME_SK],
-            reverse=query.order == "desc",
-        )
         rows: list[Item] = []
-        seen: set[str] = set()
-        for row in merged:
-            if row["id"] in seen:  # a message between two of the account's own numbers
-                continue
-            seen.add(row["id"])
-            rows.append(row)
+        for item in self._matching_items(query, counter, chunk=query.limit + 1):
+            rows.append(item)
             if len(rows) > query.limit:
                 break
         more = len(rows) > query.limit
@@ -201,29 +231,58 @@ class DynamoMessageStore:
             items_read=counter.count,
         )
 
+    def _matching_items(
+        self, query: MessageQuery, counter: _ReadCounter | None = None, chunk: int = 100
+    ) -> Iterator[Item]:
+        """Full items matching ``query`` in order: index rows merged, then BatchGetItem."""
+        streams = self._index_streams(query)
+        if counter is not None:
+            streams = [counter.wrap(s) for s in streams]
+        merged = heapq.merge(
+            *streams, key=lambda row: row[keys.TIME_SK], reverse=query.order == "desc"
+        )
+        keep = None
+        if query.number is not None and query.status is not None:
+            # Status is not projected into the number indexes (it would make every status
+            # change rewrite them): it is checked on the items read.
+            wanted = query.status
+            keep = lambda item: item.get("status") == wanted  # noqa: E731
+        for _, item in sharding.hydrate(
+            self.client, self.table_name, _distinct(merged), chunk=chunk, keep=keep
+        ):
+            yield item
+
     def _index_streams(self, query: MessageQuery) -> list[Iterator[Item]]:
-        """The index Queries that serve ``query``, each yielding rows in order.
+        """The index Queries that serve ``query``, each yielding index rows in order.
 
         A number reads both the customer-side and the account-side index; otherwise
-        status, then type, then the time index.
+        status, then type, then the time index (the last three sharded).
         """
         if query.number is not None:
             return [
-                self._query_index(keys.BY_CUSTOMER, keys.CUSTOMER_PK, query.number, query),
-                self._query_index(keys.BY_ACCOUNT, keys.ACCOUNT_PK, query.number, query),
+                self._query_index(keys.BY_CUSTOMER, keys.CUSTOMER_PK, [query.number], query),
+                self._query_index(keys.BY_ACCOUNT, keys.ACCOUNT_PK, [query.number], query),
             ]
         if query.status is not None:
-            return [self._query_index(keys.BY_STATUS, keys.STATUS_PK, query.status, query)]
+            values = keys.shard_values(query.status)
+            return [self._query_index(keys.BY_STATUS, keys.STATUS_PK, values, query)]
         if query.type is not None:
-            return [self._query_index(keys.BY_TYPE, keys.TYPE_PK, query.type.value, query)]
-        return [self._query_index(keys.BY_TIME, keys.TIME_PK, keys.ALL_MESSAGES, query)]
+            values = keys.shard_values(query.type.value)
+            return [self._query_index(keys.BY_TYPE, keys.TYPE_PK, values, query)]
+        values = keys.shard_values(keys.ALL_MESSAGES)
+        return [self._query_index(keys.BY_TIME, keys.TIME_PK, values, query)]
 
     def _query_index(
-        self, index: str, pk_attr: str, pk_value: str, query: MessageQuery
+        self,
+        index: str,
+        pk_attr: str,
+        pk_values: list[str],
+        query: MessageQuery,
+        extra_filter: tuple[str, dict[str, str], dict[str, Any]] | None = None,
     ) -> Iterator[Item]:
-        """Yield matching rows of one index in order, page by page, lazily."""
+        """Yield the index rows of ``pk_values`` (shards merged) in order, lazily."""
         names = {"#pk": pk_attr, "#sk": keys.TIME_SK}
-        values: dict[str, Any] = {":pk": {"S": pk_value}}
+        values: dict[str, Any] = {}
         low = keys.timestamp(query.start) if query.start else None
         high = keys.timestamp(query.end) + "~" if query.end else None
         if query.after is not None:
@@ -248,89 +307,93 @@ class DynamoMessageStore:
             condition += " AND #sk <= :hi"
             values[":hi"] = {"S": high}
         filters = []
-        if query.status is not None and pk_attr != keys.STATUS_PK:
-            filters.append("#status_attr = :status")
-            names["#status_attr"] = keys.STATUS_PK
-            values[":status"] = {"S": query.status}
         if query.type is not None and pk_attr != keys.TYPE_PK:
+            # ``type`` is projected into every index a type filter can meet.
             filters.append("#type_attr = :type")
-            names["#type_attr"] = keys.TYPE_PK
+            names["#type_attr"] = "type"
             values[":type"] = {"S": query.type.value}
+        if extra_filter is not None:
+            text, extra_names, extra_values = extra_filter
+            filters.append(text)
+            names |= extra_names
+            values |= extra_values
+        sharded = len(pk_values) > 1
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": index,
             "KeyConditionExpression": condition,
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
             "ScanIndexForward": query.order == "asc",
             # One more than the page, so we know whether another page exists.
-            "Limit": query.limit + 1,
+            "Limit": sharding.per_shard_limit(query.limit + 1) if sharded else query.limit + 1,
         }
         if filters:
             request["FilterExpression"] = " AND ".join(filters)
-        while True:
-            with store_errors("list messages"):
-                response = self.client.query(**request)
-            for raw in response.get("Items", []):
-                row = codec.deserialize(raw)
-                # The exclusive bound: BETWEEN and <= include the cursor row itself.
-                if query.after is not None and row[keys.TIME_SK] == query.after:
-                    continue
-                yield row
-            if "LastEvaluatedKey" not in response:
-                return
-            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        requests = [
+            request | {"ExpressionAttributeValues": values | {":pk": {"S": v}}} for v in pk_values
+        ]
+        if sharded:
+            rows = sharding.merged_query(
+                self.client,
+                requests,
+                keys.TIME_SK,
+                descending=query.order == "desc",
+                operation="list messages",
+            )
+        else:
+            rows = sharding.query_stream(self.client, requests[0], "list messages")
+        for row in rows:
+            # The exclusive bound: BETWEEN and <= include the cursor row itself.
+            if query.after is not None and row[keys.TIME_SK] == query.after:
+                continue
+            yield row
 
     # -- log listings: export, chart, opt-outs -------------------------------------------
 
     def iter_messages(self, query: MessageQuery) -> Iterator[tuple[Message, str]]:
         """Every message matching ``query``, in order, each with its seek position.
 
-        Lazy: DynamoDB pages (``query.limit`` items or 1 MB each) are fetched only as the
-        caller consumes them, so an export stops reading as soon as its own budget is
-        spent and resumes later from the last position it returned (``query.after``).
-        The index choice is ``list_messages``'s: a number merges the customer-side and
-        account-side indexes, then status, then type, then the time index.
+        Lazy: index pages and BatchGetItem reads (100 items) happen only as the caller
+        consumes them, so an export stops reading as soon as its own budget is spent
+        and resumes later from the last position it returned (``query.after``). The
+        index choice is ``list_messages``'s.
         """
-        streams = self._index_streams(query)
-        merged = heapq.merge(
-            *streams, key=lambda item: item[keys.TIME_SK], reverse=query.order == "desc"
-        )
-        previous: str | None = None
-        for row in merged:
-            position = row[keys.TIME_SK]
-            # A message between two of the account's own numbers is in both number
-            # indexes; its copies share a sort key, so they arrive side by side.
-            if position == previous:
-                continue
-            previous = position
-            yield codec.message_from_item(row), position
+        for item in self._matching_items(query):
+            yield codec.message_from_item(item), str(item[keys.TIME_SK])
 
     def iter_statuses(
         self, start: datetime, end: datetime, page_size: int = 1000
     ) -> Iterator[tuple[datetime, str]]:
         """``(created_at, status)`` of every message created in ``[start, end]``, newest first.
 
-        One Query on the time index, bounded by the window; rows are not decoded into
-        messages (the chart needs two attributes). The caller caps how many it reads.
+        Queries on the (sharded) time index bounded by the window, then BatchGetItem of
+        the status alone (the index projects keys only). The caller caps how many it reads.
         """
         window = MessageQuery(start=start, end=end, order="desc", limit=page_size)
-        for row in self._query_index(keys.BY_TIME, keys.TIME_PK, keys.ALL_MESSAGES, window):
+        rows = self._query_index(
+            keys.BY_TIME, keys.TIME_PK, keys.shard_values(keys.ALL_MESSAGES), window
+        )
+        for row, item in sharding.hydrate(
+            self.client, self.table_name, rows, projection="#st", names={"#st": "status"}
+        ):
             created = datetime.fromisoformat(str(row[keys.TIME_SK]).split("#", 1)[0])
-            yield created, str(row[keys.STATUS_PK])
+            yield created, str(item["status"])
 
     def list_opt_outs(
         self, limit: int, order: Literal["asc", "desc"] = "desc", after: str | None = None
     ) -> tuple[list[OptOut], str | None]:
         """One page of opted-out numbers by opt-out time, and the next page's position.
 
-        Opt-out rows live in the type index under their own partition (``OPTOUT``), with
-        the same ``<time>#<key>`` sort key shape as messages, so the same seek works.
+        Opt-out rows live in the type index under their own (sharded) partition
+        (``OPTOUT``), with the same ``<time>#<key>`` sort key shape as messages, so the
+        same seek works.
         """
         page = MessageQuery(order=order, limit=limit, after=after)
+        shards = keys.shard_values(keys.OPT_OUT_KIND)
+        index_rows = self._query_index(keys.BY_TYPE, keys.TYPE_PK, shards, page)
         rows: list[Item] = []
-        for row in self._query_index(keys.BY_TYPE, keys.TYPE_PK, keys.OPT_OUT_KIND, page):
-            rows.append(row)
+        for _, item in sharding.hydrate(self.client, self.table_name, index_rows, chunk=limit + 1):
+            rows.append(item)
             if len(rows) > limit:
                 break
         more = len(rows) > limit
@@ -342,27 +405,13 @@ class DynamoMessageStore:
 
     def opted_out(self, numbers: Iterable[str]) -> set[str]:
         """Which of ``numbers`` have opted out (BatchGetItem; unprocessed keys retried)."""
-        wanted = sorted(set(numbers))
-        found: set[str] = set()
-        for start in range(0, len(wanted), _BATCH_GET_LIMIT):
-            chunk = wanted[start : start + _BATCH_GET_LIMIT]
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": [
-                        codec.serialize({keys.PK: keys.opt_out_pk(n), keys.SK: keys.OPT_OUT_SK})
-                        for n in chunk
-                    ],
-                    "ProjectionExpression": "#n",
-                    "ExpressionAttributeNames": {"#n": "number"},
-                }
-            }
-            while request:
-                with store_errors("read opt-outs"):
-                    response = self.client.batch_get_item(RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table_name, []):
-                    found.add(str(codec.deserialize(raw)["number"]))
-                request = response.get("UnprocessedKeys") or {}
-        return found
+        wanted = [
+            {keys.PK: keys.opt_out_pk(n), keys.SK: keys.OPT_OUT_SK} for n in sorted(set(numbers))
+        ]
+        found = sharding.batch_get(
+            self.client, self.table_name, wanted, projection="#n", names={"#n": "number"}
+        )
+        return {str(item["number"]) for item in found.values()}
 
 
 class _ReadCounter:
@@ -375,6 +424,17 @@ class _ReadCounter:
         for row in rows:
             self.count += 1
             yield row
+
+
+def _distinct(rows: Iterator[Item]) -> Iterator[Item]:
+    """Drop repeated rows: a message between two of the account's own numbers is in
+    both number indexes; its copies share a sort key, so they arrive side by side."""
+    previous: str | None = None
+    for row in rows:
+        position = str(row[keys.TIME_SK])
+        if position != previous:
+            yield row
+        previous = position
 
 
 def _just_below(position: str) -> str:

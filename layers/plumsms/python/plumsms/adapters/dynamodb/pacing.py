@@ -1,0 +1,138 @@
+"""Send slots shared by every dispatcher: one small pacing item per sender number.
+
+Item ``PACE#<number>`` / ``PACE`` holds ``next_at``: the wall-clock time (Unix seconds,
+microsecond precision) of the sender's next free slot. Booking a slot is one UpdateItem:
+
+- busy sender (``now <= next_at <= deadline``): ``SET next_at = next_at + :interval``,
+  returning the old value, which is the slot. The arithmetic happens inside DynamoDB,
+  so any number of dispatchers book without conflicting and never get the same slot;
+- idle sender (no item, or ``next_at < now``): ``SET next_at = :now + :interval`` on
+  that condition; the slot is now. If another dispatcher got there first, the busy
+  path is tried;
+- a slot past the caller's deadline is not booked at all (the failed condition hands
+  back ``next_at``, so the caller learns how far the backlog reaches).
+
+The item is in no index (it has none of their key attributes): a booking costs 1 WCU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from plumsms.adapters.dynamodb import codec, keys
+from plumsms.adapters.dynamodb.errors import store_errors
+from plumsms.domain.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+PACE_SK = "PACE"
+NEXT_AT = "next_at"
+MAX_ROUNDS = 8
+_QUANTUM = Decimal("0.000001")
+
+
+def pace_key(number: str) -> dict[str, Any]:
+    """The key of ``number``'s pacing item."""
+    return codec.serialize({keys.PK: f"PACE#{number}", keys.SK: PACE_SK})
+
+
+def _number(value: float) -> dict[str, str]:
+    return {"N": str(Decimal(value).quantize(_QUANTUM))}
+
+
+class DynamoSlotBook:
+    """Books each sender's next send slot in the message table (wall-clock seconds)."""
+
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient,
+        interval: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.table_name = table_name
+        self.client = client
+        self.interval = interval
+        self._clock = clock
+        self._seen: dict[str, float] = {}
+        """The last ``next_at`` seen per sender: a hint for which path to try first."""
+
+    def book(self, number: str, deadline: float) -> tuple[float | None, float]:
+        """Book ``number``'s next slot if it starts by ``deadline``.
+
+        Returns ``(slot, next_at)``: the booked slot (None when the next free one is past
+        ``deadline``) and where the sender's book stands afterwards. The path tried first
+        follows the last ``next_at`` seen for the sender, so a booking is usually one
+        request: idle senders take the idle path, busy ones the busy path.
+        """
+        seen = self._seen.get(number)
+        for _ in range(MAX_ROUNDS):
+            now = self._clock()
+            if seen is None or seen < now:
+                idle = self._update(
+                    number,
+                    "SET #n = :next",
+                    "attribute_not_exists(#n) OR #n < :now",
+                    {":now": _number(now), ":next": _number(now + self.interval)},
+                    returned="NONE",
+                )
+                if isinstance(idle, float) or idle[0]:
+                    self._seen[number] = now + self.interval
+                    return now, now + self.interval
+                seen = idle[1]
+            if seen is not None and seen > deadline:
+                self._seen[number] = seen
+                return None, seen
+            busy = self._update(
+                number,
+                "SET #n = #n + :i",
+                "#n BETWEEN :now AND :deadline",
+                {
+                    ":now": _number(now),
+                    ":deadline": _number(deadline),
+                    ":i": _number(self.interval),
+                },
+                returned="UPDATED_OLD",
+            )
+            if isinstance(busy, float):
+                self._seen[number] = busy + self.interval
+                return busy, busy + self.interval
+            seen = busy[1]
+            if seen is not None and seen > deadline:
+                self._seen[number] = seen
+                return None, seen
+        raise StoreUnavailable(f"pacing of {number}: no slot after {MAX_ROUNDS} rounds")
+
+    def _update(
+        self, number: str, update: str, condition: str, values: dict[str, Any], returned: str
+    ) -> float | tuple[bool, float | None]:
+        """The old ``next_at`` when written with ``UPDATED_OLD``; else ``(written, current)``."""
+        with store_errors("book send slot"):
+            try:
+                response = self.client.update_item(
+                    TableName=self.table_name,
+                    Key=pace_key(number),
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#n": NEXT_AT},
+                    ExpressionAttributeValues=values,
+                    ReturnValues=returned,  # type: ignore[arg-type]
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
+                old: Any = exc.response.get("Item") or {}
+                value = old.get(NEXT_AT, {}).get("N")
+                return False, float(value) if value is not None else None
+        if returned == "UPDATED_OLD":
+            return float(response["Attributes"][NEXT_AT]["N"])
+        return True, None

@@ -1,0 +1,141 @@
+"""Pacing: each sender's sends spread at its rate, within one run and across all runs.
+
+``RateLimiter`` paces the sends of one dispatcher run (its threads share it): slots are
+booked in due order, so each sender's sends leave evenly spaced, and no slot is booked
+past the run's deadline. Several runs at once (the minute tick, send-now invokes,
+retries) each have their own, so ``SharedPacer`` adds a slot book every run shares
+(``SlotBook``, a DynamoDB item per sender): right before a send, after the claim, the
+worker books the sender's next shared slot and sleeps until it. The local limiter
+then learns how far the shared book reaches, so a run does not claim messages it has
+no slot for. See docs/sending.md, "Rate limit".
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Pacer(Protocol):
+    """What the dispatcher paces its sends with."""
+
+    def reserve(self, key: str, deadline: float | None = None) -> float | None:
+        """Book ``key``'s next local slot (monotonic seconds); None past ``deadline``."""
+
+    def wait_until(self, key: str, slot: float) -> bool:
+        """Sleep until the send may start; False when it may not start in this run."""
+
+
+class SlotBook(Protocol):
+    """Send slots shared by every dispatcher (``DynamoSlotBook`` implements it)."""
+
+    def book(self, number: str, deadline: float) -> tuple[float | None, float]:
+        """Book ``number``'s next slot (wall clock) unless it starts after ``deadline``;
+        returns the slot (or None) and the sender's next free slot after this call."""
+
+
+class RateLimiter:
+    """At most ``per_second`` slots per key, paced evenly, shared by threads.
+
+    ``reserve`` books the key's next free slot (``1/per_second`` after the previous one)
+    and says when it starts; ``wait_until`` sleeps until then, and also until one
+    interval after the key's previous start, so a send that started late (its claim
+    took long) never brings the next one closer than the interval. A slot that would
+    start after ``deadline`` is not booked.
+    """
+
+    def __init__(
+        self,
+        per_second: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self._interval = 1.0 / per_second
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._next: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, key: str, deadline: float | None = None) -> float | None:
+        """Book ``key``'s next slot; its start (monotonic), or None past ``deadline``."""
+        with self._lock:
+            now = self._monotonic()
+            slot = max(now, self._next.get(key, now))
+            if deadline is not None and slot > deadline:
+                return None
+            self._next[key] = slot + self._interval
+            return slot
+
+    def defer(self, key: str, start: float) -> None:
+        """Book no slot of ``key`` before ``start`` (others have booked up to there)."""
+        with self._lock:
+            self._next[key] = max(self._next.get(key, start), start)
+
+    def wait_until(self, key: str, slot: float) -> bool:
+        """Sleep until ``slot``, and at least one interval after ``key``'s last start."""
+        with self._lock:
+            now = self._monotonic()
+            start = max(slot, now, self._started.get(key, -math.inf) + self._interval)
+            self._started[key] = start
+            delay = start - now
+        if delay > 0:
+            self._sleep(delay)
+        return True
+
+    def acquire(self, key: str, deadline: float | None = None) -> bool:
+        """Book the next slot and wait for it; False (at once) past ``deadline``."""
+        slot = self.reserve(key, deadline)
+        if slot is None:
+            return False
+        self.wait_until(key, slot)
+        return True
+
+
+class SharedPacer:
+    """A run's ``RateLimiter`` in front of the slot book all runs share."""
+
+    def __init__(
+        self,
+        local: RateLimiter,
+        book: SlotBook,
+        *,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._local = local
+        self._book = book
+        self._wall = wall
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._deadline = math.inf
+
+    def reserve(self, key: str, deadline: float | None = None) -> float | None:
+        """The local slot, booked in due order; remembers the run's deadline."""
+        if deadline is not None:
+            self._deadline = deadline
+        return self._local.reserve(key, deadline)
+
+    def wait_until(self, key: str, slot: float) -> bool:
+        """Wait for the local slot, then book the shared one and wait for it.
+
+        False (nothing booked) when the shared book has no slot before the deadline.
+        """
+        self._local.wait_until(key, slot)
+        offset = self._wall() - self._monotonic()
+        deadline = self._deadline + offset if math.isfinite(self._deadline) else math.inf
+        shared, next_free = self._book.book(key, deadline if math.isfinite(deadline) else 1e12)
+        # Other runs' bookings push this run's own schedule back.
+        self._local.defer(key, next_free - offset)
+        if shared is None:
+            return False
+        delay = shared - self._wall()
+        if delay > 0:
+            self._sleep(delay)
+        return True

@@ -1,0 +1,252 @@
+"""The per-sender rate across concurrent dispatchers, read from a Plum stand-in's clock.
+
+Four dispatcher instances (as four Lambda execution environments: each its own client
+and thread pool) run at once against the embedded DynamoDB server over HTTP and a Plum
+stand-in that records when each ``sms/queue`` request arrives. With the shared slot book
+no sender goes faster than its rate; with per-run limiters only (the control) the same
+set-up sends each number about four times too fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from plumsms.adapters.dynamodb.outbox import DynamoOutbox
+from plumsms.adapters.dynamodb.pacing import DynamoSlotBook
+from plumsms.adapters.dynamodb.store import DynamoMessageStore
+from plumsms.adapters.plum.client import PlumClient
+from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.domain.sending import Schedule
+from plumsms.usecases.dispatch import DispatchConfig, Dispatcher
+from plumsms.usecases.pacing import Pacer, RateLimiter, SharedPacer
+from plumsms_local import dynamodb
+
+SENDERS = ("+12435678910", "+12435678911", "+12435678912")
+RATE = 1.0
+PER_SENDER = 5
+DISPATCHERS = 4
+
+
+class PlumStandIn:
+    """Answers ``sms/queue`` at once; records each arrival's time (wall clock) per sender."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, list[float]] = defaultdict(list)
+        self.bodies: list[str] = []
+        lock = threading.Lock()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                arrived = time.time()
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                with lock:
+                    # Plum's ``from`` is the 10 national digits of a NANP number.
+                    stand_in.arrivals["+1" + form["from"]].append(arrived)
+                    stand_in.bodies.append(form["body"])
+                resource = {
+                    "sms_message_id": uuid.uuid4().hex,
+                    "to": form["to"],
+                    "from": form["from"],
+                    "body": form["body"],
+                    "request_timestamp": int(arrived),
+                    "result_url": form.get("result_url", ""),
+                    "status": "queued",
+                }
+                body = json.dumps(
+                    {"status": "success", "error": "", "result": {"sms_messages": [resource]}}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/ws/"
+
+
+@pytest.fixture
+def plum() -> Iterator[PlumStandIn]:
+    stand_in = PlumStandIn()
+    yield stand_in
+    stand_in.server.shutdown()
+    stand_in.server.server_close()
+
+
+def schedule_due(outbox: DynamoOutbox) -> set[str]:
+    """``PER_SENDER`` due messages from each sender; their bodies."""
+    now = datetime.now(UTC) - timedelta(seconds=1)
+    bodies = set()
+    for index in range(PER_SENDER * len(SENDERS)):
+        body = f"paced {index} {uuid.uuid4().hex[:6]}"
+        message = Message(
+            id=uuid.uuid4().hex,
+            type=MessageType.OUTBOUND,
+            to=f"+1212555{index:04d}",
+            from_=SENDERS[index % len(SENDERS)],
+            body=body,
+            status=Status.SCHEDULED,
+            created_at=now,
+            updated_at=now,
+            send_at=now,
+            segments=1,
+            encoding="GSM-7",
+            history=[HistoryEntry(status=Status.SCHEDULED, at=now, source="test")],
+        )
+        outbox.create(message, Schedule())
+        bodies.add(body)
+    return bodies
+
+
+def run_dispatchers(
+    server: dynamodb.EmbeddedDynamoDB, table_name: str, plum_url: str, shared: bool
+) -> None:
+    """``DISPATCHERS`` dispatchers started together, each with its own client (environment)."""
+
+    def one() -> None:
+        store = DynamoMessageStore(table_name, client=server.client())
+        pacer = None
+        if shared:
+            book = DynamoSlotBook(table_name, store.client, interval=1 / RATE)
+
+            def make_pacer() -> Pacer:
+                return SharedPacer(RateLimiter(RATE), book)
+
+            pacer = make_pacer
+        client = PlumClient(plum_url, "user", "pass", retries=0)
+        dispatcher = Dispatcher(
+            outbox=DynamoOutbox(store),
+            plum=lambda: client,
+            result_url=lambda ref: f"https://sms.example.test/plum/status?key=k&ref={ref}",
+            config=DispatchConfig(
+                rate_per_second=RATE, concurrency=4, stop_margin=timedelta(0), page_size=20
+            ),
+            pacer=pacer,
+        )
+        dispatcher.run(lambda: 60_000)
+
+    threads = [threading.Thread(target=one) for _ in range(DISPATCHERS)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)  # a burst of send-now invokes, as Lambda starts them
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+
+
+def busiest(times: list[float], window: float) -> int:
+    """The most sends in any window of ``window`` seconds."""
+    times = sorted(times)
+    return max(sum(1 for t in times[i:] if t < start + window) for i, start in enumerate(times))
+
+
+def test_concurrent_dispatchers_keep_every_sender_within_its_rate(
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str, plum: PlumStandIn
+) -> None:
+    # GIVEN 5 due messages from each of three senders, 1 msg/s per sender
+    outbox = DynamoOutbox(DynamoMessageStore(table_name, client=dynamo_server.client()))
+    bodies = schedule_due(outbox)
+    # WHEN four dispatchers run at once, sharing the slot book
+    run_dispatchers(dynamo_server, table_name, plum.url, shared=True)
+    # THEN every message reached Plum exactly once
+    assert sorted(plum.bodies) == sorted(bodies)
+    for sender in SENDERS:
+        arrivals = sorted(plum.arrivals[sender])
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        # AND no sender had more than its rate's sends in any second (a window opening on
+        # a send also holds the one a full interval later, so rate + 1 at most)
+        assert busiest(arrivals, 1.0) <= RATE + 1, (sender, gaps)
+        # AND no two of its sends came much closer than one interval (the local server
+        # shares one interpreter with four dispatchers: arrivals jitter by up to 0.3 s)
+        assert min(gaps) >= 0.5 / RATE, (sender, gaps)
+        # AND no longer window held more either
+        assert busiest(arrivals, 3.0) <= 3 * RATE + 1, (sender, gaps)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["shared book", "per-run only"])
+def test_runs_pace_together_only_through_the_shared_book(
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str, shared: bool
+) -> None:
+    # GIVEN four runs, each with its own pacer, sending from one number at 2 msg/s
+    rate, sends = 2.0, 3
+    book = DynamoSlotBook(table_name, dynamo_server.client(), interval=1 / rate)
+    started: list[float] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        local = RateLimiter(rate)
+        pacer: Pacer = SharedPacer(local, book) if shared else local
+        for _ in range(sends):
+            slot = pacer.reserve(SENDERS[0], deadline=time.monotonic() + 30)
+            assert slot is not None
+            assert pacer.wait_until(SENDERS[0], slot)
+            with lock:
+                started.append(time.time())
+
+    # WHEN they run at once
+    threads = [threading.Thread(target=run) for _ in range(DISPATCHERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN with the shared book the number keeps its rate across the runs; each run's
+    # own limiter alone lets the four runs start together (what the book prevents)
+    if shared:
+        assert busiest(started, 1.0) <= rate + 1
+        assert max(started) - min(started) >= (DISPATCHERS * sends - 1) / rate - 0.05
+    else:
+        assert busiest(started, 1.0) >= DISPATCHERS
+
+
+def test_the_slot_book_gives_every_booking_its_own_slot_one_interval_apart(
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str
+) -> None:
+    # GIVEN one sender's book at 4 slots a second, and a fixed clock
+    now = 1_000_000.0
+    book = DynamoSlotBook(table_name, dynamo_server.client(), interval=0.25, clock=lambda: now)
+    # WHEN 12 threads book at once, with a deadline 2 s ahead
+    slots: list[float | None] = []
+    lock = threading.Lock()
+
+    def take() -> None:
+        slot, _ = book.book(SENDERS[0], deadline=now + 2.0)
+        with lock:
+            slots.append(slot)
+
+    threads = [threading.Thread(target=take) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN the first nine get the slots now, +0.25, ... +2.0, each once; the rest none
+    booked = sorted(s for s in slots if s is not None)
+    assert booked == [now + 0.25 * i for i in range(9)]
+    assert slots.count(None) == 3
+    # AND a refused booking moved nothing: the next free slot is still now + 2.25
+    assert book.book(SENDERS[0], deadline=now + 10) == (now + 2.25, now + 2.5)
+    # AND another sender's book is its own
+    assert book.book(SENDERS[1], deadline=now) == (now, now + 0.25)
