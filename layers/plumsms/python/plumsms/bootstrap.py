@@ -13,6 +13,7 @@ from pathlib import Path
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.rules_file import load_hook, load_rules
 from plumsms.config import Settings
+from plumsms.domain.guards import ReplyLimits, default_countries
 from plumsms.entrypoints.webhooks import status_url
 from plumsms.observability import logger, metrics
 from plumsms.secrets import SecretValues
@@ -47,9 +48,21 @@ def inbound_service(
         log=store,
         rules=load_rules(rules_path),
         status_url=build_status_url,
+        limits=reply_limits(settings),
         hook=load_hook(settings.reply_hook),
         on_hook_error=_report_hook_error,
         on_opt_out=_suppress_pending_after_opt_out(store),
+    )
+
+
+def reply_limits(settings: Settings) -> ReplyLimits:
+    """The abuse limits of automatic answers, from the settings (docs/security.md)."""
+    return ReplyLimits(
+        own_numbers=frozenset(settings.sms_numbers),
+        countries=frozenset(settings.reply_countries) or default_countries(settings.sms_numbers),
+        replies_per_hour=settings.reply_limit_per_hour,
+        forwards_per_hour=settings.forward_limit_per_hour,
+        repeat_window=timedelta(seconds=settings.repeat_window_seconds),
     )
 
 

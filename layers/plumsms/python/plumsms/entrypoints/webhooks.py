@@ -39,7 +39,7 @@ def require_key(event: APIGatewayProxyEvent, expected: str) -> None:
         raise Forbidden("wrong or missing webhook key")
 
 
-def raw_body(event: APIGatewayProxyEvent) -> bytes:
+def raw_body(event: APIGatewayProxyEvent, max_bytes: int = MAX_BODY_BYTES) -> bytes:
     """The request body as bytes, undoing API Gateway's base64 encoding."""
     body = event.body or ""
     if event.is_base64_encoded:
@@ -49,26 +49,33 @@ def raw_body(event: APIGatewayProxyEvent) -> bytes:
             raise ValidationFailed("body", "is not valid base64") from exc
     else:
         data = body.encode("utf-8", "surrogatepass")
-    if len(data) > MAX_BODY_BYTES:
-        raise ValidationFailed("body", f"is larger than {MAX_BODY_BYTES} bytes")
+    if len(data) > max_bytes:
+        raise ValidationFailed("body", f"is larger than {max_bytes} bytes")
     return data
 
 
-def form_fields(event: APIGatewayProxyEvent) -> dict[str, str]:
-    """Decode a form-encoded body into single-valued fields (UTF-8, strict)."""
+def form_fields(
+    event: APIGatewayProxyEvent, *, max_bytes: int = MAX_BODY_BYTES, lenient: bool = False
+) -> dict[str, str]:
+    """Decode a form-encoded body into single-valued fields (UTF-8).
+
+    ``lenient`` (the Application URL) replaces bytes that are not UTF-8 with U+FFFD
+    instead of refusing the request: a real SMS is never lost to its content.
+    """
+    errors = "replace" if lenient else "strict"
     content_type = event.headers.get("content-type") or event.headers.get("Content-Type") or ""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type and media_type != FORM:
         raise ValidationFailed("content-type", f"must be {FORM}")
-    data = raw_body(event)
+    data = raw_body(event, max_bytes)
     try:
-        text = data.decode("ascii") if data.isascii() else data.decode("utf-8")
+        text = data.decode("ascii") if data.isascii() else data.decode("utf-8", errors)
         pairs = parse_qsl(
             text,
             keep_blank_values=True,
             strict_parsing=False,
             encoding="utf-8",
-            errors="strict",
+            errors=errors,
             max_num_fields=_MAX_FIELDS,
         )
     except UnicodeDecodeError as exc:

@@ -17,7 +17,8 @@ from botocore.exceptions import ClientError
 from plumsms.adapters.dynamodb import codec, keys
 from plumsms.adapters.dynamodb.codec import Item
 from plumsms.adapters.dynamodb.errors import store_errors
-from plumsms.domain.errors import DuplicateInbound, NotFound
+from plumsms.domain.errors import ConcurrentUpdate, DuplicateInbound, NotFound
+from plumsms.domain.guards import PeerState
 from plumsms.domain.models import Message, OptOut
 from plumsms.domain.queries import MessageQuery, Page
 
@@ -74,14 +75,18 @@ class DynamoMessageStore:
         inbound: Message,
         replies: Sequence[Message],
         reply_xml: bytes,
+        *,
         opt_out: OptOut | None = None,
         opt_in_number: str | None = None,
+        peers: Sequence[PeerState] = (),
     ) -> None:
-        """Store an inbound message with its replies and opt-out change, all or nothing.
+        """Store an inbound message with its replies, opt-out change and reply counters.
 
-        Keyed on the inbound id (Plum's ``sms_message_id``): a retried webhook raises
-        ``DuplicateInbound`` carrying the XML answered the first time, and writes nothing.
-        The common case (no reply, no opt-out change) is a single conditional PutItem.
+        All or nothing. Keyed on the inbound id (Plum's ``sms_message_id``): a retried
+        webhook raises ``DuplicateInbound`` carrying the XML answered the first time, and
+        writes nothing. Each counter row is written conditional on the revision it was
+        read at (``ConcurrentUpdate`` when another message moved it first). The common
+        case (no reply, no opt-out change) is a single conditional PutItem.
         """
         row = codec.message_item(inbound, self.retention) | {"reply_xml": reply_xml}
         condition = f"attribute_not_exists({keys.PK})"
@@ -106,6 +111,7 @@ class DynamoMessageStore:
         if opt_in_number is not None:
             others.append({"Delete": {"TableName": self.table_name, "Key": codec.serialize(
                 {keys.PK: keys.opt_out_pk(opt_in_number), keys.SK: keys.OPT_OUT_SK})}})  # fmt: skip
+        others.extend(self._peer_put(peer) for peer in peers)
         with store_errors("record inbound"):
             try:
                 if not others:
@@ -124,9 +130,24 @@ class DynamoMessageStore:
                 }
                 self.client.transact_write_items(TransactItems=[first, *others])  # type: ignore[list-item]
             except ClientError as exc:
-                if not _is_condition_failure(exc):
-                    raise
-                raise DuplicateInbound(self._stored_reply_xml(inbound.id)) from exc
+                if _is_condition_failure(exc):
+                    raise DuplicateInbound(self._stored_reply_xml(inbound.id)) from exc
+                if _is_later_condition_failure(exc):
+                    raise ConcurrentUpdate("reply counters changed; read them again") from exc
+                raise
+
+    def _peer_put(self, peer: PeerState) -> dict[str, Any]:
+        put: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": codec.serialize(codec.peer_item(peer, peer.revision + 1)),
+        }
+        if peer.revision:
+            put["ConditionExpression"] = "#rev = :rev"
+            put["ExpressionAttributeNames"] = {"#rev": "rev"}
+            put["ExpressionAttributeValues"] = {":rev": {"N": str(peer.revision)}}
+        else:
+            put["ConditionExpression"] = f"attribute_not_exists({keys.PK})"
+        return {"Put": put}
 
     def _stored_reply_xml(self, message_id: str) -> bytes:
         with store_errors("read inbound"):
@@ -335,7 +356,37 @@ class DynamoMessageStore:
         position = str(rows[-1][keys.TIME_SK]) if more and rows else None
         return [codec.opt_out_from_item(r) for r in rows], position
 
-    # -- opt-outs -----------------------------------------------------------------------
+    # -- opt-outs and reply counters ----------------------------------------------------
+
+    def peer_states(self, numbers: Iterable[str]) -> dict[str, PeerState]:
+        """Opt-out and reply counters of each of ``numbers``: one BatchGetItem per 50."""
+        wanted = sorted(set(numbers))
+        opted: set[str] = set()
+        rows: dict[str, Item] = {}
+        per_request = _BATCH_GET_LIMIT // 2
+        for start in range(0, len(wanted), per_request):
+            chunk = wanted[start : start + per_request]
+            request_keys = [
+                codec.serialize({keys.PK: pk, keys.SK: sk})
+                for n in chunk
+                for pk, sk in (
+                    (keys.opt_out_pk(n), keys.OPT_OUT_SK),
+                    (keys.peer_pk(n), keys.PEER_SK),
+                )
+            ]
+            request: dict[str, Any] = {self.table_name: {"Keys": request_keys}}
+            while request:
+                with store_errors("read reply counters"):
+                    response = self.client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.table_name, []):
+                    row = codec.deserialize(raw)
+                    kind, _, number = str(row[keys.PK]).partition("#")
+                    if kind == "OPTOUT":
+                        opted.add(number)
+                    else:
+                        rows[number] = row
+                request = response.get("UnprocessedKeys") or {}
+        return {n: codec.peer_from_item(n, rows.get(n), n in opted) for n in wanted}
 
     def opted_out(self, numbers: Iterable[str]) -> set[str]:
         """Which of ``numbers`` have opted out (BatchGetItem; unprocessed keys retried)."""
@@ -381,6 +432,14 @@ def _just_below(position: str) -> str:
     every ASCII byte, so nothing stored lies strictly between the result and ``position``.
     """
     return position[:-1] + chr(ord(position[-1]) - 1) + "\U0010ffff"
+
+
+def _is_later_condition_failure(exc: ClientError) -> bool:
+    """A transaction cancelled by the condition of an item other than the first."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons", [])
+    return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:])
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
