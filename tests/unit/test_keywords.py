@@ -71,7 +71,7 @@ def test_corpus_phrasing(text: str, expected: str, source: str) -> None:
 
 INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u200f"]
 SPACES = [" ", "\t", "\n", "\u00a0", "\u3000", "\u2009"]
-PUNCTUATION = list(".!?,;:\"'()[]-*~") + ["\u201c", "\u201d", "\u2019", "\U0001f6d1", "\U0001f64f"]
+PUNCTUATION = [*".!?,;:\"'()[]-*~", "\u201c", "\u201d", "\u2019", "\U0001f6d1", "\U0001f64f"]
 PHRASES = {
     **{k: KeywordKind.OPT_OUT for k in OPT_OUT_KEYWORDS},
     "STOP ALL": KeywordKind.OPT_OUT,

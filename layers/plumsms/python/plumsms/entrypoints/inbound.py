@@ -13,7 +13,6 @@ from plumsms.entrypoints.webhooks import form_fields, parse_model, require_key
 from plumsms.observability import logger, metrics
 from plumsms.usecases.inbound import InboundResult, InboundService
 
-
 MAX_INBOUND_REQUEST_BYTES = 512 * 1024
 """The longest SMS (255 parts), every character percent-encoded as 4 UTF-8 bytes, fits."""
 
