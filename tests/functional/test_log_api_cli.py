@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -130,6 +131,24 @@ def test_show_prints_body_and_history(
     assert "  first line\n  second line" in out
     history = out.split("history:")[1]
     assert history.index("queued") < history.index("delivered")
+
+
+def test_show_and_the_api_say_why_an_inbound_message_was_not_answered(
+    gateway: LocalGateway, store: DynamoMessageStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an inbound text from a short code, stored unanswered
+    [message] = seed(
+        store,
+        [make(2, type="inbound", status="received", unanswered="sender_cannot_receive")],
+    )
+    # WHEN `smsctl show` and `smsctl --json show` run
+    assert smsctl(gateway, "show", message.id) == 0
+    out = capsys.readouterr().out
+    assert smsctl(gateway, "--json", "show", message.id) == 0
+    data = json.loads(capsys.readouterr().out)
+    # THEN both carry the reason
+    assert re.search(r"^unanswered\s+sender_cannot_receive$", out, re.MULTILINE)
+    assert data["unanswered"] == "sender_cannot_receive"
 
 
 def test_show_unknown_is_an_error_exit(

@@ -185,7 +185,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     fields = [
         "id", "type", "status", "from", "to", "created_at", "updated_at", "send_at",
-        "sms_message_id", "result_url", "segments", "encoding", "error",
+        "sms_message_id", "result_url", "segments", "encoding", "error", "unanswered",
     ]  # fmt: skip
     width = max(len(f) for f in fields)
     for name in fields:

@@ -11,6 +11,17 @@
   const TOKEN_KEY = "plumsms.token";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const CHART_DAYS = 14;
+  // Why an inbound message got no automatic answer (Message.unanswered; docs/security.md).
+  const UNANSWERED = {
+    opt_out_review: "Mentions an opt-out word: a person should read it",
+    sender_cannot_receive: "Sender is a short code or name: it cannot receive a reply",
+    own_number: "Sent from one of this account's own numbers",
+    country_not_allowed: "Sender's country is not in the reply allow-list",
+    opted_out: "Recipient opted out",
+    repeated_body: "Same text repeated within minutes",
+    reply_cap: "Hourly auto-reply limit for this sender reached",
+    forward_cap: "Hourly group-forward limit for a member reached",
+  };
   const STATUS_COLORS = {
     scheduled: "#8e7cc3", sending: "#6fa8dc", queued: "#9fc5e8", sent: "#3d85c6",
     delivered: "#38a169", undelivered: "#dd8452", failed: "#c53030", received: "#2c7a7b",
@@ -378,6 +389,7 @@
     field(list, "Result URL", message.result_url, (v) => el("code", { class: "wrap", text: v }));
     field(list, "Segments", `${message.segments} (${message.encoding})`);
     field(list, "Error", message.error);
+    field(list, "Not answered", message.unanswered, (v) => el("span", { title: v, text: UNANSWERED[v] || v }));
     $("#detail-body").textContent = message.body;
     const timeline = $("#detail-history");
     clear(timeline);
