@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from plumsms_local import template
+from plumsms_local.httpio import BAD_LENGTH, content_length
 from plumsms_local.lambda_runtime import LocalFunction
 
 log = logging.getLogger("plumsms.local.gateway")
@@ -161,13 +162,15 @@ class LocalGateway:
             server_version = "plumsms-local"
 
             def _serve(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length > MAX_REQUEST_BYTES:
-                    self._send(
-                        413,
-                        {"content-type": "application/json"},
-                        b'{"message": "Request too large"}',
+                length = content_length(self.headers.get("content-length"))
+                if length is None or length > MAX_REQUEST_BYTES:
+                    # The body was not read: this connection cannot carry another request.
+                    self.close_connection = True
+                    too_large = b'{"message": "Request too large"}'
+                    status, text = (
+                        (400, BAD_LENGTH.encode()) if length is None else (413, too_large)
                     )
+                    self._send(status, {"content-type": "application/json"}, text)
                     return
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}

@@ -33,6 +33,7 @@ import urllib3
 
 from plumsms_local.cli.api import ApiClient, Unreachable, _sign
 from plumsms_local.cli.common import api_client, print_json, print_table, progress
+from plumsms_local.httpio import BAD_LENGTH_RULE, content_length
 
 EXPORT_CURSOR_HEADER = "X-Next-Cursor"
 EXPORT_ROWS_HEADER = "X-Export-Rows"
@@ -389,9 +390,13 @@ class SigningProxy:
             server_version = "smsctl-ui"
 
             def _serve(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length > _MAX_BODY:
-                    self._send(*_plain(413, "request too large"))
+                length = content_length(self.headers.get("content-length"))
+                if length is None or length > _MAX_BODY:
+                    self.close_connection = True  # the body is left unread
+                    if length is None:
+                        self._send(*_plain(400, BAD_LENGTH_RULE))
+                    else:
+                        self._send(*_plain(413, "request too large"))
                     return
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}

@@ -73,7 +73,10 @@ def _plum_id(value: str) -> str:
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a time zone")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValueError("is out of range once converted to UTC (years 1 to 9999)") from exc
 
 
 PlumMessageId = Annotated[str, AfterValidator(_plum_id)]

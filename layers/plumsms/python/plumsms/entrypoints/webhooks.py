@@ -25,6 +25,8 @@ from plumsms.observability import logger, metrics
 
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
+MAX_JSON_DEPTH = 16
+"""Deepest nesting of a JSON body: every document of the API is two or three levels deep."""
 _MAX_FIELDS = 32
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,6 +90,52 @@ def form_fields(
             raise ValidationFailed(name, "is given more than once")
         fields[name] = value
     return fields
+
+
+def json_document(data: bytes) -> Any:
+    """Parse a JSON body: ``ValidationFailed`` for malformed, too deep or non-Unicode text.
+
+    Nesting is bounded (``MAX_JSON_DEPTH``; deeper than the interpreter's recursion limit
+    is caught too), and a string with a lone surrogate (``"\\ud800"``, which no UTF-8 can
+    carry) is refused naming its field, before any of it reaches a model or the store.
+    """
+    try:
+        document = json.loads(data or b"null")
+    except RecursionError as exc:
+        raise ValidationFailed("body", f"is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValidationFailed("body", "is not valid JSON") from exc
+    _check_json(document)
+    return document
+
+
+def _check_json(document: Any) -> None:
+    stack: list[tuple[Any, str, int]] = [(document, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationFailed("body", f"is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, str):
+            _check_text(node, path or "body")
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                name = f"{path}.{key}" if path else str(key)
+                _check_text(key, name)
+                stack.append((value, name, depth + 1))
+        elif isinstance(node, list):
+            stack.extend(
+                (value, f"{path}.{i}" if path else str(i), depth + 1)
+                for i, value in enumerate(node)
+            )
+
+
+def _check_text(text: str, field: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationFailed(
+            field, "contains a lone surrogate (\\ud800-\\udfff), which is not valid Unicode"
+        ) from exc
 
 
 def parse_model(model: type[M], data: dict[str, Any]) -> M:
