@@ -50,6 +50,9 @@ class StackConfig:
     host: str = "127.0.0.1"
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     webhook_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Random per run unless CURSOR_KEY is given: cursors of an earlier run then fail
+    # with a clear 400 and a listing starts again from page one.
+    cursor_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     plum_username: str = DEFAULT_PLUM_USERNAME
     plum_password: str = DEFAULT_PLUM_PASSWORD
     sms_numbers: str = DEFAULT_SMS_NUMBERS
@@ -70,6 +73,7 @@ class StackConfig:
         text = {
             "API_TOKEN": "api_token",
             "WEBHOOK_KEY": "webhook_key",
+            "CURSOR_KEY": "cursor_key",
             "PLUM_USERNAME": "plum_username",
             "PLUM_PASSWORD": "plum_password",
             "SMS_NUMBERS": "sms_numbers",
@@ -91,6 +95,8 @@ class StackConfig:
             config.data_file = Path(env["LOCAL_DATA_FILE"])
         if len(config.webhook_key) < 16:
             raise SystemExit("WEBHOOK_KEY: must be at least 16 characters")
+        if len(config.cursor_key) < 16:
+            raise SystemExit("CURSOR_KEY: must be at least 16 characters")
         return config
 
 
@@ -283,6 +289,7 @@ class LocalStack:
                 "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", dynamodb.REGION),
                 "TABLE_NAME": TABLE_NAME,
                 "WEBHOOK_KEY": self.config.webhook_key,
+                "CURSOR_KEY": self.config.cursor_key,
                 "API_TOKEN": self.config.api_token,
                 "PLUM_API_URL": plum_api_url,
                 "PLUM_USERNAME": self.config.plum_username,

@@ -426,9 +426,13 @@ def _plain(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
 def _ui(args: argparse.Namespace) -> int:
     client = api_client(args)
     if not client.sigv4:
-        fragment = f"#token={args.token}" if args.token else ""
-        url = f"{client.base_url}ui{fragment}"
-        _open(url, args.no_browser)
+        # The API token never goes in the URL (a browser's command line, ps, history):
+        # the page gets a one-time code, valid a minute, that it trades for a session.
+        fragment = ""
+        if args.token:
+            code = client.json("POST", "local/ui-code")["code"]
+            fragment = f"#code={code}"
+        _open(f"{client.base_url}ui{fragment}", args.no_browser)
         return 0
     try:
         proxy = SigningProxy(client.base_url, port=args.port)

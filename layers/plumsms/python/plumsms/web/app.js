@@ -161,12 +161,29 @@
     $("#sign-out").hidden = !token();
   }
 
-  function takeTokenFromFragment() {
-    // `smsctl ui` opens ".../ui#token=..."; the fragment never reaches a server.
+  async function takeTokenFromFragment() {
+    // The signing proxy of `smsctl ui` opens ".../ui#token=<its session token>"; the
+    // fragment never reaches a server.
     const match = window.location.hash.match(/^#token=([^&]+)$/);
-    if (!match) return;
-    window.sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    if (match) {
+      window.sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+      window.history.replaceState(null, "", window.location.pathname + "#/");
+      return;
+    }
+    // Against the local stack it opens ".../ui#code=<one-time code>", traded here for a
+    // session token: the API token itself is never in a URL.
+    const code = window.location.hash.match(/^#code=([^&]+)$/);
+    if (!code) return;
     window.history.replaceState(null, "", window.location.pathname + "#/");
+    try {
+      const response = await fetch(new URL("local/ui-session", apiBase), {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ code: decodeURIComponent(code[1]) }),
+        credentials: "omit",
+      });
+      if (response.ok) window.sessionStorage.setItem(TOKEN_KEY, (await response.json()).token);
+    } catch (ignored) { /* the sign-in form stays */ }
   }
 
   // -- the log ----------------------------------------------------------------------------
@@ -548,7 +565,6 @@
     window.addEventListener("hashchange", route);
   }
 
-  takeTokenFromFragment();
   bind();
-  route();
+  takeTokenFromFragment().finally(route);
 })();
