@@ -148,3 +148,10 @@ def test_normalize_never_fails_and_is_idempotent(text: str) -> None:
 def test_intent_never_fails(text: str) -> None:
     found = intent(text)
     assert not (found.review and found.kind is not None)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=60))
+def test_the_ascii_fast_path_agrees_with_the_unicode_steps(text: str) -> None:
+    from plumsms.domain.keywords import _unicode_skeleton  # noqa: PLC0415
+
+    assert normalize(text) == _unicode_skeleton(text)

@@ -69,6 +69,7 @@ _PHRASES: dict[tuple[str, ...], str] = {
     ("UN", "SUBSCRIBE"): "UNSUBSCRIBE",
 }
 _LONGEST_PHRASE = max(len(p) for p in _PHRASES)
+_PHRASE_STARTS = frozenset(p[0] for p in _PHRASES)
 
 COURTESY_WORDS = frozenset(
     {"PLEASE", "PLS", "PLZ", "PLEASEE", "NOW", "THANKS", "THANK", "YOU", "THX", "TY", "OK"}
@@ -110,8 +111,22 @@ _CONFUSABLES = {k: v.upper() for k, v in _CONFUSABLES.items()}
 _APOSTROPHES = frozenset("'’‘ʼ`´′")  # noqa: RUF001 - look-alikes on purpose
 
 
+# Plain ASCII (most texts) needs no Unicode step: one byte translation does steps 3 and 4.
+_ASCII_SKELETON = bytes(
+    ord("O") if c == ord("0") else c if chr(c).isalnum() else ord(" ") for c in range(256)
+)
+_ASCII_APOSTROPHES = b"'`"
+
+
 def normalize(body: str) -> str:
     """The keyword skeleton of ``body`` (see the module docstring); ``""`` for none."""
+    if body.isascii():
+        skeleton = body.encode("ascii").translate(_ASCII_SKELETON, _ASCII_APOSTROPHES)
+        return _joined(skeleton.decode("ascii").upper().split())
+    return _unicode_skeleton(body)
+
+
+def _unicode_skeleton(body: str) -> str:
     without_format = "".join(c for c in body if unicodedata.category(c) != "Cf")
     # Upper case before decomposing: some capitals (e.g. of the micro sign) are letters
     # the confusables table folds, so the skeleton of a skeleton is itself.
@@ -122,7 +137,10 @@ def normalize(body: str) -> str:
             continue
         latin = _CONFUSABLES.get(char, char)
         chars.append(latin if latin.isalnum() else " ")
-    words = unicodedata.normalize("NFC", "".join(chars)).upper().split()
+    return _joined(unicodedata.normalize("NFC", "".join(chars)).upper().split())
+
+
+def _joined(words: list[str]) -> str:
     if len(words) > 1 and all(len(w) == 1 for w in words):
         words = ["".join(words)]  # "S T O P", "s.t.o.p"
     return " ".join(words)
@@ -151,6 +169,8 @@ NO_INTENT = Intent()
 
 def _words(skeleton: str) -> list[str]:
     words = skeleton.split()
+    if _PHRASE_STARTS.isdisjoint(words):
+        return words
     joined: list[str] = []
     index = 0
     while index < len(words):
