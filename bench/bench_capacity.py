@@ -86,6 +86,7 @@ def _measure(meter: CapacityMeter, client: Any, raw: Any, table_name: str) -> li
     from plumsms.adapters.dynamodb.statuses import DynamoStatusLog  # noqa: PLC0415
     from plumsms.adapters.dynamodb.store import DynamoMessageStore  # noqa: PLC0415
     from plumsms.domain.callbacks import StatusCallback  # noqa: PLC0415
+    from plumsms.domain.guards import ReplyLimits  # noqa: PLC0415
     from plumsms.domain.models import InboundSms  # noqa: PLC0415
     from plumsms.domain.rules import RulesConfig  # noqa: PLC0415
     from plumsms.domain.sending import SendRequest  # noqa: PLC0415
@@ -106,7 +107,12 @@ def _measure(meter: CapacityMeter, client: Any, raw: Any, table_name: str) -> li
     # -- inbound ------------------------------------------------------------------------
     replies = {"no reply": RulesConfig(), "one reply": RulesConfig(default_reply=BODY)}
     for label, rules in replies.items():
-        service = InboundService(log=store, rules=rules, status_url=result_url)
+        service = InboundService(
+            log=store,
+            rules=rules,
+            status_url=result_url,
+            limits=ReplyLimits(own_numbers=frozenset({ACCOUNT}), countries=frozenset({"+1"})),
+        )
         sms = InboundSms.model_validate(
             {"sms_message_id": uuid.uuid4().hex, "to": ACCOUNT, "from": CUSTOMER, "body": BODY}
         )

@@ -38,12 +38,14 @@ from urllib.parse import urlencode
 from bench.harness import Figure, at_most, environ, ratio
 
 WEBHOOK_KEY = "bench-webhook-key-0123456789"
+CURSOR_KEY = "bench-cursor-key-0123456789"
 ACCOUNT = "+12435678910"
 HOT_CUSTOMER = "+19998880000"
 PAGE = 50
 RATIO_TARGET = 1.1
 FUNCTION_ENV = {
     "WEBHOOK_KEY": WEBHOOK_KEY,
+    "CURSOR_KEY": CURSOR_KEY,
     "SMS_NUMBERS": ACCOUNT,
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "local",
@@ -165,7 +167,7 @@ def page_costs(service: Any, meter: QueryMeter, rows: int) -> dict[str, tuple[in
     # A cursor at the middle of the log, as the 1,000th page of 50 would carry at 100,000.
     query = MessageQuery(limit=PAGE)
     position = keys.time_sort_key(middle, uuid.UUID(int=rows // 2 + 1).hex)
-    cursor = CursorCodec(derive_key(WEBHOOK_KEY)).encode(position, messages_scope(query))
+    cursor = CursorCodec(derive_key(CURSOR_KEY)).encode(position, messages_scope(query))
     with meter.measure():
         page = service.page(query, cursor)
     assert len(page.items) == PAGE

@@ -22,6 +22,7 @@ from plumsms_local.template import PROJECT_ROOT
 
 EVENTS = PROJECT_ROOT / "events"
 WEBHOOK_KEY = "test-webhook-key-0123456789"
+CURSOR_KEY = "test-cursor-key-9876543210"
 SMS_NUMBER = "+12435678910"
 
 
@@ -73,6 +74,7 @@ def function_env(
         "RULES_FILE": str(no_rules),
         "TABLE_NAME": table_name,
         "WEBHOOK_KEY": WEBHOOK_KEY,
+        "CURSOR_KEY": CURSOR_KEY,
         "PUBLIC_BASE_URL": "https://sms.example.test/",
         "SMS_NUMBERS": SMS_NUMBER,
         "PLUM_USERNAME": "user",

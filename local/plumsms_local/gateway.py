@@ -1,7 +1,14 @@
 """A local API Gateway: HTTP requests in, REST API proxy events to the handlers, answers out.
 
 The routes come from ``template.yaml``. Routes that use IAM auth on AWS require
-``Authorization: Bearer <API_TOKEN>`` here.
+``Authorization: Bearer <API_TOKEN>`` here, or a page session's token.
+
+Two routes exist only here, for ``smsctl ui`` (the API token must never travel in a URL
+or a browser's command line, where ``ps`` and the history keep it):
+
+- ``POST /local/ui-code`` (with the API token) mints a one-time code, valid one minute;
+- ``POST /local/ui-session`` ``{"code": ...}`` (from the page) spends it and answers a
+  session token, valid ``SESSION_SECONDS``, that the page uses as its bearer token.
 """
 
 from __future__ import annotations
@@ -10,7 +17,9 @@ import base64
 import hmac
 import json
 import logging
+import secrets
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -19,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from plumsms_local import template
+from plumsms_local.httpio import BAD_LENGTH, content_length
 from plumsms_local.lambda_runtime import LocalFunction
 from plumsms_local.quiet_http import QuietHTTPServer
 
@@ -26,6 +36,10 @@ log = logging.getLogger("plumsms.local.gateway")
 STAGE = "local"
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-www-form-urlencoded")
 MAX_REQUEST_BYTES = 1024 * 1024
+UI_CODE_PATH = "/local/ui-code"
+UI_SESSION_PATH = "/local/ui-session"
+CODE_SECONDS = 60
+SESSION_SECONDS = 12 * 3600
 
 
 def proxy_event(
@@ -94,6 +108,9 @@ class LocalGateway:
         self.functions = {
             r.function: LocalFunction(r.function, r.handler_file) for r in self.routes
         }
+        self._codes: dict[str, float] = {}
+        self._sessions: dict[str, float] = {}
+        self._lock = threading.Lock()
         self._server = QuietHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -134,6 +151,8 @@ class LocalGateway:
     ) -> tuple[int, dict[str, str], bytes]:
         """Route one request; returns status, headers and body."""
         path = urlsplit(raw_path).path
+        if path in {UI_CODE_PATH, UI_SESSION_PATH}:
+            return self._ui_sign_in(method, path, headers, body)
         for route in self.routes:
             params = route.match(method, path)
             if params is None:
@@ -154,7 +173,52 @@ class LocalGateway:
     def _authorized(self, headers: dict[str, str]) -> bool:
         presented = headers.get("authorization", "")
         expected = f"Bearer {self.api_token}"
-        return hmac.compare_digest(presented.encode(), expected.encode())
+        if hmac.compare_digest(presented.encode(), expected.encode()):
+            return True
+        scheme, _, token = presented.partition(" ")
+        return scheme == "Bearer" and self._live(self._sessions, token, spend=False)
+
+    def _live(self, table: dict[str, float], secret: str, *, spend: bool) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            for key in [k for k, expiry in table.items() if expiry <= now]:
+                del table[key]
+            if not secret or secret not in table:
+                return False
+            if spend:
+                del table[secret]
+            return True
+
+    def _ui_sign_in(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The one-time code exchange of ``smsctl ui`` (see the module docstring)."""
+        if method != "POST":
+            return _json(405, {"message": "Method not allowed"})
+        now = time.monotonic()
+        if path == UI_CODE_PATH:
+            presented = headers.get("authorization", "")
+            if not hmac.compare_digest(presented.encode(), f"Bearer {self.api_token}".encode()):
+                return unauthorized(self.token_hint)
+            code = secrets.token_urlsafe(24)
+            with self._lock:
+                self._codes[code] = now + CODE_SECONDS
+            return _json(200, {"code": code, "expires_in": CODE_SECONDS})
+        try:
+            presented_code = json.loads(body or b"{}").get("code", "")
+        except (ValueError, AttributeError):
+            presented_code = ""
+        if not isinstance(presented_code, str) or not self._live(
+            self._codes, presented_code, spend=True
+        ):
+            return _json(
+                403,
+                {"message": "code: unknown, used or expired; run smsctl ui again", "field": "code"},
+            )
+        session = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[session] = now + SESSION_SECONDS
+        return _json(200, {"token": session, "expires_in": SESSION_SECONDS})
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         gateway = self
@@ -164,13 +228,15 @@ class LocalGateway:
             server_version = "plumsms-local"
 
             def _serve(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length > MAX_REQUEST_BYTES:
-                    self._send(
-                        413,
-                        {"content-type": "application/json"},
-                        b'{"message": "Request too large"}',
+                length = content_length(self.headers.get("content-length"))
+                if length is None or length > MAX_REQUEST_BYTES:
+                    # The body was not read: this connection cannot carry another request.
+                    self.close_connection = True
+                    too_large = b'{"message": "Request too large"}'
+                    status, text = (
+                        (400, BAD_LENGTH.encode()) if length is None else (413, too_large)
                     )
+                    self._send(status, {"content-type": "application/json"}, text)
                     return
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}

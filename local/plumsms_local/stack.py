@@ -56,6 +56,9 @@ class StackConfig:
     """``API_TOKEN``; else the one kept in the data file; else a new random one."""
     webhook_key: str | None = None
     """``WEBHOOK_KEY``; else the one kept in the data file; else a new random one."""
+    # Random per run unless CURSOR_KEY is given: cursors of an earlier run then fail
+    # with a clear 400 and a listing starts again from page one.
+    cursor_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     plum_username: str = DEFAULT_PLUM_USERNAME
     plum_password: str = DEFAULT_PLUM_PASSWORD
     sms_numbers: str = DEFAULT_SMS_NUMBERS
@@ -79,6 +82,7 @@ class StackConfig:
         text = {
             "API_TOKEN": "api_token",
             "WEBHOOK_KEY": "webhook_key",
+            "CURSOR_KEY": "cursor_key",
             "PLUM_USERNAME": "plum_username",
             "PLUM_PASSWORD": "plum_password",
             "SMS_NUMBERS": "sms_numbers",
@@ -102,6 +106,8 @@ class StackConfig:
             logging.getLevelName(config.log_level.upper()), int
         ):
             raise SystemExit("LOG_LEVEL: one of DEBUG, INFO, WARNING, ERROR")
+        if len(config.cursor_key) < 16:
+            raise SystemExit("CURSOR_KEY: must be at least 16 characters")
         return config
 
 
@@ -371,6 +377,7 @@ class LocalStack:
                 "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", dynamodb.REGION),
                 "TABLE_NAME": TABLE_NAME,
                 "WEBHOOK_KEY": self.webhook_key,
+                "CURSOR_KEY": self.config.cursor_key,
                 "API_TOKEN": self.api_token,
                 "PLUM_API_URL": plum_api_url,
                 "PLUM_USERNAME": self.config.plum_username,

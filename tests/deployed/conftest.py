@@ -160,6 +160,9 @@ class Stack:
         key_arn = sm.create_secret(
             Name=f"WebhookKeySecret-{suffix}", SecretString=self.webhook_key
         )["ARN"]
+        cursor_arn = sm.create_secret(
+            Name=f"CursorKeySecret-{suffix}", SecretString=secrets.token_urlsafe(36)
+        )["ARN"]
         self.plum_secret = sm.create_secret(
             Name=f"PlumCredentialsSecret-{suffix}",
             SecretString=json.dumps({"username": PLUM_USER, "password": PLUM_PASSWORD}),
@@ -195,6 +198,7 @@ class Stack:
             "MessagesTable": table,
             "WebhookKeySecret": key_arn,
             "PlumCredentialsSecret": self.plum_secret,
+            "CursorKeySecret": cursor_arn,
             "StatusEventBus": bus,
         }
         attributes = {

@@ -309,6 +309,43 @@ def test_a_wrong_token_is_refused_and_the_login_stays(
     assert page.locator("#app").is_hidden()
 
 
+def test_smsctl_ui_signs_the_page_in_with_a_one_time_code_and_shows_why_unanswered(
+    stack: tuple[LocalGateway, DynamoMessageStore],
+    seeded: dict[str, Any],
+    browser_page: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from plumsms_local.cli import main  # noqa: PLC0415
+
+    gateway, store = stack
+    page = browser_page
+    unanswered = make(2, kind=MessageType.INBOUND, status="received", body="Your code: 1")
+    unanswered = unanswered.model_copy(
+        update={"from_": "AMAZON", "unanswered": "sender_cannot_receive"}
+    )
+    store.put_message(unanswered)
+    # GIVEN the address `smsctl ui` prints for the local stack (a one-time code in it)
+    assert main(["--url", gateway.url, "--token", API_TOKEN, "ui", "--no-browser"]) == 0
+    url = capsys.readouterr().out.strip()
+    assert API_TOKEN not in url and "#code=" in url
+    # WHEN the browser opens it THEN the page is signed in and the code is gone from the URL
+    page.goto(url)
+    page.wait_for_selector("#log-table tbody tr[data-id]")
+    assert "code=" not in page.url
+    # AND a message left unanswered says why
+    page.goto(gateway.url + f"ui#/messages/{unanswered.id}")
+    page.wait_for_selector("#detail-fields")
+    page.wait_for_function(
+        "() => document.querySelector('#detail-fields').textContent.includes('Not answered')"
+    )
+    assert "short code or name" in page.inner_text("#detail-fields")
+    # AND opening the same address again does not sign a new browser in
+    fresh = page.context.new_page()
+    fresh.goto(url)
+    fresh.wait_for_selector("#login:not([hidden])")
+    assert not page.errors
+
+
 def test_the_api_explorer_renders_offline(
     stack: tuple[LocalGateway, DynamoMessageStore], browser_page: Any, tmp_path: Path
 ) -> None:

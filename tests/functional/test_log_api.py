@@ -7,6 +7,7 @@ them; the routes run in a resolver wired like MessagesApiFunction's.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -25,10 +26,12 @@ from plumsms.adapters.dynamodb import keys, sharding
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.config import Settings
 from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut
+from plumsms.domain.paging import CursorCodec, derive_key
+from plumsms.domain.queries import MessageQuery
 from plumsms.entrypoints import log_api
 from plumsms.entrypoints.webhooks import register_error_handlers
 from plumsms.secrets import SecretValues
-from plumsms.usecases.log import EXPORT_COLUMNS
+from plumsms.usecases.log import EXPORT_COLUMNS, messages_scope
 from plumsms_local import template
 from plumsms_local.gateway import proxy_event
 from plumsms_local.lambda_runtime import LocalContext
@@ -377,6 +380,30 @@ def test_a_tampered_cursor_is_a_400_naming_the_cursor(
     body = json.loads(response["body"])
     assert body["field"] == "cursor"
     assert body["message"].startswith("cursor: ")
+
+
+def test_cursors_are_signed_with_their_own_key_not_the_webhook_key(
+    api: Api, function_env: dict[str, str]
+) -> None:
+    # GIVEN a page whose cursor the API signed
+    seed(api.store, [make(i) for i in range(4)])
+    issued = api.json("/messages", {"limit": 2})["next_cursor"]
+    payload = issued.split(".")[0]
+    position = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["p"]
+    scope_query = MessageQuery(limit=2)
+    # THEN it is what the cursor key signs, and a key derived from the webhook key is refused
+    assert (
+        CursorCodec(derive_key(function_env["CURSOR_KEY"])).encode(
+            position, messages_scope(scope_query)
+        )
+        == issued
+    )
+    forged = CursorCodec(derive_key(function_env["WEBHOOK_KEY"])).encode(
+        position, messages_scope(scope_query)
+    )
+    response = api.get("/messages", {"limit": 2, "cursor": forged})
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["field"] == "cursor"
 
 
 def test_a_cursor_used_with_other_filters_is_a_400(api: Api) -> None:

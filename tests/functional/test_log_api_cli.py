@@ -7,6 +7,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -133,6 +134,24 @@ def test_show_prints_body_and_history(
     assert history.index("queued") < history.index("delivered")
 
 
+def test_show_and_the_api_say_why_an_inbound_message_was_not_answered(
+    gateway: LocalGateway, store: DynamoMessageStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an inbound text from a short code, stored unanswered
+    [message] = seed(
+        store,
+        [make(2, type="inbound", status="received", unanswered="sender_cannot_receive")],
+    )
+    # WHEN `smsctl show` and `smsctl --json show` run
+    assert smsctl(gateway, "show", message.id) == 0
+    out = capsys.readouterr().out
+    assert smsctl(gateway, "--json", "show", message.id) == 0
+    data = json.loads(capsys.readouterr().out)
+    # THEN both carry the reason
+    assert re.search(r"^unanswered\s+sender_cannot_receive$", out, re.MULTILINE)
+    assert data["unanswered"] == "sender_cannot_receive"
+
+
 def test_show_unknown_is_an_error_exit(
     gateway: LocalGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -247,14 +266,51 @@ def test_tail_prints_one_line_per_status_change_with_the_id(
     )
 
 
-def test_ui_for_the_local_stack_opens_the_page_signed_in(
+def test_ui_for_the_local_stack_never_puts_the_api_token_in_the_url(
     gateway: LocalGateway, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # WHEN `smsctl ui --no-browser` runs against the local stack
     code = smsctl(gateway, "ui", "--no-browser")
-    # THEN it prints the page address carrying the token in the fragment
+    url = capsys.readouterr().out.strip()
+    # THEN the page address carries a one-time code, never the API token
     assert code == 0
-    assert capsys.readouterr().out.strip() == f"{gateway.url}ui#token={API_TOKEN}"
+    assert API_TOKEN not in url
+    assert url.startswith(f"{gateway.url}ui#code=")
+    one_time = url.split("#code=", 1)[1]
+    # AND the page trades the code once for a session token that the API accepts
+    exchange = gateway.url + "local/ui-session"
+    body = json.dumps({"code": one_time}).encode()
+    first = urllib3.request("POST", exchange, body=body, retries=False)
+    assert first.status == 200
+    session = json.loads(first.data)["token"]
+    assert session != API_TOKEN
+    listed = fetch(gateway.url + "messages", authorization=f"Bearer {session}")
+    assert listed.status == 200
+    again = urllib3.request("POST", exchange, body=body, retries=False)
+    assert again.status == 403
+    assert fetch(gateway.url + "messages", authorization="Bearer guess").status == 401
+
+
+def test_a_one_time_code_needs_the_api_token_and_expires(
+    gateway: LocalGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plumsms_local import gateway as gateway_module  # noqa: PLC0415
+
+    assert urllib3.request("POST", gateway.url + "local/ui-code", retries=False).status == 401
+    minted = urllib3.request(
+        "POST",
+        gateway.url + "local/ui-code",
+        headers={"authorization": f"Bearer {API_TOKEN}"},
+        retries=False,
+    )
+    code = json.loads(minted.data)["code"]
+    # WHEN more than a minute passes THEN the code is refused
+    later = gateway_module.time.monotonic() + gateway_module.CODE_SECONDS + 1
+    monkeypatch.setattr(gateway_module.time, "monotonic", lambda: later)
+    body = json.dumps({"code": code}).encode()
+    answer = urllib3.request("POST", gateway.url + "local/ui-session", body=body, retries=False)
+    assert answer.status == 403
+    assert json.loads(answer.data)["field"] == "code"
 
 
 # -- the signing proxy -----------------------------------------------------------------

@@ -525,3 +525,64 @@ def test_the_suppressions_of_a_stop_are_published(
     assert {(d["previous_status"], d["status"], d["source"]) for d in details} == {
         ("scheduled", "suppressed", "opt-out")
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "STOP \U0001f6d1",
+        "stop texting me",
+        "\u200b\uff33\uff34\uff2f\uff30",
+        "\u0405\u0422\u041e\u0420",
+        "Opt out please",
+        "REVOKE",
+        '"unsubscribe."',
+    ],
+)
+def test_every_way_of_saying_stop_suppresses_pending_sends(
+    api: Api,
+    load_function: Callable[[str], LocalFunction],
+    event: Any,
+    ddb: Any,
+    table_name: str,
+    body: str,
+) -> None:
+    # GIVEN a pending message to a number
+    pending = later(api)
+    # WHEN the number says stop in one of the many ways people do
+    inbound = load_function("inbound_sms")
+    fields = {"sms_message_id": uuid.uuid4().hex, "to": "2435678910", "body": body}
+    answer = inbound.invoke(event("inbound_sms", form=fields | {"from": NY_RECIPIENT[1:]}))
+    # THEN nothing is answered, the number is opted out and the pending send suppressed
+    assert answer["statusCode"] == 200
+    assert "<sms_message" not in answer["body"]
+    assert stored(ddb, table_name, pending["id"])["status"]["S"] == "suppressed"
+    assert api.send().status == 400
+
+
+def test_a_sentence_that_mentions_stop_suppresses_nothing(
+    api: Api, load_function: Callable[[str], LocalFunction], event: Any, ddb: Any, table_name: str
+) -> None:
+    pending = later(api)
+    inbound = load_function("inbound_sms")
+    fields = {
+        "sms_message_id": uuid.uuid4().hex,
+        "to": "2435678910",
+        "body": "Don't stop the music",
+    }
+    answer = inbound.invoke(event("inbound_sms", form=fields | {"from": NY_RECIPIENT[1:]}))
+    assert answer["statusCode"] == 200
+    assert stored(ddb, table_name, pending["id"])["status"]["S"] == "scheduled"
+    # and the text is flagged for a person in the log
+    flagged = stored(ddb, table_name, fields["sms_message_id"])
+    assert flagged["unanswered"]["S"] == "opt_out_review"
+
+
+def test_a_send_to_one_of_the_accounts_own_numbers_is_refused(
+    api: Api, ddb: Any, table_name: str
+) -> None:
+    answer = api.send(to=SMS_NUMBER)
+    assert answer.status == 400
+    assert answer.body["field"] == "to"
+    assert "own SMS numbers" in answer.body["rule"]
+    assert messages_in(ddb, table_name) == []

@@ -25,7 +25,7 @@ def sms(body: str, sender: str = SENDER, to: str = NUMBER) -> InboundSms:
         ("cancel", KeywordKind.OPT_OUT),
         ("START", KeywordKind.OPT_IN), ("unstop", KeywordKind.OPT_IN), ("Yes", KeywordKind.OPT_IN),
         ("help", KeywordKind.HELP), ("INFO", KeywordKind.HELP),
-        ("stop it", None), ("stopp", None), ("", None),
+        ("stop it", KeywordKind.OPT_OUT), ("stopp", None), ("", None),
     ],
 )  # fmt: skip
 def test_carrier_keywords(body: str, kind: KeywordKind | None) -> None:

@@ -36,6 +36,7 @@ from plumsms_local.cli import times
 from plumsms_local.cli.api import ApiClient, _sign
 from plumsms_local.cli.common import api_client, print_json, print_table, progress
 from plumsms_local.cli.errors import ApiError, CliError, UsageError
+from plumsms_local.httpio import BAD_LENGTH_RULE, content_length
 from plumsms_local.quiet_http import QuietHTTPServer
 
 EXPORT_CURSOR_HEADER = "X-Next-Cursor"
@@ -219,7 +220,7 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     fields = [
         "id", "type", "status", "from", "to", "created_at", "updated_at", "send_at",
-        "sms_message_id", "result_url", "segments", "encoding", "error",
+        "sms_message_id", "result_url", "segments", "encoding", "error", "unanswered",
     ]  # fmt: skip
     width = max(len(f) for f in fields)
     for name in fields:
@@ -529,9 +530,13 @@ class SigningProxy:
             server_version = "smsctl-ui"
 
             def _serve(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                if length > _MAX_BODY:
-                    self._send(*_plain(413, "request too large"))
+                length = content_length(self.headers.get("content-length"))
+                if length is None or length > _MAX_BODY:
+                    self.close_connection = True  # the body is left unread
+                    if length is None:
+                        self._send(*_plain(400, BAD_LENGTH_RULE))
+                    else:
+                        self._send(*_plain(413, "request too large"))
                     return
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
@@ -561,9 +566,13 @@ def _plain(status: int, message: str) -> tuple[int, dict[str, str], bytes]:
 def _ui(args: argparse.Namespace) -> int:
     client = api_client(args)
     if not client.sigv4:
-        fragment = f"#token={args.token}" if args.token else ""
-        url = f"{client.base_url}ui{fragment}"
-        _open(url, args.no_browser)
+        # The API token never goes in the URL (a browser's command line, ps, history):
+        # the page gets a one-time code, valid a minute, that it trades for a session.
+        fragment = ""
+        if args.token:
+            code = client.json("POST", "local/ui-code")["code"]
+            fragment = f"#code={code}"
+        _open(f"{client.base_url}ui{fragment}", args.no_browser)
         return 0
     try:
         proxy = SigningProxy(client.base_url, port=args.port)

@@ -14,6 +14,10 @@ from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import publisher_for
 from plumsms.adapters.rules_file import load_hook, load_rules
 from plumsms.config import Settings
+from plumsms import constants as env
+from plumsms.domain.errors import ValidationFailed
+from plumsms.domain.guards import ReplyLimits, default_countries
+from plumsms.domain.phone import normalize
 from plumsms.domain.status import ChangePublisher
 from plumsms.entrypoints.webhooks import status_url
 from plumsms.observability import logger, metrics
@@ -60,9 +64,31 @@ def inbound_service(
         log=store,
         rules=load_rules(rules_path),
         status_url=build_status_url,
+        limits=reply_limits(settings),
         hook=load_hook(settings.reply_hook),
         on_hook_error=_report_hook_error,
         on_opt_out=_suppress_pending_after_opt_out(store, publisher),
+    )
+
+
+def reply_limits(settings: Settings) -> ReplyLimits:
+    """The abuse limits of automatic answers, from the settings (docs/security.md).
+
+    A wrong ``SMS_NUMBERS`` entry is left out here (sending reports it where a number is
+    needed): inbound must keep working, and the others still count as own numbers.
+    """
+    own = []
+    for raw in settings.sms_numbers:
+        try:
+            own.append(normalize(raw, env.SMS_NUMBERS))
+        except ValidationFailed:
+            continue
+    return ReplyLimits(
+        own_numbers=frozenset(own),
+        countries=frozenset(settings.reply_countries) or default_countries(own),
+        replies_per_hour=settings.reply_limit_per_hour,
+        forwards_per_hour=settings.forward_limit_per_hour,
+        repeat_window=timedelta(seconds=settings.repeat_window_seconds),
     )
 
 

@@ -55,6 +55,28 @@ class Settings(BaseModel):
     send_rate_per_second: float = Field(default=1.0, gt=0, le=1000)
     send_concurrency: int = Field(default=8, ge=1, le=64)
     send_max_attempts: int = Field(default=5, ge=1, le=20)
+    reply_limit_per_hour: int = Field(default=20, ge=0, le=10_000)
+    forward_limit_per_hour: int = Field(default=60, ge=0, le=10_000)
+    repeat_window_seconds: int = Field(default=300, ge=0, le=86_400)
+    reply_countries: tuple[str, ...] = ()
+    """Calling codes (``+1``) or ISO regions (``CA``), or ``*``; empty: the SMS numbers'."""
+    cursor_key: str | None = Field(default=None, min_length=16)
+    cursor_key_secret: str | None = None
+
+    @field_validator("reply_countries", mode="before")
+    @classmethod
+    def _country_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        items = tuple(item.strip().upper() for item in value.split(",") if item.strip())
+        for item in items:
+            if not (
+                item == "*"
+                or (item[1:].isdigit() and item[0] == "+")
+                or (len(item) == 2 and item.isalpha())
+            ):
+                raise ValueError(f"{item!r} is not a calling code (+1), an ISO region (CA) or *")
+        return items
 
     @field_validator("plum_api_url", "public_base_url")
     @classmethod
@@ -122,6 +144,12 @@ class Settings(BaseModel):
             "send_rate_per_second": env.SEND_RATE_PER_SECOND,
             "send_concurrency": env.SEND_CONCURRENCY,
             "send_max_attempts": env.SEND_MAX_ATTEMPTS,
+            "reply_limit_per_hour": env.REPLY_LIMIT_PER_HOUR,
+            "forward_limit_per_hour": env.FORWARD_LIMIT_PER_HOUR,
+            "repeat_window_seconds": env.REPEAT_WINDOW_SECONDS,
+            "reply_countries": env.REPLY_COUNTRIES,
+            "cursor_key": env.CURSOR_KEY,
+            "cursor_key_secret": env.CURSOR_KEY_SECRET,
         }
         values: dict[str, object] = {
             field: source[name] for field, name in names.items() if source.get(name)

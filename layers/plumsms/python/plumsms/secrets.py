@@ -35,6 +35,18 @@ class SecretValues:
             return self._secret(self._settings.webhook_key_secret)
         raise ConfigurationError("WEBHOOK_KEY or WEBHOOK_KEY_SECRET must be set")
 
+    def cursor_key(self) -> str:
+        """The secret page cursors are signed with: random, and used for nothing else.
+
+        Its own value, not one derived from the webhook key, so a cursor (which any API
+        caller sees) gives no offline oracle for guessing the key Plum presents.
+        """
+        if self._settings.cursor_key:
+            return self._settings.cursor_key
+        if self._settings.cursor_key_secret:
+            return self._secret(self._settings.cursor_key_secret)
+        raise ConfigurationError("CURSOR_KEY or CURSOR_KEY_SECRET must be set")
+
     def plum_credentials(self) -> tuple[str, str]:
         """Plum DEV login (username, password) for HTTP Basic auth.
 

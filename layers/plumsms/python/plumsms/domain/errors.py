@@ -51,3 +51,7 @@ class DuplicateInbound(PlumSmsError):
     def __init__(self, reply_xml: bytes) -> None:
         super().__init__("inbound message already recorded")
         self.reply_xml = reply_xml
+
+
+class ConcurrentUpdate(PlumSmsError):
+    """A row changed between our read and our conditional write: read again and retry."""

@@ -11,10 +11,17 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from plumsms.domain.errors import ValidationFailed
-from plumsms.domain.phone import E164
+from plumsms.domain.phone import E164, Address
 
 MAX_BODY_CHARS = 1600
 """Longest body we accept or send: ten concatenated GSM-7 parts, a common carrier cap."""
+
+MAX_INBOUND_BODY_CHARS = 255 * 153
+"""Longest inbound body kept: 255 concatenated GSM-7 parts, the most an SMS can have.
+
+Inbound bodies are never refused for their length (issue 11); anything longer than any
+SMS can be is cut here, so the stored row stays far below DynamoDB's 400 KB item limit.
+"""
 
 _PLUM_ID = re.compile(r"^[0-9a-f]{32}$")
 _ID_NAMESPACE = uuid.UUID("7d0b2f5e-2b44-4d38-9d6c-8d0f4f5e0a11")
@@ -66,7 +73,10 @@ def _plum_id(value: str) -> str:
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a time zone")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValueError("is out of range once converted to UTC (years 1 to 9999)") from exc
 
 
 PlumMessageId = Annotated[str, AfterValidator(_plum_id)]
@@ -109,15 +119,24 @@ class HistoryEntry(BaseModel):
     source: str
 
 
+def _inbound_body(value: str) -> str:
+    return value[:MAX_INBOUND_BODY_CHARS]
+
+
 class InboundSms(BaseModel):
-    """The form fields Plum POSTs to the Application URL."""
+    """The form fields Plum POSTs to the Application URL.
+
+    Every real SMS is kept: the sender may be a short code or alphanumeric (``from_`` is
+    E.164 only when it is a phone number), the body any length (cut at the longest SMS
+    possible) or missing. ``to`` is the account's own number, so it must be a phone number.
+    """
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     sms_message_id: PlumMessageId
     to: E164
-    from_: E164 = Field(alias="from")
-    body: str = Field(max_length=MAX_BODY_CHARS)
+    from_: Address = Field(alias="from")
+    body: Annotated[str, AfterValidator(_inbound_body)] = ""
 
 
 class Reply(BaseModel):
@@ -138,9 +157,9 @@ class Message(BaseModel):
     id: str
     sms_message_id: PlumMessageId | None = None
     type: MessageType
-    to: E164
-    from_: E164 = Field(alias="from")
-    body: str = Field(max_length=MAX_BODY_CHARS)
+    to: Address
+    from_: Address = Field(alias="from")
+    body: str = Field(max_length=MAX_INBOUND_BODY_CHARS)
     status: str
     created_at: UtcDatetime
     updated_at: UtcDatetime
@@ -149,6 +168,8 @@ class Message(BaseModel):
     segments: int = Field(ge=1)
     encoding: Literal["GSM-7", "UCS-2"]
     error: str | None = None
+    unanswered: str | None = None
+    """Why an inbound message got no answer, or fewer forwards (``Unanswered`` values)."""
     history: list[HistoryEntry] = Field(default_factory=list)
 
     @field_validator("history")

@@ -3,7 +3,8 @@
 A cursor is ``<payload>.<tag>``, both base64url without padding. The payload is a small
 JSON object holding the store's seek position and a digest of the filters it was issued
 for; the tag is an HMAC-SHA256 of the payload (truncated to 128 bits) under a key derived
-from a deployment secret. So a client can hand a cursor back but cannot forge one, edit
+from the deployment's own random cursor secret (``CURSOR_KEY`` / ``CURSOR_KEY_SECRET``,
+never the webhook key). So a client can hand a cursor back but cannot forge one, edit
 its position, or reuse it with other filters: each of those is a ``ValidationFailed`` on
 ``cursor`` (HTTP 400). Rotating the secret invalidates outstanding cursors, which only
 means a listing has to start again from its first page.
@@ -34,10 +35,11 @@ Scope = Mapping[str, str | int | None]
 
 
 def derive_key(secret: str) -> bytes:
-    """The cursor signing key, derived from a deployment secret (the webhook key).
+    """The cursor signing key, derived from the deployment's cursor secret.
 
-    A dedicated derivation keeps the two uses apart: a cursor's tag reveals nothing
-    that helps forge a webhook call, and vice versa.
+    The secret is random and serves cursors alone (issue 11: one derived from the webhook
+    key made every cursor an offline guessing oracle for it); the derivation binds the
+    key to this purpose and version.
     """
     if not secret:
         raise ValueError("the cursor key needs a non-empty secret")

@@ -75,6 +75,62 @@ def same_number(a: str, b: str) -> bool:
         return False
 
 
+MAX_SENDER_CHARS = 64
+
+
+def sender_address(raw: str, field: str = "from") -> str:
+    """Any sender Plum delivers: E.164 when it is a phone number, otherwise as given.
+
+    Short codes (``22395``, ``611``) and alphanumeric senders (``AMAZON``) are real
+    senders: they are kept (control characters dropped, whitespace collapsed, at most 64
+    characters), never refused. Only an empty sender raises ``ValidationFailed``.
+    """
+    text = raw if isinstance(raw, str) else ""
+    try:
+        return normalize(text, field)
+    except ValidationFailed:
+        pass
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    cleaned = " ".join(printable.split())[:MAX_SENDER_CHARS]
+    if not cleaned:
+        raise ValidationFailed(field, "a sender is required")
+    return cleaned
+
+
+def can_receive_sms(address: str) -> bool:
+    """True for a phone number in E.164; False for short codes and alphanumeric senders."""
+    try:
+        return normalize(address) == address
+    except ValidationFailed:
+        return False
+
+
+def calling_code(e164: str) -> str:
+    """The country calling code of an E.164 number, as ``+1``, ``+44``..."""
+    return f"+{_parse_e164(e164).country_code}"
+
+
+def in_countries(e164: str, countries: frozenset[str]) -> bool:
+    """Whether ``e164`` is in ``countries``: calling codes (``+1``), ISO regions (``CA``), ``*``."""
+    if "*" in countries:
+        return True
+    try:
+        parsed = _parse_e164(e164)
+    except phonenumbers.NumberParseException:
+        return False
+    if f"+{parsed.country_code}" in countries:
+        return True
+    region = phonenumbers.region_code_for_number(parsed)
+    return region is not None and region in countries
+
+
+def _pydantic_sender(value: str) -> str:
+    try:
+        return sender_address(value)
+    except ValidationFailed as exc:
+        raise ValueError(exc.rule) from exc
+
+
 def _pydantic_phone(value: str) -> str:
     try:
         return normalize(value)
@@ -84,3 +140,6 @@ def _pydantic_phone(value: str) -> str:
 
 E164 = Annotated[str, AfterValidator(_pydantic_phone)]
 """A pydantic field type: any accepted phone form in, E.164 out."""
+
+Address = Annotated[str, AfterValidator(_pydantic_sender)]
+"""A pydantic field type for a sender as Plum delivers it: E.164 if a phone number."""

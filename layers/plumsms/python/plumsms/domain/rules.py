@@ -2,8 +2,12 @@
 
 Order of decision, first match wins:
 
-1. carrier keywords: opt-out (record it, answer nothing: the carrier confirms), opt-in
-   (clear it, answer ``opt_in_reply`` if set), help (answer ``help_text`` if set);
+0. a sender that cannot receive an SMS (short code, alphanumeric) gets no answer; only the
+   hook's replies to other numbers go out;
+1. carrier keywords, read by ``keywords.intent``: opt-out (record it, answer nothing: the
+   carrier confirms), opt-in (clear it, answer ``opt_in_reply`` if set), help (answer
+   ``help_text`` if set); a text that only mentions an opt-out word is flagged for review
+   and its sender gets no automatic answer (forwards to others still go);
 2. groups: a message to a group's number from a member goes to every other member;
    anyone else gets no answer (Plum's group-messaging example);
 3. the user hook, when it returns a list (``None`` falls through);
@@ -21,15 +25,17 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from plumsms.domain.keywords import KeywordKind, classify, normalize_keyword
+from plumsms.domain.guards import Unanswered
+from plumsms.domain.keywords import KeywordKind, classify, intent, normalize_keyword
 from plumsms.domain.models import MAX_BODY_CHARS, InboundSms, Reply
-from plumsms.domain.phone import E164
+from plumsms.domain.phone import E164, can_receive_sms
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _WORD = re.compile(r"[^\W_]+")
 PLACEHOLDERS = frozenset({"from", "to", "body"})
-MAX_REPLIES = 50
-"""Most replies one inbound message may cause (bounded so one write stays one request)."""
+MAX_REPLIES = 49
+"""Most replies one inbound message may cause: the inbound row, its replies and one
+counter row per recipient stay within one 100-item DynamoDB transaction."""
 
 
 def _check_template(text: str) -> str:
@@ -127,18 +133,39 @@ class Decision:
     keyword: KeywordKind | None = None
     rule: str = "none"
     """Which rule decided, for logs and metrics (no personal data)."""
+    matched: str | None = None
+    """The carrier keyword the text used (``STOP``, ``OPTOUT``...), when ``keyword`` is set."""
+    unanswered: Unanswered | None = None
+    """Why the sender gets no automatic answer, when the decision itself says so."""
 
 
 def decide(inbound: InboundSms, rules: RulesConfig, hook: ReplyHook | None = None) -> Decision:
     """Decide the replies to ``inbound``. Pure: no I/O beyond what ``hook`` does."""
-    keyword = classify(inbound.body)
-    if keyword is KeywordKind.OPT_OUT:
-        return Decision(keyword=keyword, rule="opt_out")
-    if keyword is KeywordKind.OPT_IN:
-        return Decision(_reply_to_sender(inbound, rules.opt_in_reply), keyword, "opt_in")
-    if keyword is KeywordKind.HELP:
-        return Decision(_reply_to_sender(inbound, rules.help_text), keyword, "help")
+    if not can_receive_sms(inbound.from_):
+        hooked = hook(inbound) if hook is not None else None
+        others = [r for r in hooked or [] if r.to != inbound.from_][:MAX_REPLIES]
+        return Decision(
+            others, rule="hook" if others else "none", unanswered=Unanswered.SENDER_CANNOT_RECEIVE
+        )
+    found = intent(inbound.body)
+    if found.kind is KeywordKind.OPT_OUT:
+        return Decision(keyword=found.kind, rule="opt_out", matched=found.keyword)
+    if found.kind is KeywordKind.OPT_IN:
+        replies = _reply_to_sender(inbound, rules.opt_in_reply)
+        return Decision(replies, found.kind, "opt_in", found.keyword)
+    if found.kind is KeywordKind.HELP:
+        return Decision(
+            _reply_to_sender(inbound, rules.help_text), found.kind, "help", found.keyword
+        )
+    decision = _by_rules(inbound, rules, hook)
+    if found.review:
+        # Maybe a request to stop, maybe not: a person reads it; no automatic answer.
+        others = [r for r in decision.replies if r.to != inbound.from_]
+        return Decision(others, rule=decision.rule, unanswered=Unanswered.OPT_OUT_REVIEW)
+    return decision
 
+
+def _by_rules(inbound: InboundSms, rules: RulesConfig, hook: ReplyHook | None) -> Decision:
     group = _group_for(inbound, rules.groups)
     if group is not None:
         return Decision(_forward(inbound, group), rule=f"group:{group.name}")

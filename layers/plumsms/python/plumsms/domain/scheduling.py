@@ -98,11 +98,14 @@ def parse_instant(value: str | datetime, tz: ZoneInfo | None, field: str) -> dat
             raise ValidationFailed(field, "must be an ISO 8601 date and time") from exc
         if "T" not in text.upper() and " " not in text:
             raise ValidationFailed(field, "must be an ISO 8601 date and time, not a date")
-    if parsed.tzinfo is not None:
-        return parsed.astimezone(UTC)
-    if tz is None:
-        raise ValidationFailed(field, "needs an offset (e.g. Z or -05:00) or a time_zone")
-    return wall_to_utc(parsed, tz)
+    try:
+        if parsed.tzinfo is not None:
+            return parsed.astimezone(UTC)
+        if tz is None:
+            raise ValidationFailed(field, "needs an offset (e.g. Z or -05:00) or a time_zone")
+        return wall_to_utc(parsed, tz)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise ValidationFailed(field, "is out of range once converted to UTC") from exc
 
 
 def check_due(due: datetime, now: datetime, field: str = "send_at") -> datetime:
@@ -356,6 +359,15 @@ class Recurrence(BaseModel):
         # pydantic would read "2025-12-31" as midnight, the start of the day it names.
         if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
             return date.fromisoformat(value.strip())
+        return value
+
+    @field_validator("until")
+    @classmethod
+    def _until_in_range(cls, value: datetime | date | None) -> datetime | date | None:
+        # A schedule ends within a few years; the far edges of the calendar overflow
+        # once moved to UTC or past the end of their day.
+        if value is not None and not 2000 <= value.year <= 9000:
+            raise ValueError("is out of range (years 2000 to 9000)")
         return value
 
     @field_validator("cron")

@@ -140,6 +140,14 @@ def check_sender(from_: str, sms_numbers: tuple[str, ...]) -> None:
         raise ValidationFailed("from", "is not one of this account's SMS numbers")
 
 
+def check_recipient(to: str, sms_numbers: tuple[str, ...]) -> None:
+    """Refuse a ``to`` that is one of the account's own numbers: a loop, never a customer."""
+    if to in sms_numbers:
+        raise ValidationFailed(
+            "to", "is one of this account's own SMS numbers (a message to itself would loop)"
+        )
+
+
 def _recipient_zone(explicit: str | None, fallback: str | None, to: str, field: str) -> str:
     name = explicit or fallback or scheduling.zone_for_number(to)
     if name is None:
@@ -154,6 +162,7 @@ def _recipient_zone(explicit: str | None, fallback: str | None, to: str, field: 
 def plan_send(request: SendRequest, now: datetime, sms_numbers: tuple[str, ...]) -> SendPlan:
     """Validate ``request`` at ``now``; the message's due time and schedule."""
     check_sender(request.from_, sms_numbers)
+    check_recipient(request.to, sms_numbers)
     info = check_body(request.body)
     request_zone = scheduling.zone(request.time_zone) if request.time_zone else None
     recurrence = request.recurrence

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
+from plumsms.domain.guards import Unanswered
 from plumsms.domain.keywords import KeywordKind
 from plumsms.domain.models import InboundSms
 from plumsms.domain.replyxml import CONTENT_TYPE
@@ -12,13 +13,17 @@ from plumsms.entrypoints.webhooks import form_fields, parse_model, require_key
 from plumsms.observability import logger, metrics
 from plumsms.usecases.inbound import InboundResult, InboundService
 
+MAX_INBOUND_REQUEST_BYTES = 512 * 1024
+"""The longest SMS (255 parts), every character percent-encoded as 4 UTF-8 bytes, fits."""
+
 
 def answer_inbound(
     event: APIGatewayProxyEvent, service: InboundService, webhook_key: str
 ) -> Response[str]:
     """Check the key, parse the form, run the use case, answer ``text/xml``."""
     require_key(event, webhook_key)
-    sms = parse_model(InboundSms, form_fields(event))
+    fields = form_fields(event, max_bytes=MAX_INBOUND_REQUEST_BYTES, lenient=True)
+    sms = parse_model(InboundSms, fields)
     result = service.handle(sms)
     _observe(sms, result)
     return Response(200, CONTENT_TYPE, result.xml.decode("utf-8"))
@@ -31,9 +36,14 @@ def _observe(sms: InboundSms, result: InboundResult) -> None:
         logger.info("duplicate inbound answered", extra={"sms_message_id": sms.sms_message_id})
         return
     decision = result.decision
-    replies = len(decision.replies) - result.suppressed if decision else 0
+    replies = result.sent
     metrics.add_metric(name="MessagesReceived", unit="Count", value=1)
     metrics.add_metric(name="Replies", unit="Count", value=replies)
+    if result.unanswered is not None:
+        # Withheld answers (loops, pumping, caps, opt-out review): alarmed on.
+        metrics.add_metric(name="UnansweredInbound", unit="Count", value=1)
+    if result.unanswered is Unanswered.OPT_OUT_REVIEW:
+        metrics.add_metric(name="OptOutReviews", unit="Count", value=1)
     if decision and decision.keyword is KeywordKind.OPT_OUT:
         metrics.add_metric(name="OptOuts", unit="Count", value=1)
     if decision and decision.keyword is KeywordKind.OPT_IN:
@@ -45,6 +55,7 @@ def _observe(sms: InboundSms, result: InboundResult) -> None:
             "rule": decision.rule if decision else "none",
             "replies": replies,
             "suppressed": result.suppressed,
+            "unanswered": result.unanswered,
         },
     )
     logger.debug("inbound content", extra={"from": sms.from_, "body": sms.body})

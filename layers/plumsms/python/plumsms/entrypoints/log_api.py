@@ -316,8 +316,8 @@ def openapi_document(resolver: ApiGatewayResolver) -> dict[str, Any]:
 
 
 def log_service(secrets: SecretValues, store: DynamoMessageStore) -> LogService:
-    """The log use case, signing cursors with a key derived from the webhook key."""
-    return LogService(log=store, cursor_key=lambda: derive_key(secrets.webhook_key()))
+    """The log use case, signing cursors with the deployment's own cursor secret."""
+    return LogService(log=store, cursor_key=lambda: derive_key(secrets.cursor_key()))
 
 
 def routes_from_settings(

@@ -31,7 +31,7 @@ from plumsms.config import Settings
 from plumsms.domain.errors import NotFound, ValidationFailed
 from plumsms.domain.sending import EditRequest, SendRequest, request_fingerprint
 from plumsms.domain.status import ChangePublisher
-from plumsms.entrypoints.webhooks import parse_model, raw_body
+from plumsms.entrypoints.webhooks import json_document, parse_model, raw_body
 from plumsms.observability import logger, metrics, tracer
 from plumsms.usecases.sending import SendingService
 
@@ -46,10 +46,7 @@ def json_object(event: BaseProxyEvent) -> dict[str, Any]:
     content_type = (event.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if content_type and not (content_type in _JSON_TYPES or content_type.endswith("+json")):
         raise ValidationFailed("content-type", "must be application/json")
-    try:
-        data = json.loads(raw_body(cast(APIGatewayProxyEvent, event)) or b"null")
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValidationFailed("body", "is not valid JSON") from exc
+    data = json_document(raw_body(cast(APIGatewayProxyEvent, event)))
     if not isinstance(data, dict):
         raise ValidationFailed("body", "must be a JSON object")
     return data

@@ -17,10 +17,15 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from plumsms.adapters.dynamodb.statuses import DynamoStatusLog
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.domain.callbacks import StatusCallback, callback_fields, parse_ref
-from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.models import Status
 from plumsms.domain.status import ChangePublisher, StatusChange
-from plumsms.entrypoints.webhooks import form_fields, parse_model, raw_body, require_key
+from plumsms.entrypoints.webhooks import (
+    form_fields,
+    json_document,
+    parse_model,
+    raw_body,
+    require_key,
+)
 from plumsms.observability import logger, metrics
 from plumsms.secrets import NOT_CONFIGURED_WARNING
 from plumsms.usecases.status import Outcome, StatusResult, StatusService
@@ -67,11 +72,7 @@ def callback_body(event: APIGatewayProxyEvent) -> dict[str, object]:
     content_type = event.headers.get("content-type") or event.headers.get("Content-Type") or ""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == content_types.APPLICATION_JSON or media_type.endswith("+json"):
-        try:
-            data = json.loads(raw_body(event))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValidationFailed("body", "is not valid JSON") from exc
-        return callback_fields(data)
+        return callback_fields(json_document(raw_body(event)))
     return dict(form_fields(event))
 
 

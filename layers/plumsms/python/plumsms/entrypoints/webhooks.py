@@ -28,6 +28,8 @@ from plumsms.observability import logger, metrics
 
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
+MAX_JSON_DEPTH = 16
+"""Deepest nesting of a JSON body: every document of the API is two or three levels deep."""
 _MAX_FIELDS = 32
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,7 +44,7 @@ def require_key(event: APIGatewayProxyEvent, expected: str) -> None:
         raise Forbidden("wrong or missing webhook key")
 
 
-def raw_body(event: APIGatewayProxyEvent) -> bytes:
+def raw_body(event: APIGatewayProxyEvent, max_bytes: int = MAX_BODY_BYTES) -> bytes:
     """The request body as bytes, undoing API Gateway's base64 encoding."""
     body = event.body or ""
     if event.is_base64_encoded:
@@ -52,26 +54,33 @@ def raw_body(event: APIGatewayProxyEvent) -> bytes:
             raise ValidationFailed("body", "is not valid base64") from exc
     else:
         data = body.encode("utf-8", "surrogatepass")
-    if len(data) > MAX_BODY_BYTES:
-        raise ValidationFailed("body", f"is larger than {MAX_BODY_BYTES} bytes")
+    if len(data) > max_bytes:
+        raise ValidationFailed("body", f"is larger than {max_bytes} bytes")
     return data
 
 
-def form_fields(event: APIGatewayProxyEvent) -> dict[str, str]:
-    """Decode a form-encoded body into single-valued fields (UTF-8, strict)."""
+def form_fields(
+    event: APIGatewayProxyEvent, *, max_bytes: int = MAX_BODY_BYTES, lenient: bool = False
+) -> dict[str, str]:
+    """Decode a form-encoded body into single-valued fields (UTF-8).
+
+    ``lenient`` (the Application URL) replaces bytes that are not UTF-8 with U+FFFD
+    instead of refusing the request: a real SMS is never lost to its content.
+    """
+    errors = "replace" if lenient else "strict"
     content_type = event.headers.get("content-type") or event.headers.get("Content-Type") or ""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type and media_type != FORM:
         raise ValidationFailed("content-type", f"must be {FORM}")
-    data = raw_body(event)
+    data = raw_body(event, max_bytes)
     try:
-        text = data.decode("ascii") if data.isascii() else data.decode("utf-8")
+        text = data.decode("ascii") if data.isascii() else data.decode("utf-8", errors)
         pairs = parse_qsl(
             text,
             keep_blank_values=True,
             strict_parsing=False,
             encoding="utf-8",
-            errors="strict",
+            errors=errors,
             max_num_fields=_MAX_FIELDS,
         )
     except UnicodeDecodeError as exc:
@@ -84,6 +93,52 @@ def form_fields(event: APIGatewayProxyEvent) -> dict[str, str]:
             raise ValidationFailed(name, "is given more than once")
         fields[name] = value
     return fields
+
+
+def json_document(data: bytes) -> Any:
+    """Parse a JSON body: ``ValidationFailed`` for malformed, too deep or non-Unicode text.
+
+    Nesting is bounded (``MAX_JSON_DEPTH``; deeper than the interpreter's recursion limit
+    is caught too), and a string with a lone surrogate (``"\\ud800"``, which no UTF-8 can
+    carry) is refused naming its field, before any of it reaches a model or the store.
+    """
+    try:
+        document = json.loads(data or b"null")
+    except RecursionError as exc:
+        raise ValidationFailed("body", f"is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValidationFailed("body", "is not valid JSON") from exc
+    _check_json(document)
+    return document
+
+
+def _check_json(document: Any) -> None:
+    stack: list[tuple[Any, str, int]] = [(document, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationFailed("body", f"is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, str):
+            _check_text(node, path or "body")
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                name = f"{path}.{key}" if path else str(key)
+                _check_text(key, name)
+                stack.append((value, name, depth + 1))
+        elif isinstance(node, list):
+            stack.extend(
+                (value, f"{path}.{i}" if path else str(i), depth + 1)
+                for i, value in enumerate(node)
+            )
+
+
+def _check_text(text: str, field: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationFailed(
+            field, "contains a lone surrogate (\\ud800-\\udfff), which is not valid Unicode"
+        ) from exc
 
 
 def parse_model(model: type[M], data: dict[str, Any]) -> M:

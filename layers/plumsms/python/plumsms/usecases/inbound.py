@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from plumsms.domain import segments
-from plumsms.domain.errors import DuplicateInbound
+from plumsms.domain.errors import ConcurrentUpdate, DuplicateInbound
+from plumsms.domain.guards import (
+    ReplyLimits,
+    Screened,
+    Unanswered,
+    body_digest,
+    screen,
+)
 from plumsms.domain.keywords import KeywordKind
 from plumsms.domain.models import (
     HistoryEntry,
@@ -29,6 +36,8 @@ StatusUrlBuilder = Callable[[str], str | None]
 """Given a message id, the Result URL Plum should POST its statuses to (or None)."""
 
 SOURCE = "plum-inbound"
+_WRITE_ATTEMPTS = 3
+"""Reads and conditional writes of the reply counters, when a concurrent message wins."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,8 @@ class InboundResult:
     duplicate: bool
     decision: Decision | None = None
     suppressed: int = 0
+    sent: int = 0
+    unanswered: Unanswered | None = None
 
 
 class InboundService:
@@ -50,6 +61,7 @@ class InboundService:
         log: InboundLog,
         rules: RulesConfig,
         status_url: StatusUrlBuilder,
+        limits: ReplyLimits,
         hook: ReplyHook | None = None,
         clock: Clock = utc_now,
         on_hook_error: Callable[[Exception], None] | None = None,
@@ -58,6 +70,7 @@ class InboundService:
         self._log = log
         self._rules = rules
         self._status_url = status_url
+        self._limits = limits
         self._hook = hook
         self._clock = clock
         self._on_hook_error = on_hook_error
@@ -73,15 +86,25 @@ class InboundService:
             if earlier is not None:
                 return InboundResult(xml=earlier, duplicate=True)
         decision = decide(inbound, self._rules, self._guarded_hook())
-        replies, suppressed = self._without_opted_out(inbound, decision)
+        for attempt in range(_WRITE_ATTEMPTS):
+            try:
+                return self._record(inbound, decision, now)
+            except ConcurrentUpdate:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record(self, inbound: InboundSms, decision: Decision, now: datetime) -> InboundResult:
+        screened = self._screen(inbound, decision, now)
         reply_messages = [
-            self._reply_message(inbound, reply, index, now) for index, reply in enumerate(replies)
+            self._reply_message(inbound, reply, index, now)
+            for index, reply in enumerate(screened.replies)
         ]
         xml = build_reply([self._element(inbound, m) for m in reply_messages])
         opt_out = (
             OptOut(
                 number=inbound.from_,
-                keyword=inbound.body.strip().upper(),
+                keyword=decision.matched or "STOP",
                 at=now,
                 message_id=inbound.sms_message_id,
             )
@@ -89,15 +112,28 @@ class InboundService:
             else None
         )
         opt_in = inbound.from_ if decision.keyword is KeywordKind.OPT_IN else None
+        unanswered = decision.unanswered or screened.reason
         try:
             self._log.record_inbound(
-                self._inbound_message(inbound, now), reply_messages, xml, opt_out, opt_in
+                self._inbound_message(inbound, now, unanswered),
+                reply_messages,
+                xml,
+                opt_out=opt_out,
+                opt_in_number=opt_in,
+                peers=screened.peers,
             )
         except DuplicateInbound as duplicate:
             return InboundResult(xml=duplicate.reply_xml or xml, duplicate=True)
         if opt_out is not None and self._on_opt_out is not None:
             self._on_opt_out(opt_out.number)  # e.g. suppress the number's pending sends
-        return InboundResult(xml=xml, duplicate=False, decision=decision, suppressed=suppressed)
+        return InboundResult(
+            xml=xml,
+            duplicate=False,
+            decision=decision,
+            suppressed=screened.suppressed,
+            sent=len(reply_messages),
+            unanswered=unanswered,
+        )
 
     def _guarded_hook(self) -> ReplyHook | None:
         hook = self._hook
@@ -116,18 +152,26 @@ class InboundService:
 
         return guarded
 
-    def _without_opted_out(
-        self, inbound: InboundSms, decision: Decision
-    ) -> tuple[list[Reply], int]:
+    def _screen(self, inbound: InboundSms, decision: Decision, now: datetime) -> Screened:
         if not decision.replies:
-            return [], 0
-        # A START/UNSTOP message clears the sender's opt-out in the same write.
-        exempt = {inbound.from_} if decision.keyword is KeywordKind.OPT_IN else set()
-        blocked = self._log.opted_out({r.to for r in decision.replies} - exempt)
-        kept = [r for r in decision.replies if r.to not in blocked]
-        return kept, len(decision.replies) - len(kept)
+            return Screened(replies=[])
+        # One batch read: the recipients' opt-outs and reply counters.
+        peers = self._log.peer_states({r.to for r in decision.replies})
+        if decision.keyword is KeywordKind.OPT_IN and inbound.from_ in peers:
+            # A START/UNSTOP message clears the sender's opt-out in the same write.
+            peers[inbound.from_] = replace(peers[inbound.from_], opted_out=False)
+        return screen(
+            inbound.from_,
+            decision.replies,
+            peers=peers,
+            limits=self._limits,
+            now=now,
+            digest=body_digest(inbound.body),
+        )
 
-    def _inbound_message(self, inbound: InboundSms, now: datetime) -> Message:
+    def _inbound_message(
+        self, inbound: InboundSms, now: datetime, unanswered: Unanswered | None
+    ) -> Message:
         info = segments.analyze(inbound.body)
         return Message(
             id=inbound.sms_message_id,
@@ -141,6 +185,7 @@ class InboundService:
             updated_at=now,
             segments=info.segments,
             encoding=info.encoding,
+            unanswered=unanswered,
             history=[HistoryEntry(status=Status.RECEIVED, at=now, source=SOURCE)],
         )
 

@@ -26,7 +26,7 @@ Order = Literal["asc", "desc"]
 
 EXPORT_COLUMNS = (
     "id", "created_at", "type", "status", "from", "to", "body", "segments", "encoding",
-    "sms_message_id", "result_url", "send_at", "updated_at", "error",
+    "sms_message_id", "result_url", "send_at", "updated_at", "error", "unanswered",
 )  # fmt: skip
 """CSV columns, in order. JSON Lines carries the whole message JSON, history included."""
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol
 
+from plumsms.domain.guards import PeerState
 from plumsms.domain.models import Message, OptOut
 
 
@@ -17,13 +18,19 @@ class InboundLog(Protocol):
         inbound: Message,
         replies: Sequence[Message],
         reply_xml: bytes,
+        *,
         opt_out: OptOut | None = None,
         opt_in_number: str | None = None,
+        peers: Sequence[PeerState] = (),
     ) -> None:
-        """Store all of it atomically, or raise ``DuplicateInbound`` if seen before."""
+        """Store all of it atomically, or raise ``DuplicateInbound`` if seen before.
 
-    def opted_out(self, numbers: Iterable[str]) -> set[str]:
-        """Which of ``numbers`` have opted out."""
+        ``peers`` are written conditional on the revision they were read at; a change in
+        between raises ``ConcurrentUpdate`` and nothing is written.
+        """
+
+    def peer_states(self, numbers: Iterable[str]) -> dict[str, PeerState]:
+        """Opt-out and reply counters of each of ``numbers`` (one batch read)."""
 
     def earlier_answer(self, message_id: str) -> bytes | None:
         """The XML answered when inbound ``message_id`` was first seen; None if never seen."""

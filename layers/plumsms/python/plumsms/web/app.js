@@ -11,6 +11,17 @@
   const TOKEN_KEY = "plumsms.token";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const CHART_DAYS = 14;
+  // Why an inbound message got no automatic answer (Message.unanswered; docs/security.md).
+  const UNANSWERED = {
+    opt_out_review: "Mentions an opt-out word: a person should read it",
+    sender_cannot_receive: "Sender is a short code or name: it cannot receive a reply",
+    own_number: "Sent from one of this account's own numbers",
+    country_not_allowed: "Sender's country is not in the reply allow-list",
+    opted_out: "Recipient opted out",
+    repeated_body: "Same text repeated within minutes",
+    reply_cap: "Hourly auto-reply limit for this sender reached",
+    forward_cap: "Hourly group-forward limit for a member reached",
+  };
   const STATUS_COLORS = {
     scheduled: "#8e7cc3", sending: "#6fa8dc", queued: "#9fc5e8", sent: "#3d85c6",
     delivered: "#38a169", undelivered: "#dd8452", failed: "#c53030", received: "#2c7a7b",
@@ -150,12 +161,29 @@
     $("#sign-out").hidden = !token();
   }
 
-  function takeTokenFromFragment() {
-    // `smsctl ui` opens ".../ui#token=..."; the fragment never reaches a server.
+  async function takeTokenFromFragment() {
+    // The signing proxy of `smsctl ui` opens ".../ui#token=<its session token>"; the
+    // fragment never reaches a server.
     const match = window.location.hash.match(/^#token=([^&]+)$/);
-    if (!match) return;
-    window.sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+    if (match) {
+      window.sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+      window.history.replaceState(null, "", window.location.pathname + "#/");
+      return;
+    }
+    // Against the local stack it opens ".../ui#code=<one-time code>", traded here for a
+    // session token: the API token itself is never in a URL.
+    const code = window.location.hash.match(/^#code=([^&]+)$/);
+    if (!code) return;
     window.history.replaceState(null, "", window.location.pathname + "#/");
+    try {
+      const response = await fetch(new URL("local/ui-session", apiBase), {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ code: decodeURIComponent(code[1]) }),
+        credentials: "omit",
+      });
+      if (response.ok) window.sessionStorage.setItem(TOKEN_KEY, (await response.json()).token);
+    } catch (ignored) { /* the sign-in form stays */ }
   }
 
   // -- the log ----------------------------------------------------------------------------
@@ -378,6 +406,7 @@
     field(list, "Result URL", message.result_url, (v) => el("code", { class: "wrap", text: v }));
     field(list, "Segments", `${message.segments} (${message.encoding})`);
     field(list, "Error", message.error);
+    field(list, "Not answered", message.unanswered, (v) => el("span", { title: v, text: UNANSWERED[v] || v }));
     $("#detail-body").textContent = message.body;
     const timeline = $("#detail-history");
     clear(timeline);
@@ -536,7 +565,6 @@
     window.addEventListener("hashchange", route);
   }
 
-  takeTokenFromFragment();
   bind();
-  route();
+  takeTokenFromFragment().finally(route);
 })();

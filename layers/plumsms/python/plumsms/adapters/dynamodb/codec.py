@@ -8,6 +8,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from plumsms.adapters.dynamodb import keys
+from plumsms.domain.guards import PeerState
 from plumsms.domain.models import Message, MessageType, OptOut, Status
 
 Item = dict[str, Any]
@@ -16,7 +17,7 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 MESSAGE_FIELDS = (
     "id", "sms_message_id", "type", "to", "from", "body", "status", "created_at",
-    "updated_at", "send_at", "result_url", "segments", "encoding", "error",
+    "updated_at", "send_at", "result_url", "segments", "encoding", "error", "unanswered",
 )  # fmt: skip
 
 
@@ -114,4 +115,41 @@ def opt_out_from_item(row: Item) -> OptOut:
         keyword=row["keyword"],
         at=datetime.fromisoformat(row["at"]),
         message_id=row["message_id"],
+    )
+
+
+PEER_ROW_DAYS = 2
+"""Reply counters look back one hour; their rows expire (TTL) two days after a change."""
+
+
+def peer_item(state: PeerState, revision: int) -> Item:
+    """The stored row of a number's reply counters, at ``revision``."""
+    changed = max((*state.replies, *state.forwards), default=None) or state.last_body_at
+    row: Item = {
+        keys.PK: keys.peer_pk(state.number),
+        keys.SK: keys.PEER_SK,
+        "replies": [keys.timestamp(t) for t in state.replies],
+        "forwards": [keys.timestamp(t) for t in state.forwards],
+        "last_body": state.last_body,
+        "last_body_at": keys.timestamp(state.last_body_at) if state.last_body_at else None,
+        "rev": revision,
+    }
+    if changed is not None:
+        row[keys.TTL_ATTR] = int((changed + timedelta(days=PEER_ROW_DAYS)).timestamp())
+    return row
+
+
+def peer_from_item(number: str, row: Item | None, opted_out: bool) -> PeerState:
+    """Rebuild a ``PeerState`` from its row (``None``: no counters yet)."""
+    if row is None:
+        return PeerState(number, opted_out=opted_out)
+    last_at = row.get("last_body_at")
+    return PeerState(
+        number,
+        opted_out=opted_out,
+        replies=tuple(datetime.fromisoformat(t) for t in row.get("replies", [])),
+        forwards=tuple(datetime.fromisoformat(t) for t in row.get("forwards", [])),
+        last_body=row.get("last_body"),
+        last_body_at=datetime.fromisoformat(last_at) if last_at else None,
+        revision=int(row.get("rev", 0)),
     )

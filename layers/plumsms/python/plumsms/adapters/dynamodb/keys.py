@@ -21,6 +21,7 @@ SK = "SK"
 
 MESSAGE_SK = "MSG"
 OPT_OUT_SK = "OPTOUT"
+PEER_SK = "LIMITS"
 OPT_OUT_KIND = "OPTOUT"
 ALL_MESSAGES = "MSG"
 
@@ -73,6 +74,11 @@ def message_pk(message_id: str) -> str:
 def opt_out_pk(number: str) -> str:
     """Partition key of a number's opt-out item."""
     return f"OPTOUT#{number}"
+
+
+def peer_pk(number: str) -> str:
+    """Partition key of a number's reply counters (auto-replies, forwards, last body)."""
+    return f"PEER#{number}"
 
 
 def time_sort_key(created_at: datetime, message_id: str) -> str:

@@ -17,7 +17,8 @@ from botocore.exceptions import ClientError
 from plumsms.adapters.dynamodb import codec, keys, sharding
 from plumsms.adapters.dynamodb.codec import Item
 from plumsms.adapters.dynamodb.errors import store_errors
-from plumsms.domain.errors import DuplicateInbound, NotFound
+from plumsms.domain.errors import ConcurrentUpdate, DuplicateInbound, NotFound
+from plumsms.domain.guards import PeerState
 from plumsms.domain.models import Message, OptOut
 from plumsms.domain.queries import MessageQuery, Page
 
@@ -94,23 +95,27 @@ class DynamoMessageStore:
         inbound: Message,
         replies: Sequence[Message],
         reply_xml: bytes,
+        *,
         opt_out: OptOut | None = None,
         opt_in_number: str | None = None,
+        peers: Sequence[PeerState] = (),
     ) -> None:
-        """Store an inbound message with its replies and opt-out change.
+        """Store an inbound message with its replies, opt-out change and reply counters.
 
         Keyed on the inbound id (Plum's ``sms_message_id``): a retried webhook raises
         ``DuplicateInbound`` carrying the XML answered the first time, and writes nothing
-        new. Without an opt-out change the writes are plain conditional PutItems, the
-        replies first and the inbound last: reply ids derive from the inbound id, so a
-        retry after a partial write puts the same replies (kept if present) and then the
-        inbound, and a stored inbound always has its replies. A transaction would cost
-        twice the WCU of every item and index entry. An opt-out change goes in one
-        transaction with the inbound: it must happen exactly when the inbound is new.
+        new. Without an opt-out change or reply counters the writes are plain conditional
+        PutItems, the replies first and the inbound last: reply ids derive from the
+        inbound id, so a retry after a partial write puts the same replies (kept if
+        present) and then the inbound, and a stored inbound always has its replies (a
+        transaction would cost twice the WCU of every item and index entry). An opt-out
+        change, or counters (written conditional on the revision they were read at:
+        ``ConcurrentUpdate`` when another message moved them first), go in one transaction
+        with the inbound: they must happen exactly when the inbound is new.
         """
         row = codec.message_item(inbound, self.retention) | {"reply_xml": reply_xml}
         condition = f"attribute_not_exists({keys.PK})"
-        if opt_out is None and opt_in_number is None:
+        if opt_out is None and opt_in_number is None and not peers:
             with store_errors("record inbound"):
                 for reply in replies:
                     self._put_if_new(codec.message_item(reply, self.retention))
@@ -138,6 +143,7 @@ class DynamoMessageStore:
         if opt_in_number is not None:
             others.append({"Delete": {"TableName": self.table_name, "Key": codec.serialize(
                 {keys.PK: keys.opt_out_pk(opt_in_number), keys.SK: keys.OPT_OUT_SK})}})  # fmt: skip
+        others.extend(self._peer_put(peer) for peer in peers)
         with store_errors("record inbound"):
             try:
                 first = {
@@ -149,9 +155,24 @@ class DynamoMessageStore:
                 }
                 self.client.transact_write_items(TransactItems=[first, *others])  # type: ignore[list-item]
             except ClientError as exc:
-                if not _is_condition_failure(exc):
-                    raise
-                raise DuplicateInbound(self.earlier_answer(inbound.id) or b"") from exc
+                if _is_condition_failure(exc):
+                    raise DuplicateInbound(self.earlier_answer(inbound.id) or b"") from exc
+                if _is_later_condition_failure(exc):
+                    raise ConcurrentUpdate("reply counters changed; read them again") from exc
+                raise
+
+    def _peer_put(self, peer: PeerState) -> dict[str, Any]:
+        put: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": codec.serialize(codec.peer_item(peer, peer.revision + 1)),
+        }
+        if peer.revision:
+            put["ConditionExpression"] = "#rev = :rev"
+            put["ExpressionAttributeNames"] = {"#rev": "rev"}
+            put["ExpressionAttributeValues"] = {":rev": {"N": str(peer.revision)}}
+        else:
+            put["ConditionExpression"] = f"attribute_not_exists({keys.PK})"
+        return {"Put": put}
 
     def _put_if_new(self, row: Item) -> bool:
         """PutItem unless the key exists; False when it did (nothing written)."""
@@ -401,7 +422,32 @@ class DynamoMessageStore:
         position = str(rows[-1][keys.TIME_SK]) if more and rows else None
         return [codec.opt_out_from_item(r) for r in rows], position
 
-    # -- opt-outs -----------------------------------------------------------------------
+    # -- opt-outs and reply counters ----------------------------------------------------
+
+    def peer_states(self, numbers: Iterable[str]) -> dict[str, PeerState]:
+        """Opt-out and reply counters of each of ``numbers``: one BatchGetItem per 50
+        numbers (unprocessed keys retried with backoff)."""
+        wanted = sorted(set(numbers))
+        found = sharding.batch_get(
+            self.client,
+            self.table_name,
+            (
+                {keys.PK: pk, keys.SK: sk}
+                for n in wanted
+                for pk, sk in (
+                    (keys.opt_out_pk(n), keys.OPT_OUT_SK),
+                    (keys.peer_pk(n), keys.PEER_SK),
+                )
+            ),
+        )
+        return {
+            n: codec.peer_from_item(
+                n,
+                found.get((keys.peer_pk(n), keys.PEER_SK)),
+                (keys.opt_out_pk(n), keys.OPT_OUT_SK) in found,
+            )
+            for n in wanted
+        }
 
     def opted_out(self, numbers: Iterable[str]) -> set[str]:
         """Which of ``numbers`` have opted out (BatchGetItem; unprocessed keys retried)."""
@@ -444,6 +490,14 @@ def _just_below(position: str) -> str:
     every ASCII byte, so nothing stored lies strictly between the result and ``position``.
     """
     return position[:-1] + chr(ord(position[-1]) - 1) + "\U0010ffff"
+
+
+def _is_later_condition_failure(exc: ClientError) -> bool:
+    """A transaction cancelled by the condition of an item other than the first."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons", [])
+    return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:])
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
