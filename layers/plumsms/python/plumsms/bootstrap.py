@@ -10,11 +10,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from plumsms import constants as env
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import publisher_for
 from plumsms.adapters.rules_file import load_hook, load_rules
 from plumsms.config import Settings
-from plumsms import constants as env
 from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.guards import ReplyLimits, default_countries
 from plumsms.domain.phone import normalize
