@@ -27,6 +27,12 @@ from bench.harness import Figure, at_most, ratio
 ACCOUNT, CUSTOMER = "+12435678910", "+19998881234"
 BODY = ("Hi Sam, your order 48213 has shipped and will arrive Thursday. Track it at "
         "acme.example/t/48213 or reply HELP for help, STOP to opt out. Thanks, Acme!!")  # fmt: skip
+# An inbound text of the same length that asks nothing of the carrier keywords (a text
+# that mentions STOP goes to a person, unanswered: docs/inbound.md).
+INBOUND_BODY = (
+    "Hi, this is Sam. My order 48213 was meant to arrive on Thursday but the tracking "
+    "page has not moved since Monday. Can you check it for me? Thanks"
+)
 BASE_URL = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/Prod/"
 WEBHOOK_KEY = "k" * 40
 CALLBACK_TARGET_WCU = 4
@@ -106,6 +112,9 @@ def _measure(meter: CapacityMeter, client: Any, raw: Any, table_name: str) -> li
     costs: dict[str, Cost] = {}
     # -- inbound ------------------------------------------------------------------------
     replies = {"no reply": RulesConfig(), "one reply": RulesConfig(default_reply=BODY)}
+    # One customer each: the same text twice from one number within minutes is withheld
+    # as a repeat (docs/security.md), which would price a reply that is never written.
+    senders = {"no reply": "+19998881235", "one reply": CUSTOMER}
     for label, rules in replies.items():
         service = InboundService(
             log=store,
@@ -114,10 +123,16 @@ def _measure(meter: CapacityMeter, client: Any, raw: Any, table_name: str) -> li
             limits=ReplyLimits(own_numbers=frozenset({ACCOUNT}), countries=frozenset({"+1"})),
         )
         sms = InboundSms.model_validate(
-            {"sms_message_id": uuid.uuid4().hex, "to": ACCOUNT, "from": CUSTOMER, "body": BODY}
+            {
+                "sms_message_id": uuid.uuid4().hex,
+                "to": ACCOUNT,
+                "from": senders[label],
+                "body": INBOUND_BODY,
+            }
         )
         with meter.measure() as cost:
-            service.handle(sms)
+            result = service.handle(sms)
+        assert (b"<sms_message" in result.xml) == (label == "one reply"), (label, result.unanswered)
         costs[f"inbound, {label}"] = cost
     # -- an outbound lifecycle ----------------------------------------------------------
     sending = SendingService(outbox=outbox, sms_numbers=lambda: (ACCOUNT,))
