@@ -23,9 +23,11 @@ from pathlib import Path
 from tests.mutation.mutants import (
     Equivalent,
     Mutant,
+    Site,
     domain_modules,
     load_equivalents,
-    mutants_of,
+    make,
+    sites_of,
 )
 from tests.mutation.runner import (
     ERROR,
@@ -69,35 +71,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     equivalents = load_equivalents()
     started = time.monotonic()
 
-    candidates: dict[str, list[Mutant]] = {}
-    listed: dict[str, int] = Counter()
+    sites: list[Site] = []
     annotations: dict[str, int] = {}
-    used: set[Equivalent] = set()
     for module in modules:
-        made = mutants_of(module)
-        annotations[module] = made.annotations
-        candidates[module] = []
-        for mutant in made.mutants:
-            match = next((entry for entry in equivalents if entry.matches(mutant)), None)
-            if match is None:
-                candidates[module].append(mutant)
-            else:
-                listed[module] += 1
-                used.add(match)
-    stale = [entry for entry in equivalents if entry.module in modules and entry not in used]
+        found = sites_of(module)
+        sites += found.sites
+        annotations[module] = found.annotations
+    if args.sample is not None:
+        random.Random(args.seed).shuffle(sites)
+
+    chosen: list[Mutant] = []
+    listed: dict[str, int] = Counter()
+    unmakeable: dict[str, int] = Counter()
+    used: set[Equivalent] = set()
+    for site in sites:
+        if args.sample is not None and len(chosen) >= args.sample:
+            break
+        mutant = make(site)
+        if mutant is None:
+            unmakeable[site.module] += 1
+            continue
+        match = next((entry for entry in equivalents if entry.matches(mutant)), None)
+        if match is None:
+            chosen.append(mutant)
+        else:
+            listed[mutant.module] += 1
+            used.add(match)
+    chosen.sort(key=lambda mutant: (mutant.module, mutant.line, mutant.col, mutant.operator))
+    stale = []
+    if args.sample is None:
+        stale = [entry for entry in equivalents if entry.module in modules and entry not in used]
+    for module, count in sorted(unmakeable.items()):
+        print(f"{module}: Cosmic Ray could not make {count} mutants")
 
     if args.list:
-        for module in modules:
-            for mutant in candidates[module]:
-                print(f"{mutant.label}\n    - {mutant.source}\n    + {mutant.mutated}")
+        for mutant in chosen:
+            print(f"{mutant.label}\n    - {mutant.source}\n    + {mutant.mutated}")
         return 0
-
-    chosen = [mutant for module in modules for mutant in candidates[module]]
-    if args.sample is not None and args.sample < len(chosen):
-        chosen = sorted(
-            random.Random(args.seed).sample(chosen, args.sample),
-            key=lambda mutant: (mutant.module, mutant.line, mutant.col),
-        )
 
     warm_up()
     coverage = coverage_map(print)

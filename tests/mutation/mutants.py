@@ -128,26 +128,36 @@ def _future_annotations(tree: ast.Module) -> bool:
     )
 
 
-@dataclass
-class ModuleMutants:
-    """The mutants of one module, and how many were left out as annotations."""
+@dataclass(frozen=True)
+class Site:
+    """Where one operator can mutate a module; ``make`` turns it into a mutant."""
 
     module: str
-    mutants: list[Mutant]
+    operator: str
+    occurrence: int
+    line: int
+    col: int
+    in_function_body: bool
+
+
+@dataclass
+class ModuleSites:
+    """The sites of one module, less those in annotations Python never evaluates."""
+
+    module: str
+    sites: list[Site]
     annotations: int
 
 
-def mutants_of(module: str) -> ModuleMutants:
-    """Every mutant Cosmic Ray makes of ``plumsms.domain.<module>``, less those that only
-    change an annotation Python never evaluates."""
+def sites_of(module: str) -> ModuleSites:
+    """Every place Cosmic Ray's operators mutate ``plumsms.domain.<module>``, less those
+    that only change an annotation Python never evaluates (cheap: no mutant is made)."""
     path = DOMAIN_DIR / f"{module}.py"
-    original = path.read_text(encoding="utf-8")
-    original_lines = original.splitlines()
-    tree = ast.parse(original)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     unevaluated = _annotation_spans(tree) if _future_annotations(tree) else []
     bodies = _function_body_spans(tree)
     parso_tree = get_ast_from_path(path)
-    mutants: list[Mutant] = []
+    sites: list[Site] = []
     skipped = 0
     for operator_name, operator in _operators():
         positions = [
@@ -159,25 +169,44 @@ def mutants_of(module: str) -> ModuleMutants:
             if _inside(start, unevaluated):
                 skipped += 1
                 continue
-            code = mutate_code(original, operator, occurrence)
-            if code is None:
-                continue
-            source, mutated = _changed_line(original_lines, code.splitlines(), start[0])
-            mutants.append(
-                Mutant(
+            sites.append(
+                Site(
                     module=module,
                     operator=operator_name,
                     occurrence=occurrence,
                     line=start[0],
                     col=start[1],
-                    source=source,
-                    mutated=mutated,
-                    code=code,
                     in_function_body=_inside(start, bodies),
                 )
             )
-    mutants.sort(key=lambda mutant: (mutant.line, mutant.col, mutant.operator))
-    return ModuleMutants(module=module, mutants=mutants, annotations=skipped)
+    sites.sort(key=lambda site: (site.line, site.col, site.operator))
+    return ModuleSites(module=module, sites=sites, annotations=skipped)
+
+
+def make(site: Site) -> Mutant | None:
+    """The mutant at ``site``; None when Cosmic Ray cannot make it (its ExceptionReplacer
+    fails on ``except (A, B) as e:``)."""
+    path = DOMAIN_DIR / f"{site.module}.py"
+    original = path.read_text(encoding="utf-8")
+    operator = cosmic_ray.plugins.get_operator(site.operator)()
+    try:
+        code = mutate_code(original, operator, site.occurrence)
+    except Exception:
+        return None
+    if code is None:
+        return None
+    source, mutated = _changed_line(original.splitlines(), code.splitlines(), site.line)
+    return Mutant(
+        module=site.module,
+        operator=site.operator,
+        occurrence=site.occurrence,
+        line=site.line,
+        col=site.col,
+        source=source,
+        mutated=mutated,
+        code=code,
+        in_function_body=site.in_function_body,
+    )
 
 
 def _changed_line(original: list[str], mutated: list[str], line: int) -> tuple[str, str]:
