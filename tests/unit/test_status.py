@@ -274,3 +274,76 @@ def test_change_of_describes_the_move() -> None:
     assert change.queue_to_final_seconds == 60.0
     assert (change.to, change.from_, change.type) == ("+19998881234", "+12435678910", "outbound")
     assert status.change_of(before, status.plan(before, [report("mystery")])) is None
+
+
+def test_a_known_report_is_known() -> None:
+    # GIVEN a queued message WHEN Plum reports a status this state machine knows
+    planned = status.plan(message("queued"), [report("sent"), report("Delivered", 101)])
+    # THEN the plan does not flag it as unknown (no unknown-status metric or warning)
+    assert planned.known is True
+
+
+def test_one_unknown_report_in_a_batch_flags_the_whole_plan() -> None:
+    planned = status.plan(message("queued"), [report("sent", 1), report("mystery", 2)])
+    assert (planned.status, planned.known) == ("sent", False)
+
+
+def test_change_event_carries_the_plum_id_the_message_already_had() -> None:
+    # GIVEN a message that already has Plum's id
+    before = message("queued", ["scheduled", "queued"], plum_id="a" * 32)
+    # WHEN a callback moves it, naming the same id
+    planned = status.plan(before, [report("delivered")], "a" * 32)
+    change = status.change_of(before, planned)
+    # THEN the change event names that id
+    assert change is not None and change.sms_message_id == "a" * 32
+
+
+def test_change_event_carries_the_plum_id_learned_from_the_report() -> None:
+    before = message("queued", ["scheduled", "queued"], plum_id=None)
+    change = status.change_of(before, status.plan(before, [report("sent")], "b" * 32))
+    assert change is not None and change.sms_message_id == "b" * 32
+
+
+def test_change_event_time_and_source_come_from_the_report_that_set_the_status() -> None:
+    # GIVEN one batch with two reports from different sources at different times
+    before = message("queued", ["scheduled", "queued"])
+    batch = [report("sent", 10, source="reconciler"), report("delivered", 20, source="plum")]
+    # WHEN the batch moves the message to delivered
+    change = status.change_of(before, status.plan(before, batch))
+    # THEN the event's time and source are the delivered report's, not the sent one's
+    assert change is not None and change.status == "delivered"
+    assert (change.at, change.source) == (T0 + timedelta(seconds=20), "plum")
+
+
+def test_change_event_from_a_late_unknown_report_keeps_the_moving_reports_time() -> None:
+    before = message("queued", ["scheduled", "queued"])
+    batch = [report("delivered", 10, source="plum"), report("mystery", 30, source="later")]
+    change = status.change_of(before, status.plan(before, batch))
+    assert change is not None
+    assert (change.status, change.at, change.source) == (
+        "delivered",
+        T0 + timedelta(seconds=10),
+        "plum",
+    )
+
+
+def _history_of(length: int) -> Message:
+    return message("queued", ["queued"] + [f"noise-{i}" for i in range(length - 1)])
+
+
+def test_history_one_short_of_the_cap_still_takes_an_unknown_status() -> None:
+    # GIVEN a message with 63 history entries WHEN Plum reports an unknown status
+    planned = status.plan(_history_of(status.MAX_HISTORY - 1), [report("more-noise")])
+    # THEN it is kept: the 64th entry
+    assert [e.status for e in planned.append] == ["more-noise"]
+    assert status.MAX_HISTORY == 64
+
+
+def test_status_change_after_a_capped_unknown_report_in_the_same_batch_still_lands() -> None:
+    # GIVEN a message whose history is full (64 entries)
+    full = _history_of(status.MAX_HISTORY)
+    # WHEN one batch holds an unknown status (dropped by the cap) and then a delivery
+    planned = status.plan(full, [report("more-noise", 1), report("delivered", 2)])
+    # THEN the delivery is still recorded and moves the message
+    assert planned.status == "delivered"
+    assert [e.status for e in planned.append] == ["delivered"]
