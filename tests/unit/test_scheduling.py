@@ -379,3 +379,117 @@ def test_frequency_series_increase_strictly_and_keep_the_wall_clock(
         seen = instant.astimezone(zone(tz)).replace(tzinfo=None).time()
         gap_shift = datetime.combine(date.min, seen) - datetime.combine(date.min, wall.time())
         assert seen == wall.time() or timedelta(0) < gap_shift <= timedelta(hours=1)
+
+
+# -- edges a user would name ------------------------------------------------------------
+
+
+def test_a_monthly_series_on_the_31st_carries_over_year_end() -> None:
+    # GIVEN monthly on the 31st, from October 2025
+    rule = Recurrence(frequency="monthly", count=5)
+    start = wall_to_utc(datetime(2025, 10, 31, 9, 0), NY)
+    # THEN December is followed by January of the next year, not skipped or repeated
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-10-31 09:00 EDT",
+        "2025-11-30 09:00 EST",
+        "2025-12-31 09:00 EST",
+        "2026-01-31 09:00 EST",
+        "2026-02-28 09:00 EST",
+    ]
+
+
+def test_a_quarterly_series_crosses_two_year_ends() -> None:
+    rule = Recurrence(frequency="monthly", interval=9, count=3)
+    start = utc(2025, 11, 15, 9)
+    assert occurrences(rule, start, "UTC") == [
+        "2025-11-15 09:00 UTC",
+        "2026-08-15 09:00 UTC",
+        "2027-05-15 09:00 UTC",
+    ]
+
+
+@pytest.mark.parametrize("saturday", ["6", "SAT", "sat"])
+def test_a_saturday_cron_rule_fires_on_saturday(saturday: str) -> None:
+    rule = Recurrence(cron=f"0 9 * * {saturday}", count=2)
+    start = utc(2025, 6, 11, 12)  # Wednesday
+    assert occurrences(rule, start, "UTC") == ["2025-06-14 09:00 UTC", "2025-06-21 09:00 UTC"]
+
+
+@pytest.mark.parametrize("sunday", ["0", "7", "SUN"])
+def test_sunday_is_both_0_and_7_in_cron(sunday: str) -> None:
+    rule = Recurrence(cron=f"0 9 * * {sunday}", count=1)
+    start = utc(2025, 6, 11, 12)  # Wednesday
+    assert occurrences(rule, start, "UTC") == ["2025-06-15 09:00 UTC"]
+
+
+def test_a_cron_rule_at_midnight_fires_at_midnight() -> None:
+    rule = Recurrence(cron="0 0 * * *", count=2)
+    start = utc(2025, 6, 11, 12)
+    assert occurrences(rule, start, "UTC") == ["2025-06-12 00:00 UTC", "2025-06-13 00:00 UTC"]
+
+
+def test_cron_fields_accept_their_whole_range() -> None:
+    # minute 0-59, hour 0-23, day of month 1-31, month 1-12, weekday 0-7
+    low = Cron("0 0 1 1 0")
+    high = Cron("59 23 31 12 7")
+    assert (low.minutes, low.hours, low.days, low.months, low.weekdays) == (
+        [0],
+        [0],
+        {1},
+        {1},
+        {0},
+    )
+    assert (high.minutes, high.hours, high.days, high.months, high.weekdays) == (
+        [59],
+        [23],
+        {31},
+        {12},
+        {0},
+    )
+    every = Cron("* * * * *")
+    assert every.minutes == list(range(60)) and every.hours == list(range(24))
+    assert every.days == set(range(1, 32)) and every.months == set(range(1, 13))
+    assert every.weekdays == set(range(7))
+
+
+@pytest.mark.parametrize(
+    ("expression", "field"),
+    [
+        ("60 9 * * *", "minute"),
+        ("0 24 * * *", "hour"),
+        ("0 9 0 * *", "dom"),
+        ("0 9 32 * *", "dom"),
+        ("0 9 * 0 *", "month"),
+        ("0 9 * 13 *", "month"),
+        ("0 9 * * 8", "dow"),
+        ("0 9 * * 5-2", "dow"),
+        ("0 9 * * 1/0", "dow"),
+        ("0 9 * * x", "dow"),
+    ],
+)
+def test_out_of_range_cron_fields_are_refused_naming_the_field(expression: str, field: str) -> None:
+    with pytest.raises(ValueError, match=f"cron {field} field"):
+        Cron(expression)
+
+
+def test_a_send_at_the_very_start_of_an_overnight_quiet_window_waits_for_morning() -> None:
+    # GIVEN quiet hours 22:00-07:00 and a send due at 22:00 sharp
+    window = quiet("22:00", "07:00")
+    sharp = wall_to_utc(datetime(2025, 6, 10, 22, 0), NY)
+    # THEN it is held until 07:00 the next morning, not released at once
+    assert local(window.release(sharp)) == "2025-06-11 07:00 EDT"
+
+
+def test_until_is_inclusive_an_occurrence_at_exactly_until_is_sent() -> None:
+    # GIVEN daily at 09:00 until exactly 09:00 on the 3rd
+    until = wall_to_utc(datetime(2025, 6, 3, 9, 0), NY)
+    rule = Recurrence(frequency="daily", until=until)
+    start = wall_to_utc(datetime(2025, 6, 1, 9, 0), NY)
+    # THEN the 3rd is still sent; one minute earlier it is not
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-06-01 09:00 EDT",
+        "2025-06-02 09:00 EDT",
+        "2025-06-03 09:00 EDT",
+    ]
+    earlier = Recurrence(frequency="daily", until=until - timedelta(minutes=1))
+    assert occurrences(earlier, start, "America/New_York")[-1] == "2025-06-02 09:00 EDT"
