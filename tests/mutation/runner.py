@@ -244,6 +244,10 @@ class _Running:
     log: Path | None = None
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @dataclass
 class Runner:
     """Runs mutants ``jobs`` at a time; each child is killed past its time limit."""
@@ -259,14 +263,22 @@ class Runner:
     def run(self, mutants: Sequence[Mutant]) -> list[Outcome]:
         queue = list(mutants)
         running: list[_Running] = []
-        while queue or running:
-            while queue and len(running) < self.jobs:
-                mutant = queue.pop(0)
-                started = self._start(mutant)
-                if started is not None:
-                    running.append(started)
-            time.sleep(0.02)
-            running = [child for child in running if not self._reap(child)]
+        previous = signal.signal(signal.SIGTERM, _interrupted)
+        try:
+            while queue or running:
+                while queue and len(running) < self.jobs:
+                    mutant = queue.pop(0)
+                    started = self._start(mutant)
+                    if started is not None:
+                        running.append(started)
+                time.sleep(0.02)
+                running = [child for child in running if not self._reap(child)]
+        finally:  # interrupted: leave no child running
+            for child in running:
+                with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                    os.waitpid(child.pid, 0)
+            signal.signal(signal.SIGTERM, previous)
         return self.outcomes
 
     def _start(self, mutant: Mutant) -> _Running | None:
