@@ -115,7 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_dir is not None:
         args.log_dir.mkdir(parents=True, exist_ok=True)
 
+    tally: Counter[str] = Counter()
+
     def progress(outcome: Outcome) -> None:
+        tally[outcome.result] += 1
+        done = sum(tally.values())
+        if done % 50 == 0:
+            elapsed = time.monotonic() - started
+            print(f"  {done}/{len(chosen)} run in {elapsed:.0f} s: {dict(tally)}", flush=True)
         if args.verbose or outcome.result in (SURVIVED, UNCOVERED, ERROR):
             print(
                 f"  {outcome.result:9} {outcome.seconds:5.1f}s {outcome.mutant.label}", flush=True
