@@ -242,6 +242,7 @@ class _Running:
     started: float
     deadline: float
     log: Path | None = None
+    whole_suite: bool = True
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -259,6 +260,7 @@ class Runner:
     log_dir: Path | None = None
     on_outcome: Callable[[Outcome], None] = lambda outcome: None
     outcomes: list[Outcome] = field(default_factory=list)
+    _follow_ups: list[_Running] = field(default_factory=list)
 
     def run(self, mutants: Sequence[Mutant]) -> list[Outcome]:
         queue = list(mutants)
@@ -273,6 +275,8 @@ class Runner:
                         running.append(started)
                 time.sleep(0.02)
                 running = [child for child in running if not self._reap(child)]
+                running += self._follow_ups
+                self._follow_ups.clear()
         finally:  # interrupted: leave no child running
             for child in running:
                 with contextlib.suppress(ProcessLookupError, ChildProcessError):
@@ -281,26 +285,39 @@ class Runner:
             signal.signal(signal.SIGTERM, previous)
         return self.outcomes
 
-    def _start(self, mutant: Mutant) -> _Running | None:
+    def _start(self, mutant: Mutant, *, whole_suite: bool = False) -> _Running | None:
+        """Fork the child for ``mutant``. Code in a function body runs against the tests
+        that execute its line. Code that runs at import runs first against the tests that
+        touch its module, then, when those all pass, against every unit test."""
         now = time.monotonic()
+        touching = self.coverage.tests_touching(mutant.module)
+        tests: list[str] | None
         if mutant.in_function_body:
-            tests: list[str] | None = self.coverage.tests_for(mutant)
+            tests = self.coverage.tests_for(mutant)
             if not tests:
                 self._record(Outcome(mutant, UNCOVERED, 0.0))
                 return None
-            budget = self.coverage.seconds(tests)
+        elif whole_suite or not touching:
+            tests, whole_suite = None, True
         else:
-            tests = None
-            budget = sum(self.coverage.durations.values())
-        first = self.coverage.tests_touching(mutant.module)
+            tests = sorted(touching)
+        budget = (
+            sum(self.coverage.durations.values()) if tests is None else self.coverage.seconds(tests)
+        )
         log = None
         if self.log_dir is not None:
-            log = (
-                self.log_dir / f"{mutant.module}-{mutant.line}-{mutant.col}-{mutant.occurrence}.log"
-            )
-        pid = _fork(lambda: _run_mutant(mutant, tests, first), log)
+            name = f"{mutant.module}-{mutant.line}-{mutant.col}-{mutant.occurrence}.log"
+            log = self.log_dir / name
+        pid = _fork(lambda: _run_mutant(mutant, tests, touching), log)
         deadline = now + self.timeout_floor + self.timeout_factor * budget
-        return _Running(mutant=mutant, pid=pid, started=now, deadline=deadline, log=log)
+        return _Running(
+            mutant=mutant,
+            pid=pid,
+            started=now,
+            deadline=deadline,
+            log=log,
+            whole_suite=whole_suite or mutant.in_function_body,
+        )
 
     def _reap(self, child: _Running) -> bool:
         pid, status = os.waitpid(child.pid, os.WNOHANG)
@@ -317,6 +334,12 @@ class Runner:
         # pytest: 0 all passed, 1 a test failed, 2 a collection error (the mutant does not
         # even import), 3/4 internal or usage error, 5 no test collected.
         result = {0: SURVIVED, 1: KILLED, 2: KILLED}.get(code, ERROR)
+        if result == SURVIVED and not child.whole_suite:
+            follow_up = self._start(child.mutant, whole_suite=True)
+            if follow_up is not None:
+                follow_up.started = child.started
+                self._follow_ups.append(follow_up)
+                return True
         self._record(Outcome(child.mutant, result, elapsed))
         return True
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from plumsms.domain.models import MessageType
-from plumsms.domain.queries import MessageQuery
+from plumsms.domain.queries import MessageQuery, Page
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 T1 = datetime(2026, 1, 16, 12, 0, tzinfo=UTC)
@@ -86,3 +86,10 @@ def test_filters_name_everything_but_position_and_size() -> None:
         "end": None,
         "order": "desc",
     }
+
+
+def test_a_page_reads_nothing_unless_told_and_cannot_be_altered() -> None:
+    page = Page(items=[], next_position=None)
+    assert page.items_read == 0
+    with pytest.raises(AttributeError):
+        page.next_position = "p"  # type: ignore[misc]
