@@ -114,3 +114,15 @@ def test_derived_ids_are_stable_and_distinct() -> None:
     assert derived_id("p", "reply", 0) == derived_id("p", "reply", 0)
     assert len({derived_id("p", "reply", 0), derived_id("p", "reply", 1)}) == 2
     assert len(derived_id("p", "reply", 0)) == 32
+
+
+def test_a_reply_needs_a_body() -> None:
+    assert Reply(to="+19998881234", from_="+12435678910", body="x").body == "x"
+    with pytest.raises(ValidationError, match="body"):
+        Reply(to="+19998881234", from_="+12435678910", body="")
+
+
+def test_a_message_counts_at_least_one_segment() -> None:
+    assert message(segments=1).segments == 1
+    with pytest.raises(ValidationError, match="segments"):
+        message(segments=0)

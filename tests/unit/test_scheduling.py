@@ -493,3 +493,35 @@ def test_until_is_inclusive_an_occurrence_at_exactly_until_is_sent() -> None:
     ]
     earlier = Recurrence(frequency="daily", until=until - timedelta(minutes=1))
     assert occurrences(earlier, start, "America/New_York")[-1] == "2025-06-02 09:00 EDT"
+
+
+# -- the limits, written out (not read back from the code) ------------------------------
+
+
+def test_a_send_may_be_due_up_to_365_days_ahead_and_60_seconds_past() -> None:
+    now = utc(2025, 6, 1, 12)
+    assert check_due(now + timedelta(days=365), now) == now + timedelta(days=365)
+    assert check_due(now - timedelta(seconds=60), now) == now
+    with pytest.raises(ValidationFailed, match="more than one year ahead"):
+        check_due(now + timedelta(days=365, seconds=1), now)
+    with pytest.raises(ValidationFailed, match="in the past"):
+        check_due(now - timedelta(seconds=61), now)
+
+
+def test_a_series_holds_at_most_1000_sends() -> None:
+    assert Recurrence(frequency="daily", count=1000).count == 1000
+    with pytest.raises(ValidationError):
+        Recurrence(frequency="daily", count=1001)
+    endless = Recurrence(frequency="daily", until=datetime(2030, 1, 1, tzinfo=UTC))
+    assert len(list(endless.occurrences(datetime(2025, 1, 1, 9), zone("UTC")))) == 1000
+
+
+def test_a_cron_rule_is_searched_1830_days_ahead_for_its_next_match() -> None:
+    # GIVEN a rule on 29 February: 2100 is not a leap year, so after 2096 the next match
+    # is 2104-02-29
+    rule = Recurrence(cron="0 9 29 2 *", count=1)
+    # WHEN the search starts 1830 days before it, THEN it is found
+    found = rule.first(utc(2099, 2, 24), zone("UTC"))
+    assert found is not None and found[1] == utc(2104, 2, 29, 9)
+    # WHEN it starts 1831 days before, THEN the rule counts as never matching
+    assert rule.first(utc(2099, 2, 23), zone("UTC")) is None
