@@ -13,6 +13,7 @@ from plumsms.domain.models import (
     InboundSms,
     Message,
     MessageType,
+    OptOut,
     Reply,
     derived_id,
     mask_key,
@@ -126,3 +127,9 @@ def test_a_message_counts_at_least_one_segment() -> None:
     assert message(segments=1).segments == 1
     with pytest.raises(ValidationError, match="segments"):
         message(segments=0)
+
+
+def test_an_opt_out_record_cannot_be_altered() -> None:
+    opt_out = OptOut(number="+19998881234", keyword="STOP", at=T0, message_id="m" * 32)
+    with pytest.raises(ValidationError, match="frozen"):
+        opt_out.keyword = "START"
