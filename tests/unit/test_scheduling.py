@@ -525,3 +525,15 @@ def test_a_cron_rule_is_searched_1830_days_ahead_for_its_next_match() -> None:
     assert found is not None and found[1] == utc(2104, 2, 29, 9)
     # WHEN it starts 1831 days before, THEN the rule counts as never matching
     assert rule.first(utc(2099, 2, 23), zone("UTC")) is None
+
+
+@pytest.mark.parametrize("name", [None, 123, ["UTC"]])
+def test_a_time_zone_that_is_not_text_is_refused_naming_the_field(name: object) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        zone(name, "quiet_hours.time_zone")  # type: ignore[arg-type]
+    assert caught.value.field == "quiet_hours.time_zone"
+
+
+def test_a_number_that_cannot_be_read_has_no_zone() -> None:
+    assert zone_for_number("not a number") is None
+    assert zone_for_number("+1") is None
