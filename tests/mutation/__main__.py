@@ -124,9 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             elapsed = time.monotonic() - started
             print(f"  {done}/{len(chosen)} run in {elapsed:.0f} s: {dict(tally)}", flush=True)
         if args.verbose or outcome.result in (SURVIVED, UNCOVERED, ERROR):
-            print(
-                f"  {outcome.result:9} {outcome.seconds:5.1f}s {outcome.mutant.label}", flush=True
-            )
+            line = f"  {outcome.result:9} {outcome.seconds:5.1f}s {outcome.mutant.label}"
+            if outcome.result != KILLED:
+                line += f"\n      - {outcome.mutant.source}\n      + {outcome.mutant.mutated}"
+            print(line, flush=True)
 
     runner = Runner(
         coverage=coverage,
