@@ -160,3 +160,8 @@ def test_thirteen_digits_are_a_card_number_twelve_are_not() -> None:
     twelve = luhn_complete("4" + "2" * 10)
     assert contains_card_number(thirteen)
     assert not contains_card_number(twelve)
+
+
+def test_span_of_a_grouped_card_number_a_few_characters_in() -> None:
+    text = "card 4111 1111 1111 1111"
+    assert find_card_number(text) == (5, 24)
