@@ -67,3 +67,22 @@ def test_a_number_that_cannot_be_read_is_never_the_same_number(a: str, b: str) -
     # GIVEN two values of which one is not a phone number (even two equal strings)
     # THEN they are not the same number, and no error escapes
     assert phone.same_number(a, b) is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("12435678910", "+12435678910"),  # Plum's 11-digit form: NANP wherever we are
+        ("1243567891", "+441243567891"),  # ten digits starting with 1: national
+        ("1 243567891", "+441243567891"),  # eleven characters, but not all digits
+    ],
+)
+def test_plums_eleven_digit_form_is_nanp_in_any_default_region(raw: str, e164: str) -> None:
+    # GIVEN a default region other than the US
+    # THEN only Plum's 11-digit form starting with 1 is read as +1
+    assert phone.normalize(raw, region="GB") == e164
+
+
+def test_different_numbers_are_not_the_same_in_either_order() -> None:
+    assert not phone.same_number("+19998881235", "+19998881234")
+    assert not phone.same_number("+19998881234", "+19998881235")

@@ -163,3 +163,9 @@ def test_schema_violation_names_the_broken_rule() -> None:
 
 def test_the_schema_is_loaded_once() -> None:
     assert reply_schema() is reply_schema()
+
+
+def test_a_reply_element_cannot_be_altered() -> None:
+    element = ReplyElement(body="hi")
+    with pytest.raises(AttributeError):
+        element.body = "changed"  # type: ignore[misc]

@@ -537,3 +537,29 @@ def test_a_time_zone_that_is_not_text_is_refused_naming_the_field(name: object) 
 def test_a_number_that_cannot_be_read_has_no_zone() -> None:
     assert zone_for_number("not a number") is None
     assert zone_for_number("+1") is None
+
+
+def test_quiet_hours_are_whole_minutes_written_hh_mm() -> None:
+    # GIVEN quiet hours given as times with seconds, or as text with ":00" seconds
+    from_times = QuietHours(start=time(21, 0, 30, 5), end=time(8, 0, 59), time_zone="UTC")
+    from_text = QuietHours.model_validate({"start": "21:00:00", "end": "08:00"})
+    # THEN they are whole minutes, and shown as HH:MM
+    assert (from_times.start, from_times.end) == (time(21, 0), time(8, 0))
+    assert (from_text.start, from_text.end) == (time(21, 0), time(8, 0))
+    assert from_times.model_dump(mode="json") == {
+        "start": "21:00",
+        "end": "08:00",
+        "time_zone": "UTC",
+    }
+
+
+@pytest.mark.parametrize("clock", ["21:00:30", "7:00", "24:00", "21:60", "21h00", 2100])
+def test_quiet_hours_refuse_anything_but_hh_mm(clock: object) -> None:
+    with pytest.raises(ValidationError, match="HH:MM"):
+        QuietHours.model_validate({"start": clock, "end": "08:00"})
+
+
+def test_quiet_hours_cannot_be_altered() -> None:
+    window = quiet("21:00", "08:00")
+    with pytest.raises(ValidationError, match="frozen"):
+        window.start = time(22, 0)
