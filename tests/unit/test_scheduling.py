@@ -563,3 +563,14 @@ def test_quiet_hours_cannot_be_altered() -> None:
     window = quiet("21:00", "08:00")
     with pytest.raises(ValidationError, match="frozen"):
         window.start = time(22, 0)
+
+
+def test_a_daytime_quiet_window_holds_from_its_start_to_its_end() -> None:
+    window = quiet("12:00", "13:30", "Europe/Paris")
+    before = wall_to_utc(datetime(2025, 6, 10, 11, 59), PARIS)
+    at_start = wall_to_utc(datetime(2025, 6, 10, 12, 0), PARIS)
+    at_end = wall_to_utc(datetime(2025, 6, 10, 13, 30), PARIS)
+    assert not window.contains(before) and window.release(before) == before
+    assert window.contains(at_start)
+    assert local(window.release(at_start), "Europe/Paris") == "2025-06-10 13:30 CEST"
+    assert not window.contains(at_end) and window.release(at_end) == at_end
