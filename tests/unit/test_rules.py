@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from plumsms.domain.keywords import KeywordKind, classify
 from plumsms.domain.models import MAX_BODY_CHARS, InboundSms, Reply
-from plumsms.domain.rules import MAX_REPLIES, RulesConfig, decide
+from plumsms.domain.rules import MAX_REPLIES, RulesConfig, decide, render
 
 SENDER, NUMBER = "+19998881234", "+12435678910"
 
@@ -238,3 +238,26 @@ def test_a_hook_causes_at_most_50_replies() -> None:
     decision = decide(sms("hi"), RulesConfig(), hook=lambda _: replies)
     assert decision.rule == "hook"
     assert [r.body for r in decision.replies] == [f"r{i}" for i in range(50)]
+
+
+def test_render_leaves_a_placeholder_it_does_not_know_as_written() -> None:
+    # GIVEN a template that was not checked (render is also called directly)
+    # THEN an unknown placeholder stays as written while known ones are filled
+    assert render("{name}, {from} wrote", sms("hi")) == f"{{name}}, {SENDER} wrote"
+
+
+def test_a_keyword_rule_needs_at_least_one_keyword() -> None:
+    with pytest.raises(ValidationError, match=r"keywords\.0\.keywords"):
+        RulesConfig.model_validate({"keywords": [{"keywords": [], "reply": "x"}]})
+    one = RulesConfig.model_validate({"keywords": [{"keywords": ["a"], "reply": "x"}]})
+    assert one.keywords[0].keywords == ["A"]
+
+
+def test_loaded_rules_cannot_be_altered() -> None:
+    rules = RulesConfig.model_validate(
+        {"keywords": [{"keywords": ["a"], "reply": "x"}], "default_reply": "d"}
+    )
+    with pytest.raises(ValidationError, match="frozen"):
+        rules.default_reply = "changed"
+    with pytest.raises(ValidationError, match="frozen"):
+        rules.keywords[0].reply = "changed"
