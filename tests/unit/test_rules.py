@@ -261,3 +261,8 @@ def test_loaded_rules_cannot_be_altered() -> None:
         rules.default_reply = "changed"
     with pytest.raises(ValidationError, match="frozen"):
         rules.keywords[0].reply = "changed"
+
+
+def test_a_keyword_rule_needs_a_reply() -> None:
+    with pytest.raises(ValidationError, match=r"keywords\.0\.reply"):
+        RulesConfig.model_validate({"keywords": [{"keywords": ["a"], "reply": ""}]})
