@@ -266,3 +266,11 @@ def test_loaded_rules_cannot_be_altered() -> None:
 def test_a_keyword_rule_needs_a_reply() -> None:
     with pytest.raises(ValidationError, match=r"keywords\.0\.reply"):
         RulesConfig.model_validate({"keywords": [{"keywords": ["a"], "reply": ""}]})
+
+
+def test_a_group_template_takes_200_characters_not_more() -> None:
+    group = {"name": "g", "members": [SENDER, A]}
+    kept = RulesConfig.model_validate({"groups": [{**group, "template": "t" * 200}]})
+    assert kept.groups[0].template == "t" * 200
+    with pytest.raises(ValidationError, match=r"groups\.0\.template"):
+        RulesConfig.model_validate({"groups": [{**group, "template": "t" * 201}]})

@@ -574,3 +574,9 @@ def test_a_daytime_quiet_window_holds_from_its_start_to_its_end() -> None:
     assert window.contains(at_start)
     assert local(window.release(at_start), "Europe/Paris") == "2025-06-10 13:30 CEST"
     assert not window.contains(at_end) and window.release(at_end) == at_end
+
+
+@pytest.mark.parametrize("step", ["*/x", "1-5/0", "*/-1"])
+def test_a_cron_step_that_is_not_a_positive_number_is_refused(step: str) -> None:
+    with pytest.raises(ValueError, match="cron minute field: bad step"):
+        Cron(f"{step} 9 * * *")
