@@ -347,3 +347,17 @@ def test_status_change_after_a_capped_unknown_report_in_the_same_batch_still_lan
     # THEN the delivery is still recorded and moves the message
     assert planned.status == "delivered"
     assert [e.status for e in planned.append] == ["delivered"]
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "moves"),
+    [
+        ("scheduled", "sending", True),  # the dispatcher claims a due message
+        ("sending", "queued", True),
+        ("sending", "scheduled", False),  # never back to pending
+        ("queued", "sending", False),
+        ("mystery", "scheduled", True),  # any known status beats one we do not know
+    ],
+)
+def test_our_own_transitions_move_only_forward(current: str, new: str, moves: bool) -> None:
+    assert status.apply(current, new).changed is moves
