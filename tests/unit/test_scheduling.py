@@ -580,3 +580,22 @@ def test_a_daytime_quiet_window_holds_from_its_start_to_its_end() -> None:
 def test_a_cron_step_that_is_not_a_positive_number_is_refused(step: str) -> None:
     with pytest.raises(ValueError, match="cron minute field: bad step"):
         Cron(f"{step} 9 * * *")
+
+
+@pytest.mark.parametrize("field", ["/5", "!", ")"])
+def test_a_cron_field_without_a_value_before_its_step_is_refused(field: str) -> None:
+    with pytest.raises(ValueError, match="cron minute field"):
+        Cron(f"{field} 9 * * *")
+
+
+def test_a_cron_rule_due_at_its_start_minute_starts_then() -> None:
+    rule = Recurrence(cron="0 9 * * *", count=1)
+    found = rule.first(utc(2025, 6, 1, 9, 0), zone("UTC"))
+    assert found is not None and found[1] == utc(2025, 6, 1, 9, 0)
+
+
+def test_a_cron_search_stops_at_the_last_representable_day() -> None:
+    # GIVEN a rule that never matches, searched from the last days datetime can hold
+    rule = Recurrence(cron="0 9 31 2 *", count=1)
+    # THEN the search ends quietly instead of overflowing the calendar
+    assert rule.first(utc(9999, 12, 20), zone("UTC")) is None
