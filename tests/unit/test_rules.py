@@ -274,3 +274,37 @@ def test_a_group_template_takes_200_characters_not_more() -> None:
     assert kept.groups[0].template == "t" * 200
     with pytest.raises(ValidationError, match=r"groups\.0\.template"):
         RulesConfig.model_validate({"groups": [{**group, "template": "t" * 201}]})
+
+
+def test_a_group_needs_a_name() -> None:
+    with pytest.raises(ValidationError, match=r"groups\.0\.name"):
+        RulesConfig.model_validate({"groups": [{"name": "", "members": [SENDER, A]}]})
+
+
+def test_a_group_number_matches_whatever_way_it_is_written() -> None:
+    # GIVEN a group whose number is written nationally, and a higher number listed first
+    rules = RulesConfig.model_validate(
+        {
+            "groups": [
+                {"name": "other", "number": "+19990000000", "members": [SENDER, A]},
+                {"name": "ours", "number": "(243) 567-8910", "members": [SENDER, B]},
+            ]
+        }
+    )
+    # WHEN a member texts our number in E.164
+    decision = decide(sms("hi", to="+12435678910"), rules)
+    # THEN the group on that number, and only it, forwards the message
+    assert (decision.rule, [r.to for r in decision.replies]) == ("group:ours", [B])
+
+
+def test_the_writer_is_left_out_however_the_member_list_writes_them() -> None:
+    rules = RulesConfig.model_validate(
+        {"groups": [{"name": "g", "members": ["(999) 888-1234", A]}]}
+    )
+    assert [r.to for r in decide(sms("hi", sender="+19998881234"), rules).replies] == [A]
+
+
+def test_a_decision_cannot_be_altered() -> None:
+    decision = decide(sms("hello"), RulesConfig())
+    with pytest.raises(AttributeError):
+        decision.rule = "changed"  # type: ignore[misc]

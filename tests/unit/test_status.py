@@ -361,3 +361,17 @@ def test_status_change_after_a_capped_unknown_report_in_the_same_batch_still_lan
 )
 def test_our_own_transitions_move_only_forward(current: str, new: str, moves: bool) -> None:
     assert status.apply(current, new).changed is moves
+
+
+def test_transitions_plans_and_changes_cannot_be_altered() -> None:
+    before = message("queued", ["scheduled", "queued"])
+    planned = status.plan(before, [report("delivered")])
+    change = status.change_of(before, planned)
+    assert change is not None
+    for record, field in (
+        (status.apply("queued", "sent"), "status"),
+        (planned, "status"),
+        (change, "status"),
+    ):
+        with pytest.raises(AttributeError):
+            setattr(record, field, "failed")
