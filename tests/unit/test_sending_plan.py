@@ -13,6 +13,7 @@ from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.models import MAX_BODY_CHARS
 from plumsms.domain.scheduling import zone
 from plumsms.domain.sending import (
+    IDEMPOTENCY_TTL,
     EditRequest,
     Schedule,
     SendRequest,
@@ -269,3 +270,54 @@ def test_due_times_are_never_in_the_past_nor_beyond_a_year(minutes: int) -> None
 
 def test_the_recipient_zone_fallback_uses_the_number() -> None:
     assert zone("America/New_York")  # the zone database is present
+
+
+# -- limits written out (not read back from the code) -----------------------------------
+
+
+def test_a_body_of_1600_characters_is_sent_1601_are_refused() -> None:
+    assert plan_send(request(body="a" * 1600), NOW, NUMBERS).segments == 11
+    with pytest.raises(ValidationFailed, match="at most 1600 characters"):
+        plan_send(request(body="a" * 1601), NOW, NUMBERS)
+
+
+def test_an_idempotency_key_takes_1_to_255_printable_ascii_characters() -> None:
+    assert check_idempotency_key("k") == "k"
+    assert check_idempotency_key("k" * 255) == "k" * 255
+    with pytest.raises(ValidationFailed, match="1 to 255 printable ASCII"):
+        check_idempotency_key("k" * 256)
+
+
+def test_an_idempotency_key_is_remembered_for_24_hours() -> None:
+    assert timedelta(hours=24) == IDEMPOTENCY_TTL
+
+
+@pytest.mark.parametrize("field", ["send_at", "time_zone"])
+def test_send_at_and_time_zone_take_64_characters_not_more(field: str) -> None:
+    data = {"to": "+12125551234", "from": "+12435678910", "body": "hi"}
+    assert getattr(SendRequest.model_validate({**data, field: "x" * 64}), field) == "x" * 64
+    with pytest.raises(ValueError, match=field):
+        SendRequest.model_validate({**data, field: "x" * 65})
+    assert getattr(EditRequest.model_validate({field: "x" * 64}), field) == "x" * 64
+    with pytest.raises(ValueError, match=field):
+        EditRequest.model_validate({field: "x" * 65})
+
+
+def test_requests_and_schedules_cannot_be_altered_or_carry_unknown_fields() -> None:
+    sent = request()
+    for record, field in (
+        (sent, "body"),
+        (EditRequest(body="x"), "body"),
+        (Schedule(), "series_id"),
+    ):
+        with pytest.raises(ValueError, match="frozen"):
+            setattr(record, field, "changed")
+    for model in (SendRequest, EditRequest, Schedule):
+        with pytest.raises(ValueError, match="colour"):
+            model.model_validate({"colour": "red"})
+
+
+def test_a_schedule_counts_occurrences_from_one() -> None:
+    assert Schedule().occurrence == 1
+    with pytest.raises(ValueError, match="occurrence"):
+        Schedule(occurrence=0)
