@@ -144,3 +144,37 @@ def test_positions_out_of_range_cannot_be_encoded(position: str) -> None:
     # THEN the programming error is loud
     with pytest.raises(ValueError, match="position"):
         CODEC.encode(position, SCOPE)
+
+
+# A cursor handed out before an upgrade must still work after it: the format is frozen.
+ISSUED = (
+    "eyJ2IjoxLCJwIjoiMjAyNC0wNS0wMVQxMjowMDowMC4wMDAwMDBaIzAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2"
+    "Nzg5YWJjZGVmIiwicyI6Ing1bjU2RDlvSEZiVGtpTjAifQ.nlX1Avw_v8BkprgEoFPQuQ"
+)
+
+
+def test_a_cursor_issued_by_an_earlier_release_is_still_accepted() -> None:
+    # GIVEN a cursor issued for SCOPE and POSITION by the released format
+    # WHEN this code decodes it, and encodes the same position again
+    # THEN it gives the position back, and the new cursor is the same text
+    assert CODEC.decode(ISSUED, SCOPE) == POSITION
+    assert CODEC.encode(POSITION, SCOPE) == ISSUED
+
+
+def test_a_cursor_is_signed_with_128_bits_under_a_key_derived_from_the_secret() -> None:
+    _, _, tag = ISSUED.partition(".")
+    assert len(base64.urlsafe_b64decode(tag + "==")) == 16
+    assert derive_key("secret-one").hex() == (
+        "ed0efe04def9a64fcb354bcf2ca639bc9145dae68b2346638734b7e0136a1951"
+    )
+
+
+@pytest.mark.parametrize("position", [" ", "~", "x" * 128, " !~"])
+def test_positions_of_printable_ascii_up_to_128_characters_round_trip(position: str) -> None:
+    assert CODEC.decode(CODEC.encode(position, SCOPE), SCOPE) == position
+
+
+@pytest.mark.parametrize("position", ["\x1f", "\x7f", "a\tb"])
+def test_positions_with_control_characters_cannot_be_encoded(position: str) -> None:
+    with pytest.raises(ValueError, match="position"):
+        CODEC.encode(position, SCOPE)
