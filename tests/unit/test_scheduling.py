@@ -599,3 +599,21 @@ def test_a_cron_search_stops_at_the_last_representable_day() -> None:
     rule = Recurrence(cron="0 9 31 2 *", count=1)
     # THEN the search ends quietly instead of overflowing the calendar
     assert rule.first(utc(9999, 12, 20), zone("UTC")) is None
+
+
+@pytest.mark.parametrize("expression", ["0 9 * *", "0 9 * * * *", ""])
+def test_a_cron_rule_needs_exactly_five_fields(expression: str) -> None:
+    with pytest.raises(ValueError, match="cron needs five fields"):
+        Cron(expression)
+
+
+def test_every_other_weekday_starts_on_sunday() -> None:
+    assert Cron("0 9 * * */2").weekdays == {0, 2, 4, 6}
+
+
+def test_a_day_of_month_with_any_month_still_combines_with_a_weekday() -> None:
+    # GIVEN the 15th of any month, or Mondays (Vixie cron: either matches)
+    cron = Cron("0 9 15 * MON")
+    assert cron.matches_day(date(2025, 1, 15))  # a Wednesday, the 15th
+    assert cron.matches_day(date(2025, 1, 13))  # a Monday
+    assert not cron.matches_day(date(2025, 1, 14))
