@@ -86,3 +86,9 @@ def test_plums_eleven_digit_form_is_nanp_in_any_default_region(raw: str, e164: s
 def test_different_numbers_are_not_the_same_in_either_order() -> None:
     assert not phone.same_number("+19998881235", "+19998881234")
     assert not phone.same_number("+19998881234", "+19998881235")
+
+
+def test_a_long_national_number_starting_with_1_is_not_taken_for_nanp() -> None:
+    # GIVEN a German mobile number written nationally with 12 digits, starting with 1
+    # THEN it is German: only exactly 11 digits starting with 1 are Plum's NANP form
+    assert phone.normalize("151123456789", region="DE") == "+49151123456789"
