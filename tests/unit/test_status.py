@@ -375,3 +375,34 @@ def test_transitions_plans_and_changes_cannot_be_altered() -> None:
     ):
         with pytest.raises(AttributeError):
             setattr(record, field, "failed")
+
+
+def test_a_batch_near_the_history_cap_keeps_unknown_statuses_only_up_to_64() -> None:
+    # GIVEN 62 entries and a batch of four unknown statuses
+    planned = status.plan(_history_of(62), [report(f"odd-{i}", i) for i in range(1, 5)])
+    # THEN two are kept (entries 63 and 64), the other two dropped
+    assert [e.status for e in planned.append] == ["odd-1", "odd-2"]
+
+
+def test_past_the_cap_unknown_statuses_stay_dropped_after_a_change_lands() -> None:
+    # GIVEN a full history, and a batch that moves the status, then reports noise
+    planned = status.plan(_history_of(64), [report("sent", 1), report("more-noise", 2)])
+    # THEN the change lands as entry 65 and the noise is still dropped
+    assert [e.status for e in planned.append] == ["sent"]
+
+
+def test_queue_to_final_time_runs_to_the_final_status_not_to_sent() -> None:
+    history = [report("queued", 0), report("sent", 3), report("undelivered", 9)]
+    assert status.queue_to_final_seconds(history, "undelivered") == 9.0
+
+
+def test_change_event_ignores_an_unknown_status_reported_after_the_move() -> None:
+    before = message("queued", ["scheduled", "queued"])
+    batch = [report("delivered", 10, source="plum"), report("accepted", 30, source="later")]
+    change = status.change_of(before, status.plan(before, batch))
+    assert change is not None
+    assert (change.status, change.at, change.source) == (
+        "delivered",
+        T0 + timedelta(seconds=10),
+        "plum",
+    )
