@@ -617,3 +617,56 @@ def test_a_day_of_month_with_any_month_still_combines_with_a_weekday() -> None:
     assert cron.matches_day(date(2025, 1, 15))  # a Wednesday, the 15th
     assert cron.matches_day(date(2025, 1, 13))  # a Monday
     assert not cron.matches_day(date(2025, 1, 14))
+
+
+@pytest.mark.parametrize("frequency", ["daily", "weekly", "monthly"])
+def test_a_series_of_1000_sends_is_made_in_full_for_every_frequency(frequency: str) -> None:
+    rule = Recurrence(frequency=frequency, count=1000)
+    assert len(list(rule.occurrences(datetime(2025, 1, 31, 9), zone("UTC")))) == 1000
+
+
+def test_until_a_date_stops_before_the_next_day() -> None:
+    rule = Recurrence.model_validate({"frequency": "daily", "until": "2025-06-05"})
+    assert rule.until == date(2025, 6, 5)
+    start = wall_to_utc(datetime(2025, 6, 3, 23, 0), NY)
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-06-03 23:00 EDT",
+        "2025-06-04 23:00 EDT",
+        "2025-06-05 23:00 EDT",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "accepted", "refused"),
+    [
+        ("interval", [1, 366], [0, 367]),
+        ("count", [1, 1000], [0, 1001]),
+        ("by_weekday", [["MO"], ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]], [[], ["MO"] * 8]),
+    ],
+)
+def test_recurrence_limits(field: str, accepted: list[object], refused: list[object]) -> None:
+    base: dict[str, object] = {"frequency": "weekly", "count": 3}
+    for value in accepted:
+        assert Recurrence.model_validate({**base, field: value})
+    for value in refused:
+        with pytest.raises(ValidationError, match=field):
+            Recurrence.model_validate({**base, field: value})
+
+
+def test_a_cron_expression_takes_120_characters_not_more() -> None:
+    padded = "0" + " " * 112 + "9 * * *"
+    assert len(padded) == 120
+    assert Recurrence(cron=padded, count=1).cron == "0 9 * * *"
+    with pytest.raises(ValidationError, match="cron"):
+        Recurrence(cron="0" + " " * 113 + "9 * * *", count=1)
+
+
+def test_by_weekday_is_refused_with_cron_naming_the_rule() -> None:
+    with pytest.raises(ValidationError, match="by_weekday goes with frequency weekly"):
+        Recurrence.model_validate({"cron": "0 9 * * *", "by_weekday": ["MO"], "count": 3})
+
+
+def test_a_recurrence_cannot_be_altered() -> None:
+    rule = Recurrence(frequency="daily", count=2)
+    with pytest.raises(ValidationError, match="frozen"):
+        rule.count = 3
