@@ -670,3 +670,10 @@ def test_a_recurrence_cannot_be_altered() -> None:
     rule = Recurrence(frequency="daily", count=2)
     with pytest.raises(ValidationError, match="frozen"):
         rule.count = 3
+
+
+def test_a_weekly_series_starting_after_its_weekday_still_makes_1000_sends() -> None:
+    # GIVEN Mondays only, asked for on a Friday: the first week yields nothing
+    rule = Recurrence.model_validate({"frequency": "weekly", "by_weekday": ["MO"], "count": 1000})
+    sends = list(rule.occurrences(datetime(2025, 1, 31, 9), zone("UTC")))
+    assert len(sends) == 1000 and sends[0] == utc(2025, 2, 3, 9)
