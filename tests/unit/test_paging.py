@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 
 import pytest
@@ -178,3 +180,52 @@ def test_positions_of_printable_ascii_up_to_128_characters_round_trip(position: 
 def test_positions_with_control_characters_cannot_be_encoded(position: str) -> None:
     with pytest.raises(ValueError, match="position"):
         CODEC.encode(position, SCOPE)
+
+
+def _signed(payload: bytes) -> str:
+    """A cursor whose tag is right for ``payload`` under KEY (the documented signature:
+    HMAC-SHA256 of the payload, first 128 bits), as an older or buggy release could sign."""
+    tag = hmac.new(KEY, payload, hashlib.sha256).digest()[:16]
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return f"{b64(payload)}.{b64(tag)}"
+
+
+def _scope_digest() -> str:
+    payload_b64 = CODEC.encode(POSITION, SCOPE).split(".")[0]
+    return str(json.loads(base64.urlsafe_b64decode(payload_b64 + "==="))["s"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "rule"),
+    [
+        (b"not json", "not a cursor this API issued"),
+        (b"[1, 2]", "incompatible version"),
+        (json.dumps({"v": 0, "p": "x"}).encode(), "incompatible version"),
+        (json.dumps({"v": 2, "p": "x"}).encode(), "incompatible version"),
+    ],
+)
+def test_a_signed_cursor_of_another_format_is_refused_not_crashed(
+    payload: bytes, rule: str
+) -> None:
+    with pytest.raises(ValidationFailed, match=rule):
+        CODEC.decode(_signed(payload), SCOPE)
+
+
+@pytest.mark.parametrize("position", [5, None, "", "x" * 129])
+def test_a_signed_cursor_with_an_unusable_position_is_refused(position: object) -> None:
+    payload = json.dumps({"v": 1, "p": position, "s": _scope_digest()}).encode()
+    with pytest.raises(ValidationFailed, match="not a cursor this API issued"):
+        CODEC.decode(_signed(payload), SCOPE)
+
+
+def test_a_signed_cursor_with_a_128_character_position_is_accepted() -> None:
+    payload = json.dumps({"v": 1, "p": "x" * 128, "s": _scope_digest()}).encode()
+    assert CODEC.decode(_signed(payload), SCOPE) == "x" * 128
+
+
+def test_a_codec_cannot_be_altered() -> None:
+    with pytest.raises(AttributeError):
+        CODEC.key = b"other"  # type: ignore[misc]
