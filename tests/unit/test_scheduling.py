@@ -677,3 +677,17 @@ def test_a_weekly_series_starting_after_its_weekday_still_makes_1000_sends() -> 
     rule = Recurrence.model_validate({"frequency": "weekly", "by_weekday": ["MO"], "count": 1000})
     sends = list(rule.occurrences(datetime(2025, 1, 31, 9), zone("UTC")))
     assert len(sends) == 1000 and sends[0] == utc(2025, 2, 3, 9)
+
+
+def test_a_half_hourly_cron_rule_never_goes_back_in_time_across_spring_forward() -> None:
+    # GIVEN every 30 minutes across the night Paris skips 02:00-03:00
+    rule = Recurrence(cron="*/30 * * * *", count=4)
+    start = wall_to_utc(datetime(2025, 3, 30, 1, 30), PARIS)
+    sends = occurrences(rule, start, "Europe/Paris")
+    # THEN the gap's wall times land after the gap once, and nothing repeats or goes back
+    assert sends == [
+        "2025-03-30 01:30 CET",
+        "2025-03-30 03:00 CEST",
+        "2025-03-30 03:30 CEST",
+        "2025-03-30 04:00 CEST",
+    ]
