@@ -691,3 +691,15 @@ def test_a_half_hourly_cron_rule_never_goes_back_in_time_across_spring_forward()
         "2025-03-30 03:30 CEST",
         "2025-03-30 04:00 CEST",
     ]
+
+
+def test_an_hourly_cron_rule_does_not_fire_twice_after_spring_forward() -> None:
+    # GIVEN minute 30 of every hour: 02:30 does not exist and lands on 03:30
+    rule = Recurrence(cron="30 * * * *", count=3)
+    start = wall_to_utc(datetime(2025, 3, 30, 1, 0), PARIS)
+    # THEN 03:30 is sent once
+    assert occurrences(rule, start, "Europe/Paris") == [
+        "2025-03-30 01:30 CET",
+        "2025-03-30 03:30 CEST",
+        "2025-03-30 04:30 CEST",
+    ]
