@@ -176,3 +176,13 @@ def test_a_resource_can_be_built_by_field_name_and_dumps_plums_names() -> None:
     )
     dumped = resource.model_dump()
     assert dumped["from"] == "2435678910" and "from_" not in dumped
+
+
+def test_numbers_and_status_are_trimmed_and_must_not_be_blank() -> None:
+    resource = PlumSmsResource.model_validate(
+        _record(to=" 19998881234\n", **{"from": "\t2435678910 "}, status=" sent ")
+    )
+    assert (resource.to, resource.from_, resource.status) == ("19998881234", "2435678910", "sent")
+    for field in ("to", "from", "status"):
+        with pytest.raises(ValidationError, match=field.rstrip("_")):
+            PlumSmsResource.model_validate(_record(**{field: "   "}))
