@@ -703,3 +703,43 @@ def test_an_hourly_cron_rule_does_not_fire_twice_after_spring_forward() -> None:
         "2025-03-30 03:30 CEST",
         "2025-03-30 04:30 CEST",
     ]
+
+
+def test_a_weekly_series_every_other_week() -> None:
+    rule = Recurrence(frequency="weekly", interval=2, count=3)
+    start = utc(2025, 6, 2, 9)  # a Monday
+    assert occurrences(rule, start, "UTC") == [
+        "2025-06-02 09:00 UTC",
+        "2025-06-16 09:00 UTC",
+        "2025-06-30 09:00 UTC",
+    ]
+
+
+def test_a_frequency_rule_starts_at_its_start_to_the_second() -> None:
+    start = datetime(2025, 6, 2, 9, 0, 30, tzinfo=UTC)
+    found = Recurrence(frequency="daily", count=2).first(start, zone("UTC"))
+    assert found is not None and found[1] == start
+
+
+def test_a_series_asked_for_in_the_repeated_hour_starts_at_that_moment() -> None:
+    # GIVEN 02:30 on the second pass of Paris's repeated hour (01:30 UTC)
+    start = utc(2025, 10, 26, 1, 30)
+    found = Recurrence(frequency="daily", count=2).first(start, PARIS)
+    # THEN the first send is then, not an hour earlier on the first pass
+    assert found is not None and found[1] == start
+
+
+def test_a_cron_rule_asked_for_in_the_repeated_hour_never_starts_in_the_past() -> None:
+    # GIVEN minute 30 of every hour, asked for at 02:10 on the second pass (01:10 UTC):
+    # 02:30's first pass is already over
+    found = Recurrence(cron="30 * * * *", count=1).first(utc(2025, 10, 26, 1, 10), PARIS)
+    # THEN it starts at 03:30 local, the next match still ahead
+    assert found is not None and local(found[1], "Europe/Paris") == "2025-10-26 03:30 CET"
+
+
+def test_next_after_gives_the_occurrence_after_the_nth() -> None:
+    rule = Recurrence(frequency="daily", count=5)
+    anchor = datetime(2025, 6, 1, 9)
+    assert rule.next_after(anchor, zone("UTC"), 2) == utc(2025, 6, 3, 9)
+    assert rule.next_after(anchor, zone("UTC"), 4) == utc(2025, 6, 5, 9)
+    assert rule.next_after(anchor, zone("UTC"), 5) is None
