@@ -743,3 +743,9 @@ def test_next_after_gives_the_occurrence_after_the_nth() -> None:
     assert rule.next_after(anchor, zone("UTC"), 2) == utc(2025, 6, 3, 9)
     assert rule.next_after(anchor, zone("UTC"), 4) == utc(2025, 6, 5, 9)
     assert rule.next_after(anchor, zone("UTC"), 5) is None
+
+
+def test_a_long_series_goes_on_past_its_256th_send() -> None:
+    rule = Recurrence(frequency="daily", count=300)
+    anchor = datetime(2025, 1, 1, 9)
+    assert rule.next_after(anchor, zone("UTC"), 280) == utc(2025, 1, 1, 9) + timedelta(days=280)
