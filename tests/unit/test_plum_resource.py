@@ -186,3 +186,8 @@ def test_numbers_and_status_are_trimmed_and_must_not_be_blank() -> None:
     for field in ("to", "from", "status"):
         with pytest.raises(ValidationError, match=field.rstrip("_")):
             PlumSmsResource.model_validate(_record(**{field: "   "}))
+
+
+def test_one_character_numbers_and_status_are_kept_as_plum_wrote_them() -> None:
+    resource = PlumSmsResource.model_validate(_record(to="1", **{"from": "2"}, status="x"))
+    assert (resource.to, resource.from_, resource.status) == ("1", "2", "x")
