@@ -321,3 +321,8 @@ def test_a_schedule_counts_occurrences_from_one() -> None:
     assert Schedule().occurrence == 1
     with pytest.raises(ValueError, match="occurrence"):
         Schedule(occurrence=0)
+
+
+def test_a_send_request_can_be_built_by_field_name() -> None:
+    sent = SendRequest(to="+12125551234", from_="+12435678910", body="hi")
+    assert sent.from_ == "+12435678910"
