@@ -15,6 +15,7 @@ from plumsms.domain.scheduling import zone
 from plumsms.domain.sending import (
     IDEMPOTENCY_TTL,
     EditRequest,
+    IdempotencyRecord,
     Schedule,
     SendRequest,
     check_idempotency_key,
@@ -326,3 +327,30 @@ def test_a_schedule_counts_occurrences_from_one() -> None:
 def test_a_send_request_can_be_built_by_field_name() -> None:
     sent = SendRequest(to="+12125551234", from_="+12435678910", body="hi")
     assert sent.from_ == "+12435678910"
+
+
+def test_a_send_exactly_a_year_ahead_is_accepted() -> None:
+    a_year = NOW + timedelta(days=365)
+    assert plan_send(request(send_at=a_year.isoformat()), NOW, NUMBERS).due == a_year
+
+
+def test_quiet_hours_that_push_a_send_past_a_year_refuse_it() -> None:
+    # GIVEN a send exactly a year ahead, at 12:00 New York, inside quiet hours 11:00-13:00
+    a_year = NOW + timedelta(days=365)
+    lunch = {"start": "11:00", "end": "13:00", "time_zone": "America/New_York"}
+    # THEN moving it to 13:00 would put it past a year: it is refused
+    with pytest.raises(ValidationFailed, match="more than one year ahead"):
+        plan_send(request(send_at=a_year.isoformat(), quiet_hours=lunch), NOW, NUMBERS)
+
+
+def test_a_stored_schedule_leaves_out_what_is_not_set() -> None:
+    assert Schedule().to_json() == '{"occurrence":1}'
+
+
+def test_plans_and_records_cannot_be_altered() -> None:
+    record = IdempotencyRecord("k", "f", "m", "{}", 1)
+    sent = plan_send(request(), NOW, NUMBERS)
+    edit = plan_edit(EditRequest(body="new"), Schedule(), NOW)
+    for value, field in ((record, "message_id"), (sent, "body"), (edit, "body")):
+        with pytest.raises(AttributeError):
+            setattr(value, field, "changed")
