@@ -354,3 +354,31 @@ def test_plans_and_records_cannot_be_altered() -> None:
     for value, field in ((record, "message_id"), (sent, "body"), (edit, "body")):
         with pytest.raises(AttributeError):
             setattr(value, field, "changed")
+
+
+def test_the_third_message_of_a_series_is_followed_by_the_fourth() -> None:
+    plan = plan_send(
+        request(send_at="2025-06-11T09:00", time_zone="America/New_York",
+                recurrence={"frequency": "daily", "count": 5}),
+        NOW,
+        NUMBERS,
+    )  # fmt: skip
+    third = plan.schedule.model_copy(update={"occurrence": 3})
+    planned = next_occurrence(third, plan.due)
+    assert planned is not None
+    fourth, due = planned
+    assert (fourth.occurrence, due) == (4, datetime(2025, 6, 14, 13, 0, tzinfo=UTC))
+
+
+def test_a_series_without_its_anchor_or_zone_has_no_next_message() -> None:
+    plan = plan_send(
+        request(send_at="2025-06-11T09:00", time_zone="America/New_York",
+                recurrence={"frequency": "daily", "count": 5}),
+        NOW,
+        NUMBERS,
+    )  # fmt: skip
+    assert plan.schedule.recurrence is not None
+    zoneless = plan.schedule.recurrence.model_copy(update={"time_zone": None})
+    assert next_occurrence(plan.schedule.model_copy(update={"recurrence": zoneless}), NOW) is None
+    assert next_occurrence(plan.schedule.model_copy(update={"anchor": None}), NOW) is None
+    assert next_occurrence(Schedule(), NOW) is None
