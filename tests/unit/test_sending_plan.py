@@ -14,6 +14,8 @@ from plumsms.domain.models import MAX_BODY_CHARS
 from plumsms.domain.scheduling import zone
 from plumsms.domain.sending import (
     IDEMPOTENCY_TTL,
+    DuePage,
+    DueRef,
     EditRequest,
     IdempotencyRecord,
     Schedule,
@@ -382,3 +384,19 @@ def test_a_series_without_its_anchor_or_zone_has_no_next_message() -> None:
     assert next_occurrence(plan.schedule.model_copy(update={"recurrence": zoneless}), NOW) is None
     assert next_occurrence(plan.schedule.model_copy(update={"anchor": None}), NOW) is None
     assert next_occurrence(Schedule(), NOW) is None
+
+
+def test_a_fingerprint_is_stable_across_releases_for_non_ascii_bodies() -> None:
+    # An Idempotency-Key stored before an upgrade must still match the same request after
+    # it: the digest of the canonical JSON (UTF-8, not \\u escapes) is pinned.
+    assert request_fingerprint({"to": "+1", "body": "caf\u00e9 \u2603"}) == (
+        "3f7408c6659faec081bc116af5e4961cc79271248a4dd6510814579a7809e739"
+    )
+
+
+def test_outbox_records_cannot_be_altered() -> None:
+    ref = DueRef(message_id="m", to="+1", from_="+2", due_sk="sk")
+    page = DuePage(items=[ref], next_position=None)
+    for value, field in ((ref, "due_sk"), (page, "next_position")):
+        with pytest.raises(AttributeError):
+            setattr(value, field, "changed")
