@@ -400,3 +400,16 @@ def test_outbox_records_cannot_be_altered() -> None:
     for value, field in ((ref, "due_sk"), (page, "next_position")):
         with pytest.raises(AttributeError):
             setattr(value, field, "changed")
+
+
+def test_moving_a_series_message_reads_its_wall_time_in_the_series_zone() -> None:
+    # GIVEN a series whose zone is only on its recurrence
+    rule = {"frequency": "daily", "count": 3, "time_zone": "Europe/Paris"}
+    schedule = Schedule.model_validate({"recurrence": rule})
+    # WHEN its pending message is moved to 09:00 without an offset
+    edit = plan_edit(EditRequest(send_at="2025-06-12T09:00"), schedule, NOW)
+    # THEN 09:00 is Paris time
+    assert edit.due == datetime(2025, 6, 12, 7, 0, tzinfo=UTC)
+    # and a message with neither zone must give an offset
+    with pytest.raises(ValidationFailed, match="needs an offset"):
+        plan_edit(EditRequest(send_at="2025-06-12T09:00"), Schedule(), NOW)
