@@ -105,3 +105,48 @@ def test_ref_is_optional_and_must_look_like_an_id() -> None:
         with pytest.raises(ValidationFailed) as raised:
             parse_ref(bad)
         assert raised.value.field == "ref"
+
+
+def test_a_status_of_64_characters_is_kept_65_are_refused() -> None:
+    # GIVEN statuses at and over the documented limit (written out, not read from the code)
+    kept = parse_model(StatusCallback, {"sms_message_id": PLUM_ID, "status": "x" * 64})
+    assert kept.status == "x" * 64
+    with pytest.raises(ValidationFailed) as raised:
+        parse_model(StatusCallback, {"sms_message_id": PLUM_ID, "status": "x" * 65})
+    assert raised.value.field == "status"
+
+
+def test_a_one_character_status_is_kept() -> None:
+    assert parse_model(StatusCallback, {"sms_message_id": PLUM_ID, "status": "Q"}).status == "q"
+
+
+def test_informative_fields_take_2048_characters_not_more() -> None:
+    url = "https://h/" + "p" * (2048 - len("https://h/"))
+    kept = parse_model(StatusCallback, {"sms_message_id": PLUM_ID, "status": "sent", "to": url})
+    assert kept.to == url
+    with pytest.raises(ValidationFailed) as raised:
+        parse_model(
+            StatusCallback, {"sms_message_id": PLUM_ID, "status": "sent", "result_url": url + "x"}
+        )
+    assert raised.value.field == "result_url"
+
+
+def test_a_parsed_callback_cannot_be_altered() -> None:
+    callback = parse_model(StatusCallback, {"sms_message_id": PLUM_ID, "status": "sent"})
+    with pytest.raises(ValueError, match="frozen"):
+        callback.status = "delivered"
+
+
+def test_a_callback_can_be_built_by_field_name_as_well_as_by_plums_names() -> None:
+    callback = StatusCallback(sms_message_id=PLUM_ID, status="sent", from_="2435678910")
+    assert callback.from_ == "2435678910"
+
+
+@pytest.mark.parametrize("data", [{"sms_message": "sent"}, {"sms_message": None}])
+def test_a_wrapper_that_is_not_an_object_is_read_as_the_flat_body(data: Any) -> None:
+    assert callback_fields(data) == data
+
+
+@pytest.mark.parametrize("ref", ["a", "A-b_9", "x" * 64])
+def test_refs_of_1_to_64_id_characters_are_accepted(ref: str) -> None:
+    assert parse_ref(ref) == ref

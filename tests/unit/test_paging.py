@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 
 import pytest
@@ -144,3 +146,86 @@ def test_positions_out_of_range_cannot_be_encoded(position: str) -> None:
     # THEN the programming error is loud
     with pytest.raises(ValueError, match="position"):
         CODEC.encode(position, SCOPE)
+
+
+# A cursor handed out before an upgrade must still work after it: the format is frozen.
+ISSUED = (
+    "eyJ2IjoxLCJwIjoiMjAyNC0wNS0wMVQxMjowMDowMC4wMDAwMDBaIzAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2"
+    "Nzg5YWJjZGVmIiwicyI6Ing1bjU2RDlvSEZiVGtpTjAifQ.nlX1Avw_v8BkprgEoFPQuQ"
+)
+
+
+def test_a_cursor_issued_by_an_earlier_release_is_still_accepted() -> None:
+    # GIVEN a cursor issued for SCOPE and POSITION by the released format
+    # WHEN this code decodes it, and encodes the same position again
+    # THEN it gives the position back, and the new cursor is the same text
+    assert CODEC.decode(ISSUED, SCOPE) == POSITION
+    assert CODEC.encode(POSITION, SCOPE) == ISSUED
+
+
+def test_a_cursor_is_signed_with_128_bits_under_a_key_derived_from_the_secret() -> None:
+    _, _, tag = ISSUED.partition(".")
+    assert len(base64.urlsafe_b64decode(tag + "==")) == 16
+    assert derive_key("secret-one").hex() == (
+        "ed0efe04def9a64fcb354bcf2ca639bc9145dae68b2346638734b7e0136a1951"
+    )
+
+
+@pytest.mark.parametrize("position", [" ", "~", "x" * 128, " !~"])
+def test_positions_of_printable_ascii_up_to_128_characters_round_trip(position: str) -> None:
+    assert CODEC.decode(CODEC.encode(position, SCOPE), SCOPE) == position
+
+
+@pytest.mark.parametrize("position", ["\x1f", "\x7f", "a\tb"])
+def test_positions_with_control_characters_cannot_be_encoded(position: str) -> None:
+    with pytest.raises(ValueError, match="position"):
+        CODEC.encode(position, SCOPE)
+
+
+def _signed(payload: bytes) -> str:
+    """A cursor whose tag is right for ``payload`` under KEY (the documented signature:
+    HMAC-SHA256 of the payload, first 128 bits), as an older or buggy release could sign."""
+    tag = hmac.new(KEY, payload, hashlib.sha256).digest()[:16]
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return f"{b64(payload)}.{b64(tag)}"
+
+
+def _scope_digest() -> str:
+    payload_b64 = CODEC.encode(POSITION, SCOPE).split(".")[0]
+    return str(json.loads(base64.urlsafe_b64decode(payload_b64 + "==="))["s"])
+
+
+@pytest.mark.parametrize(
+    ("payload", "rule"),
+    [
+        (b"not json", "not a cursor this API issued"),
+        (b"[1, 2]", "incompatible version"),
+        (json.dumps({"v": 0, "p": "x"}).encode(), "incompatible version"),
+        (json.dumps({"v": 2, "p": "x"}).encode(), "incompatible version"),
+    ],
+)
+def test_a_signed_cursor_of_another_format_is_refused_not_crashed(
+    payload: bytes, rule: str
+) -> None:
+    with pytest.raises(ValidationFailed, match=rule):
+        CODEC.decode(_signed(payload), SCOPE)
+
+
+@pytest.mark.parametrize("position", [5, None, "", "x" * 129])
+def test_a_signed_cursor_with_an_unusable_position_is_refused(position: object) -> None:
+    payload = json.dumps({"v": 1, "p": position, "s": _scope_digest()}).encode()
+    with pytest.raises(ValidationFailed, match="not a cursor this API issued"):
+        CODEC.decode(_signed(payload), SCOPE)
+
+
+def test_a_signed_cursor_with_a_128_character_position_is_accepted() -> None:
+    payload = json.dumps({"v": 1, "p": "x" * 128, "s": _scope_digest()}).encode()
+    assert CODEC.decode(_signed(payload), SCOPE) == "x" * 128
+
+
+def test_a_codec_cannot_be_altered() -> None:
+    with pytest.raises(AttributeError):
+        CODEC.key = b"other"  # type: ignore[misc]

@@ -126,3 +126,42 @@ def test_twelve_digits_or_fewer_are_never_card_numbers(digits: str) -> None:
     # THEN it is never a card number, whatever its checksum
     assert not contains_card_number(digits)
     assert not contains_card_number(" ".join(digits))
+
+
+def test_span_of_a_card_number_after_other_groups_of_the_same_run() -> None:
+    # GIVEN a card number written right after an order number, as one run of digit groups
+    text = "Order 12345 4111 1111 1111 1111 thanks"
+    # WHEN its span is asked for
+    span = find_card_number(text)
+    # THEN the span starts at the card's first group, not at the order number
+    assert span is not None
+    assert text[span[0] : span[1]] == "4111 1111 1111 1111"
+
+
+def test_span_of_a_card_number_mid_text() -> None:
+    text = "card: 5555555555554444, thanks"
+    assert find_card_number(text) == (6, 22)
+
+
+def test_nineteen_digits_are_a_card_number_twenty_are_not() -> None:
+    # GIVEN Luhn-valid runs of 19 and 20 digits (the longest card numbers are 19)
+    nineteen = luhn_complete("4" + "1" * 17)
+    twenty = luhn_complete("4" + "1" * 18)
+    assert (len(nineteen), len(twenty)) == (19, 20)
+    # THEN 19 is a card number, alone or grouped; 20 in one run is another identifier
+    assert contains_card_number(nineteen)
+    assert contains_card_number(f"{nineteen[:4]} {nineteen[4:8]} {nineteen[8:12]} {nineteen[12:]}")
+    assert not contains_card_number(twenty)
+    assert not contains_card_number(f"ref {twenty}")
+
+
+def test_thirteen_digits_are_a_card_number_twelve_are_not() -> None:
+    thirteen = luhn_complete("4" + "2" * 11)
+    twelve = luhn_complete("4" + "2" * 10)
+    assert contains_card_number(thirteen)
+    assert not contains_card_number(twelve)
+
+
+def test_span_of_a_grouped_card_number_a_few_characters_in() -> None:
+    text = "card 4111 1111 1111 1111"
+    assert find_card_number(text) == (5, 24)

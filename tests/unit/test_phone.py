@@ -43,3 +43,52 @@ def test_any_nanp_ten_digits_round_trip_through_plum_formats(digits: str) -> Non
     assert e164 == "+1" + digits
     assert phone.plum_from_digits(e164) == digits
     assert phone.normalize(phone.plum_to_digits(e164)) == e164
+
+
+def test_a_number_written_in_32_characters_is_read_33_are_refused() -> None:
+    # GIVEN the same number padded with spaces to 32 and to 33 characters
+    written = "+1 (999) 888-1234"
+    at_limit = "+1" + " " * (32 - len(written)) + written[2:]
+    over = "+1" + " " * (33 - len(written)) + written[2:]
+    # THEN 32 characters are read; 33 are refused as too long, naming the field
+    assert len(at_limit) == 32 and phone.normalize(at_limit) == "+19998881234"
+    with pytest.raises(ValidationFailed, match="too long") as info:
+        phone.normalize(over, field="to")
+    assert info.value.field == "to"
+
+
+def test_same_number_in_different_forms() -> None:
+    assert phone.same_number("+1 (999) 888-1234", "19998881234")
+    assert not phone.same_number("+19998881234", "+19998881235")
+
+
+@pytest.mark.parametrize(("a", "b"), [("abc", "abc"), ("", ""), ("+19998881234", "12")])
+def test_a_number_that_cannot_be_read_is_never_the_same_number(a: str, b: str) -> None:
+    # GIVEN two values of which one is not a phone number (even two equal strings)
+    # THEN they are not the same number, and no error escapes
+    assert phone.same_number(a, b) is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("12435678910", "+12435678910"),  # Plum's 11-digit form: NANP wherever we are
+        ("1243567891", "+441243567891"),  # ten digits starting with 1: national
+        ("1 243567891", "+441243567891"),  # eleven characters, but not all digits
+    ],
+)
+def test_plums_eleven_digit_form_is_nanp_in_any_default_region(raw: str, e164: str) -> None:
+    # GIVEN a default region other than the US
+    # THEN only Plum's 11-digit form starting with 1 is read as +1
+    assert phone.normalize(raw, region="GB") == e164
+
+
+def test_different_numbers_are_not_the_same_in_either_order() -> None:
+    assert not phone.same_number("+19998881235", "+19998881234")
+    assert not phone.same_number("+19998881234", "+19998881235")
+
+
+def test_a_long_national_number_starting_with_1_is_not_taken_for_nanp() -> None:
+    # GIVEN a German mobile number written nationally with 12 digits, starting with 1
+    # THEN it is German: only exactly 11 digits starting with 1 are Plum's NANP form
+    assert phone.normalize("151123456789", region="DE") == "+49151123456789"

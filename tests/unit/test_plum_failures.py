@@ -112,3 +112,10 @@ def test_redact_numbers_hides_phone_like_runs(text: str) -> None:
 
 def test_redact_numbers_leaves_short_numbers() -> None:
     assert redact_numbers("HTTP 503 after 3 tries") == "HTTP 503 after 3 tries"
+
+
+def test_a_failure_is_not_taken_as_maybe_sent_unless_said() -> None:
+    # A caller that says nothing about it must not be told to reconcile before resending.
+    assert UnexpectedResponse("garbled").maybe_sent is False
+    assert PlumRejected("no").maybe_sent is False
+    assert UnexpectedResponse("garbled", excerpt="<x", maybe_sent=True).maybe_sent is True

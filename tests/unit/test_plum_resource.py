@@ -135,3 +135,59 @@ def test_message_query_number_side_rules() -> None:
         PlumMessageQuery(type="inbound", number_side="account")
     with pytest.raises(ValidationError):
         PlumMessageQuery(type="reply")
+
+
+def test_a_timestamp_up_to_the_last_second_of_9999_is_read() -> None:
+    last = 253_402_300_799  # 9999-12-31T23:59:59Z
+    resource = PlumSmsResource.model_validate(_record(request_timestamp=last))
+    assert resource.requested_at == datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert PlumSmsResource.model_validate(_record(request_timestamp=0)).request_timestamp == 0
+    with pytest.raises(ValidationError, match="request_timestamp"):
+        PlumSmsResource.model_validate(_record(request_timestamp=last + 1))
+
+
+def test_page_sizes_50_and_1000_and_offset_0_are_accepted() -> None:
+    assert PlumPageQuery(limit=50).limit == 50
+    assert PlumPageQuery(limit=1000).limit == 1000
+    assert PlumPageQuery(offset=0).offset == 0
+
+
+def test_a_window_may_be_a_single_instant() -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    assert PlumPageQuery(start=start, end=start).end == start
+    assert PlumPageQuery(end=start).start is None
+
+
+def test_resources_and_queries_cannot_be_altered() -> None:
+    resource = PlumSmsResource.model_validate(_record())
+    for record, field in ((resource, "status"), (PlumPageQuery(), "sort")):
+        with pytest.raises(ValidationError, match="frozen"):
+            setattr(record, field, "asc")
+
+
+def test_a_resource_can_be_built_by_field_name_and_dumps_plums_names() -> None:
+    resource = PlumSmsResource(
+        sms_message_id=ID,
+        to="19998881234",
+        from_="2435678910",
+        body="Hello",
+        request_timestamp=1,
+        status="queued",
+    )
+    dumped = resource.model_dump()
+    assert dumped["from"] == "2435678910" and "from_" not in dumped
+
+
+def test_numbers_and_status_are_trimmed_and_must_not_be_blank() -> None:
+    resource = PlumSmsResource.model_validate(
+        _record(to=" 19998881234\n", **{"from": "\t2435678910 "}, status=" sent ")
+    )
+    assert (resource.to, resource.from_, resource.status) == ("19998881234", "2435678910", "sent")
+    for field in ("to", "from", "status"):
+        with pytest.raises(ValidationError, match=field.rstrip("_")):
+            PlumSmsResource.model_validate(_record(**{field: "   "}))
+
+
+def test_one_character_numbers_and_status_are_kept_as_plum_wrote_them() -> None:
+    resource = PlumSmsResource.model_validate(_record(to="1", **{"from": "2"}, status="x"))
+    assert (resource.to, resource.from_, resource.status) == ("1", "2", "x")

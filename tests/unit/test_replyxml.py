@@ -1,12 +1,22 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
 from plumsms.domain.errors import ValidationFailed
-from plumsms.domain.replyxml import ReplyElement, build_reply, parse_reply, xml_safe
+from plumsms.domain.replyxml import (
+    ReplyElement,
+    build_reply,
+    parse_reply,
+    reply_schema,
+    safe_parser,
+    validate,
+    xml_safe,
+)
 
 
 def test_empty_reply_is_plums_do_nothing_document() -> None:
@@ -75,3 +85,87 @@ def test_any_unicode_body_gives_valid_xml_whose_text_round_trips(body: str) -> N
 )
 def test_xml_safe_is_identity_on_allowed_text(text: str) -> None:
     assert xml_safe(text) == text
+
+
+# -- the one parser for untrusted XML (replies, Plum's answers, the simulator) -------------
+
+
+def test_safe_parser_leaves_internal_entities_unexpanded() -> None:
+    # GIVEN a document that declares an entity (resolve_entities=False)
+    document = b'<!DOCTYPE r [<!ENTITY x "expanded">]><r>&x;</r>'
+    # WHEN the shared parser reads it, THEN the entity is left as a reference
+    root = etree.fromstring(document, safe_parser())
+    assert root.text is None
+    assert "expanded" not in etree.tostring(root, encoding="unicode")
+
+
+def test_safe_parser_never_reads_a_file_through_an_external_entity(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret", encoding="utf-8")
+    document = f'<!DOCTYPE r [<!ENTITY x SYSTEM "{secret.as_uri()}">]><r>&x;</r>'.encode()
+    root = etree.fromstring(document, safe_parser())
+    assert "s3cret" not in etree.tostring(root, encoding="unicode")
+
+
+def test_safe_parser_does_not_load_an_external_dtd(tmp_path: Path) -> None:
+    # GIVEN a DTD on disk that would add a default attribute (load_dtd=False)
+    dtd = tmp_path / "r.dtd"
+    dtd.write_text('<!ATTLIST r injected CDATA "yes">', encoding="utf-8")
+    document = f'<!DOCTYPE r SYSTEM "{dtd.as_uri()}"><r/>'.encode()
+    # WHEN the shared parser reads a document naming it, THEN the DTD is not read
+    root = etree.fromstring(document, safe_parser())
+    assert root.get("injected") is None
+    assert root.getroottree().docinfo.externalDTD is None
+
+
+def test_safe_parser_refuses_documents_nested_deeper_than_256(tmp_path: Path) -> None:
+    # GIVEN 300 nested elements (huge_tree=False keeps libxml2's depth and size limits)
+    deep = b"<r>" + b"<a>" * 300 + b"</a>" * 300 + b"</r>"
+    with pytest.raises(etree.XMLSyntaxError, match="depth"):
+        etree.fromstring(deep, safe_parser())
+
+
+def test_a_doctype_free_reply_cannot_use_entities_either() -> None:
+    # GIVEN a reply without DOCTYPE that uses an entity reference
+    document = b"<reply><sms_message>&x;</sms_message></reply>"
+    # THEN it is refused as not well-formed, not expanded or passed through
+    with pytest.raises(ValidationFailed, match="not well-formed"):
+        parse_reply(document)
+
+
+def test_a_doctype_free_reply_cannot_pull_in_remote_content() -> None:
+    # GIVEN a reply without DOCTYPE that points at remote content (XInclude)
+    document = (
+        b'<reply xmlns:xi="http://www.w3.org/2001/XInclude">'
+        b'<xi:include href="http://127.0.0.1:9/x" parse="text"/></reply>'
+    )
+    # THEN it is refused by the schema; nothing is fetched (sockets are off in unit tests)
+    with pytest.raises(ValidationFailed, match="not valid Plum reply XML"):
+        parse_reply(document)
+
+
+def test_parse_reply_reads_back_every_attribute_and_an_empty_body() -> None:
+    document = build_reply(
+        [ReplyElement(body="", to="19998881234", from_="2435678910", result_url="https://h/p")]
+    )
+    assert parse_reply(document) == [
+        ReplyElement(body="", to="19998881234", from_="2435678910", result_url="https://h/p")
+    ]
+
+
+def test_schema_violation_names_the_broken_rule() -> None:
+    root = etree.fromstring(b'<reply><sms_message color="red">x</sms_message></reply>')
+    with pytest.raises(ValidationFailed) as info:
+        validate(root)
+    assert info.value.field == "reply"
+    assert "color" in str(info.value)
+
+
+def test_the_schema_is_loaded_once() -> None:
+    assert reply_schema() is reply_schema()
+
+
+def test_a_reply_element_cannot_be_altered() -> None:
+    element = ReplyElement(body="hi")
+    with pytest.raises(AttributeError):
+        element.body = "changed"  # type: ignore[misc]

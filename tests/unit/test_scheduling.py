@@ -379,3 +379,373 @@ def test_frequency_series_increase_strictly_and_keep_the_wall_clock(
         seen = instant.astimezone(zone(tz)).replace(tzinfo=None).time()
         gap_shift = datetime.combine(date.min, seen) - datetime.combine(date.min, wall.time())
         assert seen == wall.time() or timedelta(0) < gap_shift <= timedelta(hours=1)
+
+
+# -- edges a user would name ------------------------------------------------------------
+
+
+def test_a_monthly_series_on_the_31st_carries_over_year_end() -> None:
+    # GIVEN monthly on the 31st, from October 2025
+    rule = Recurrence(frequency="monthly", count=5)
+    start = wall_to_utc(datetime(2025, 10, 31, 9, 0), NY)
+    # THEN December is followed by January of the next year, not skipped or repeated
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-10-31 09:00 EDT",
+        "2025-11-30 09:00 EST",
+        "2025-12-31 09:00 EST",
+        "2026-01-31 09:00 EST",
+        "2026-02-28 09:00 EST",
+    ]
+
+
+def test_a_quarterly_series_crosses_two_year_ends() -> None:
+    rule = Recurrence(frequency="monthly", interval=9, count=3)
+    start = utc(2025, 11, 15, 9)
+    assert occurrences(rule, start, "UTC") == [
+        "2025-11-15 09:00 UTC",
+        "2026-08-15 09:00 UTC",
+        "2027-05-15 09:00 UTC",
+    ]
+
+
+@pytest.mark.parametrize("saturday", ["6", "SAT", "sat"])
+def test_a_saturday_cron_rule_fires_on_saturday(saturday: str) -> None:
+    rule = Recurrence(cron=f"0 9 * * {saturday}", count=2)
+    start = utc(2025, 6, 11, 12)  # Wednesday
+    assert occurrences(rule, start, "UTC") == ["2025-06-14 09:00 UTC", "2025-06-21 09:00 UTC"]
+
+
+@pytest.mark.parametrize("sunday", ["0", "7", "SUN"])
+def test_sunday_is_both_0_and_7_in_cron(sunday: str) -> None:
+    rule = Recurrence(cron=f"0 9 * * {sunday}", count=1)
+    start = utc(2025, 6, 11, 12)  # Wednesday
+    assert occurrences(rule, start, "UTC") == ["2025-06-15 09:00 UTC"]
+
+
+def test_a_cron_rule_at_midnight_fires_at_midnight() -> None:
+    rule = Recurrence(cron="0 0 * * *", count=2)
+    start = utc(2025, 6, 11, 12)
+    assert occurrences(rule, start, "UTC") == ["2025-06-12 00:00 UTC", "2025-06-13 00:00 UTC"]
+
+
+def test_cron_fields_accept_their_whole_range() -> None:
+    # minute 0-59, hour 0-23, day of month 1-31, month 1-12, weekday 0-7
+    low = Cron("0 0 1 1 0")
+    high = Cron("59 23 31 12 7")
+    assert (low.minutes, low.hours, low.days, low.months, low.weekdays) == (
+        [0],
+        [0],
+        {1},
+        {1},
+        {0},
+    )
+    assert (high.minutes, high.hours, high.days, high.months, high.weekdays) == (
+        [59],
+        [23],
+        {31},
+        {12},
+        {0},
+    )
+    every = Cron("* * * * *")
+    assert every.minutes == list(range(60)) and every.hours == list(range(24))
+    assert every.days == set(range(1, 32)) and every.months == set(range(1, 13))
+    assert every.weekdays == set(range(7))
+
+
+@pytest.mark.parametrize(
+    ("expression", "field"),
+    [
+        ("60 9 * * *", "minute"),
+        ("0 24 * * *", "hour"),
+        ("0 9 0 * *", "dom"),
+        ("0 9 32 * *", "dom"),
+        ("0 9 * 0 *", "month"),
+        ("0 9 * 13 *", "month"),
+        ("0 9 * * 8", "dow"),
+        ("0 9 * * 5-2", "dow"),
+        ("0 9 * * 1/0", "dow"),
+        ("0 9 * * x", "dow"),
+    ],
+)
+def test_out_of_range_cron_fields_are_refused_naming_the_field(expression: str, field: str) -> None:
+    with pytest.raises(ValueError, match=f"cron {field} field"):
+        Cron(expression)
+
+
+def test_a_send_at_the_very_start_of_an_overnight_quiet_window_waits_for_morning() -> None:
+    # GIVEN quiet hours 22:00-07:00 and a send due at 22:00 sharp
+    window = quiet("22:00", "07:00")
+    sharp = wall_to_utc(datetime(2025, 6, 10, 22, 0), NY)
+    # THEN it is held until 07:00 the next morning, not released at once
+    assert local(window.release(sharp)) == "2025-06-11 07:00 EDT"
+
+
+def test_until_is_inclusive_an_occurrence_at_exactly_until_is_sent() -> None:
+    # GIVEN daily at 09:00 until exactly 09:00 on the 3rd
+    until = wall_to_utc(datetime(2025, 6, 3, 9, 0), NY)
+    rule = Recurrence(frequency="daily", until=until)
+    start = wall_to_utc(datetime(2025, 6, 1, 9, 0), NY)
+    # THEN the 3rd is still sent; one minute earlier it is not
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-06-01 09:00 EDT",
+        "2025-06-02 09:00 EDT",
+        "2025-06-03 09:00 EDT",
+    ]
+    earlier = Recurrence(frequency="daily", until=until - timedelta(minutes=1))
+    assert occurrences(earlier, start, "America/New_York")[-1] == "2025-06-02 09:00 EDT"
+
+
+# -- the limits, written out (not read back from the code) ------------------------------
+
+
+def test_a_send_may_be_due_up_to_365_days_ahead_and_60_seconds_past() -> None:
+    now = utc(2025, 6, 1, 12)
+    assert check_due(now + timedelta(days=365), now) == now + timedelta(days=365)
+    assert check_due(now - timedelta(seconds=60), now) == now
+    with pytest.raises(ValidationFailed, match="more than one year ahead"):
+        check_due(now + timedelta(days=365, seconds=1), now)
+    with pytest.raises(ValidationFailed, match="in the past"):
+        check_due(now - timedelta(seconds=61), now)
+
+
+def test_a_series_holds_at_most_1000_sends() -> None:
+    assert Recurrence(frequency="daily", count=1000).count == 1000
+    with pytest.raises(ValidationError):
+        Recurrence(frequency="daily", count=1001)
+    endless = Recurrence(frequency="daily", until=datetime(2030, 1, 1, tzinfo=UTC))
+    assert len(list(endless.occurrences(datetime(2025, 1, 1, 9), zone("UTC")))) == 1000
+
+
+def test_a_cron_rule_is_searched_1830_days_ahead_for_its_next_match() -> None:
+    # GIVEN a rule on 29 February: 2100 is not a leap year, so after 2096 the next match
+    # is 2104-02-29
+    rule = Recurrence(cron="0 9 29 2 *", count=1)
+    # WHEN the search starts 1830 days before it, THEN it is found
+    found = rule.first(utc(2099, 2, 24), zone("UTC"))
+    assert found is not None and found[1] == utc(2104, 2, 29, 9)
+    # WHEN it starts 1831 days before, THEN the rule counts as never matching
+    assert rule.first(utc(2099, 2, 23), zone("UTC")) is None
+
+
+@pytest.mark.parametrize("name", [None, 123])
+def test_a_time_zone_that_is_not_text_is_refused_naming_the_field(name: object) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        zone(name, "quiet_hours.time_zone")  # type: ignore[arg-type]
+    assert caught.value.field == "quiet_hours.time_zone"
+
+
+def test_a_number_that_cannot_be_read_has_no_zone() -> None:
+    assert zone_for_number("not a number") is None
+    assert zone_for_number("+1") is None
+
+
+def test_quiet_hours_are_whole_minutes_written_hh_mm() -> None:
+    # GIVEN quiet hours given as times with seconds, or as text with ":00" seconds
+    from_times = QuietHours(start=time(21, 0, 30, 5), end=time(8, 0, 59), time_zone="UTC")
+    from_text = QuietHours.model_validate({"start": "21:00:00", "end": "08:00"})
+    # THEN they are whole minutes, and shown as HH:MM
+    assert (from_times.start, from_times.end) == (time(21, 0), time(8, 0))
+    assert (from_text.start, from_text.end) == (time(21, 0), time(8, 0))
+    assert from_times.model_dump(mode="json") == {
+        "start": "21:00",
+        "end": "08:00",
+        "time_zone": "UTC",
+    }
+
+
+@pytest.mark.parametrize("clock", ["21:00:30", "7:00", "24:00", "21:60", "21h00", 2100])
+def test_quiet_hours_refuse_anything_but_hh_mm(clock: object) -> None:
+    with pytest.raises(ValidationError, match="HH:MM"):
+        QuietHours.model_validate({"start": clock, "end": "08:00"})
+
+
+def test_quiet_hours_cannot_be_altered() -> None:
+    window = quiet("21:00", "08:00")
+    with pytest.raises(ValidationError, match="frozen"):
+        window.start = time(22, 0)
+
+
+def test_a_daytime_quiet_window_holds_from_its_start_to_its_end() -> None:
+    window = quiet("12:00", "13:30", "Europe/Paris")
+    before = wall_to_utc(datetime(2025, 6, 10, 11, 59), PARIS)
+    at_start = wall_to_utc(datetime(2025, 6, 10, 12, 0), PARIS)
+    at_end = wall_to_utc(datetime(2025, 6, 10, 13, 30), PARIS)
+    assert not window.contains(before) and window.release(before) == before
+    assert window.contains(at_start)
+    assert local(window.release(at_start), "Europe/Paris") == "2025-06-10 13:30 CEST"
+    assert not window.contains(at_end) and window.release(at_end) == at_end
+
+
+@pytest.mark.parametrize("step", ["*/x", "1-5/0", "*/-1"])
+def test_a_cron_step_that_is_not_a_positive_number_is_refused(step: str) -> None:
+    with pytest.raises(ValueError, match="cron minute field: bad step"):
+        Cron(f"{step} 9 * * *")
+
+
+@pytest.mark.parametrize("field", ["/5", "!", ")"])
+def test_a_cron_field_without_a_value_before_its_step_is_refused(field: str) -> None:
+    with pytest.raises(ValueError, match="cron minute field"):
+        Cron(f"{field} 9 * * *")
+
+
+def test_a_cron_rule_due_at_its_start_minute_starts_then() -> None:
+    rule = Recurrence(cron="0 9 * * *", count=1)
+    found = rule.first(utc(2025, 6, 1, 9, 0), zone("UTC"))
+    assert found is not None and found[1] == utc(2025, 6, 1, 9, 0)
+
+
+def test_a_cron_search_stops_at_the_last_representable_day() -> None:
+    # GIVEN a rule that never matches, searched from the last days datetime can hold
+    rule = Recurrence(cron="0 9 31 2 *", count=1)
+    # THEN the search ends quietly instead of overflowing the calendar
+    assert rule.first(utc(9999, 12, 20), zone("UTC")) is None
+
+
+@pytest.mark.parametrize("expression", ["0 9 * *", "0 9 * * * *", ""])
+def test_a_cron_rule_needs_exactly_five_fields(expression: str) -> None:
+    with pytest.raises(ValueError, match="cron needs five fields"):
+        Cron(expression)
+
+
+def test_every_other_weekday_starts_on_sunday() -> None:
+    assert Cron("0 9 * * */2").weekdays == {0, 2, 4, 6}
+
+
+def test_a_day_of_month_with_any_month_still_combines_with_a_weekday() -> None:
+    # GIVEN the 15th of any month, or Mondays (Vixie cron: either matches)
+    cron = Cron("0 9 15 * MON")
+    assert cron.matches_day(date(2025, 1, 15))  # a Wednesday, the 15th
+    assert cron.matches_day(date(2025, 1, 13))  # a Monday
+    assert not cron.matches_day(date(2025, 1, 14))
+
+
+@pytest.mark.parametrize("frequency", ["daily", "weekly", "monthly"])
+def test_a_series_of_1000_sends_is_made_in_full_for_every_frequency(frequency: str) -> None:
+    rule = Recurrence(frequency=frequency, count=1000)
+    assert len(list(rule.occurrences(datetime(2025, 1, 31, 9), zone("UTC")))) == 1000
+
+
+def test_until_a_date_stops_before_the_next_day() -> None:
+    rule = Recurrence.model_validate({"frequency": "daily", "until": "2025-06-05"})
+    assert rule.until == date(2025, 6, 5)
+    start = wall_to_utc(datetime(2025, 6, 3, 23, 0), NY)
+    assert occurrences(rule, start, "America/New_York") == [
+        "2025-06-03 23:00 EDT",
+        "2025-06-04 23:00 EDT",
+        "2025-06-05 23:00 EDT",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("field", "accepted", "refused"),
+    [
+        ("interval", [1, 366], [0, 367]),
+        ("count", [1, 1000], [0, 1001]),
+        ("by_weekday", [["MO"], ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]], [[], ["MO"] * 8]),
+    ],
+)
+def test_recurrence_limits(field: str, accepted: list[object], refused: list[object]) -> None:
+    base: dict[str, object] = {"frequency": "weekly", "count": 3}
+    for value in accepted:
+        assert Recurrence.model_validate({**base, field: value})
+    for value in refused:
+        with pytest.raises(ValidationError, match=field):
+            Recurrence.model_validate({**base, field: value})
+
+
+def test_a_cron_expression_takes_120_characters_not_more() -> None:
+    padded = "0" + " " * 112 + "9 * * *"
+    assert len(padded) == 120
+    assert Recurrence(cron=padded, count=1).cron == "0 9 * * *"
+    with pytest.raises(ValidationError, match="cron"):
+        Recurrence(cron="0" + " " * 113 + "9 * * *", count=1)
+
+
+def test_by_weekday_is_refused_with_cron_naming_the_rule() -> None:
+    with pytest.raises(ValidationError, match="by_weekday goes with frequency weekly"):
+        Recurrence.model_validate({"cron": "0 9 * * *", "by_weekday": ["MO"], "count": 3})
+
+
+def test_a_recurrence_cannot_be_altered() -> None:
+    rule = Recurrence(frequency="daily", count=2)
+    with pytest.raises(ValidationError, match="frozen"):
+        rule.count = 3
+
+
+def test_a_weekly_series_starting_after_its_weekday_still_makes_1000_sends() -> None:
+    # GIVEN Mondays only, asked for on a Friday: the first week yields nothing
+    rule = Recurrence.model_validate({"frequency": "weekly", "by_weekday": ["MO"], "count": 1000})
+    sends = list(rule.occurrences(datetime(2025, 1, 31, 9), zone("UTC")))
+    assert len(sends) == 1000 and sends[0] == utc(2025, 2, 3, 9)
+
+
+def test_a_half_hourly_cron_rule_never_goes_back_in_time_across_spring_forward() -> None:
+    # GIVEN every 30 minutes across the night Paris skips 02:00-03:00
+    rule = Recurrence(cron="*/30 * * * *", count=4)
+    start = wall_to_utc(datetime(2025, 3, 30, 1, 30), PARIS)
+    sends = occurrences(rule, start, "Europe/Paris")
+    # THEN the gap's wall times land after the gap once, and nothing repeats or goes back
+    assert sends == [
+        "2025-03-30 01:30 CET",
+        "2025-03-30 03:00 CEST",
+        "2025-03-30 03:30 CEST",
+        "2025-03-30 04:00 CEST",
+    ]
+
+
+def test_an_hourly_cron_rule_does_not_fire_twice_after_spring_forward() -> None:
+    # GIVEN minute 30 of every hour: 02:30 does not exist and lands on 03:30
+    rule = Recurrence(cron="30 * * * *", count=3)
+    start = wall_to_utc(datetime(2025, 3, 30, 1, 0), PARIS)
+    # THEN 03:30 is sent once
+    assert occurrences(rule, start, "Europe/Paris") == [
+        "2025-03-30 01:30 CET",
+        "2025-03-30 03:30 CEST",
+        "2025-03-30 04:30 CEST",
+    ]
+
+
+def test_a_weekly_series_every_other_week() -> None:
+    rule = Recurrence(frequency="weekly", interval=2, count=3)
+    start = utc(2025, 6, 2, 9)  # a Monday
+    assert occurrences(rule, start, "UTC") == [
+        "2025-06-02 09:00 UTC",
+        "2025-06-16 09:00 UTC",
+        "2025-06-30 09:00 UTC",
+    ]
+
+
+def test_a_frequency_rule_starts_at_its_start_to_the_second() -> None:
+    start = datetime(2025, 6, 2, 9, 0, 30, tzinfo=UTC)
+    found = Recurrence(frequency="daily", count=2).first(start, zone("UTC"))
+    assert found is not None and found[1] == start
+
+
+def test_a_series_asked_for_in_the_repeated_hour_starts_at_that_moment() -> None:
+    # GIVEN 02:30 on the second pass of Paris's repeated hour (01:30 UTC)
+    start = utc(2025, 10, 26, 1, 30)
+    found = Recurrence(frequency="daily", count=2).first(start, PARIS)
+    # THEN the first send is then, not an hour earlier on the first pass
+    assert found is not None and found[1] == start
+
+
+def test_a_cron_rule_asked_for_in_the_repeated_hour_never_starts_in_the_past() -> None:
+    # GIVEN minute 30 of every hour, asked for at 02:10 on the second pass (01:10 UTC):
+    # 02:30's first pass is already over
+    found = Recurrence(cron="30 * * * *", count=1).first(utc(2025, 10, 26, 1, 10), PARIS)
+    # THEN it starts at 03:30 local, the next match still ahead
+    assert found is not None and local(found[1], "Europe/Paris") == "2025-10-26 03:30 CET"
+
+
+def test_next_after_gives_the_occurrence_after_the_nth() -> None:
+    rule = Recurrence(frequency="daily", count=5)
+    anchor = datetime(2025, 6, 1, 9)
+    assert rule.next_after(anchor, zone("UTC"), 2) == utc(2025, 6, 3, 9)
+    assert rule.next_after(anchor, zone("UTC"), 4) == utc(2025, 6, 5, 9)
+    assert rule.next_after(anchor, zone("UTC"), 5) is None
+
+
+def test_a_long_series_goes_on_past_its_256th_send() -> None:
+    rule = Recurrence(frequency="daily", count=300)
+    anchor = datetime(2025, 1, 1, 9)
+    assert rule.next_after(anchor, zone("UTC"), 280) == utc(2025, 1, 1, 9) + timedelta(days=280)

@@ -13,7 +13,11 @@ from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.models import MAX_BODY_CHARS
 from plumsms.domain.scheduling import zone
 from plumsms.domain.sending import (
+    IDEMPOTENCY_TTL,
+    DuePage,
+    DueRef,
     EditRequest,
+    IdempotencyRecord,
     Schedule,
     SendRequest,
     check_idempotency_key,
@@ -269,3 +273,143 @@ def test_due_times_are_never_in_the_past_nor_beyond_a_year(minutes: int) -> None
 
 def test_the_recipient_zone_fallback_uses_the_number() -> None:
     assert zone("America/New_York")  # the zone database is present
+
+
+# -- limits written out (not read back from the code) -----------------------------------
+
+
+def test_a_body_of_1600_characters_is_sent_1601_are_refused() -> None:
+    assert plan_send(request(body="a" * 1600), NOW, NUMBERS).segments == 11
+    with pytest.raises(ValidationFailed, match="at most 1600 characters"):
+        plan_send(request(body="a" * 1601), NOW, NUMBERS)
+
+
+def test_an_idempotency_key_takes_1_to_255_printable_ascii_characters() -> None:
+    assert check_idempotency_key("k") == "k"
+    assert check_idempotency_key("k" * 255) == "k" * 255
+    with pytest.raises(ValidationFailed, match="1 to 255 printable ASCII"):
+        check_idempotency_key("k" * 256)
+
+
+def test_an_idempotency_key_is_remembered_for_24_hours() -> None:
+    assert timedelta(hours=24) == IDEMPOTENCY_TTL
+
+
+@pytest.mark.parametrize("field", ["send_at", "time_zone"])
+def test_send_at_and_time_zone_take_64_characters_not_more(field: str) -> None:
+    data = {"to": "+12125551234", "from": "+12435678910", "body": "hi"}
+    assert getattr(SendRequest.model_validate({**data, field: "x" * 64}), field) == "x" * 64
+    with pytest.raises(ValueError, match=field):
+        SendRequest.model_validate({**data, field: "x" * 65})
+    assert getattr(EditRequest.model_validate({field: "x" * 64}), field) == "x" * 64
+    with pytest.raises(ValueError, match=field):
+        EditRequest.model_validate({field: "x" * 65})
+
+
+def test_requests_and_schedules_cannot_be_altered_or_carry_unknown_fields() -> None:
+    sent = request()
+    for record, field in (
+        (sent, "body"),
+        (EditRequest(body="x"), "body"),
+        (Schedule(), "series_id"),
+    ):
+        with pytest.raises(ValueError, match="frozen"):
+            setattr(record, field, "changed")
+    for model in (SendRequest, EditRequest, Schedule):
+        with pytest.raises(ValueError, match="colour"):
+            model.model_validate({"colour": "red"})
+
+
+def test_a_schedule_counts_occurrences_from_one() -> None:
+    assert Schedule().occurrence == 1
+    with pytest.raises(ValueError, match="occurrence"):
+        Schedule(occurrence=0)
+
+
+def test_a_send_request_can_be_built_by_field_name() -> None:
+    sent = SendRequest(to="+12125551234", from_="+12435678910", body="hi")
+    assert sent.from_ == "+12435678910"
+
+
+def test_a_send_exactly_a_year_ahead_is_accepted() -> None:
+    a_year = NOW + timedelta(days=365)
+    assert plan_send(request(send_at=a_year.isoformat()), NOW, NUMBERS).due == a_year
+
+
+def test_quiet_hours_that_push_a_send_past_a_year_refuse_it() -> None:
+    # GIVEN a send exactly a year ahead, at 12:00 New York, inside quiet hours 11:00-13:00
+    a_year = NOW + timedelta(days=365)
+    lunch = {"start": "11:00", "end": "13:00", "time_zone": "America/New_York"}
+    # THEN moving it to 13:00 would put it past a year: it is refused
+    with pytest.raises(ValidationFailed, match="more than one year ahead"):
+        plan_send(request(send_at=a_year.isoformat(), quiet_hours=lunch), NOW, NUMBERS)
+
+
+def test_a_stored_schedule_leaves_out_what_is_not_set() -> None:
+    assert Schedule().to_json() == '{"occurrence":1}'
+
+
+def test_plans_and_records_cannot_be_altered() -> None:
+    record = IdempotencyRecord("k", "f", "m", "{}", 1)
+    sent = plan_send(request(), NOW, NUMBERS)
+    edit = plan_edit(EditRequest(body="new"), Schedule(), NOW)
+    for value, field in ((record, "message_id"), (sent, "body"), (edit, "body")):
+        with pytest.raises(AttributeError):
+            setattr(value, field, "changed")
+
+
+def test_the_third_message_of_a_series_is_followed_by_the_fourth() -> None:
+    plan = plan_send(
+        request(send_at="2025-06-11T09:00", time_zone="America/New_York",
+                recurrence={"frequency": "daily", "count": 5}),
+        NOW,
+        NUMBERS,
+    )  # fmt: skip
+    third = plan.schedule.model_copy(update={"occurrence": 3})
+    planned = next_occurrence(third, plan.due)
+    assert planned is not None
+    fourth, due = planned
+    assert (fourth.occurrence, due) == (4, datetime(2025, 6, 14, 13, 0, tzinfo=UTC))
+
+
+def test_a_series_without_its_anchor_or_zone_has_no_next_message() -> None:
+    plan = plan_send(
+        request(send_at="2025-06-11T09:00", time_zone="America/New_York",
+                recurrence={"frequency": "daily", "count": 5}),
+        NOW,
+        NUMBERS,
+    )  # fmt: skip
+    assert plan.schedule.recurrence is not None
+    zoneless = plan.schedule.recurrence.model_copy(update={"time_zone": None})
+    assert next_occurrence(plan.schedule.model_copy(update={"recurrence": zoneless}), NOW) is None
+    assert next_occurrence(plan.schedule.model_copy(update={"anchor": None}), NOW) is None
+    assert next_occurrence(Schedule(), NOW) is None
+
+
+def test_a_fingerprint_is_stable_across_releases_for_non_ascii_bodies() -> None:
+    # An Idempotency-Key stored before an upgrade must still match the same request after
+    # it: the digest of the canonical JSON (UTF-8, not \\u escapes) is pinned.
+    assert request_fingerprint({"to": "+1", "body": "caf\u00e9 \u2603"}) == (
+        "3f7408c6659faec081bc116af5e4961cc79271248a4dd6510814579a7809e739"
+    )
+
+
+def test_outbox_records_cannot_be_altered() -> None:
+    ref = DueRef(message_id="m", to="+1", from_="+2", due_sk="sk")
+    page = DuePage(items=[ref], next_position=None)
+    for value, field in ((ref, "due_sk"), (page, "next_position")):
+        with pytest.raises(AttributeError):
+            setattr(value, field, "changed")
+
+
+def test_moving_a_series_message_reads_its_wall_time_in_the_series_zone() -> None:
+    # GIVEN a series whose zone is only on its recurrence
+    rule = {"frequency": "daily", "count": 3, "time_zone": "Europe/Paris"}
+    schedule = Schedule.model_validate({"recurrence": rule})
+    # WHEN its pending message is moved to 09:00 without an offset
+    edit = plan_edit(EditRequest(send_at="2025-06-12T09:00"), schedule, NOW)
+    # THEN 09:00 is Paris time
+    assert edit.due == datetime(2025, 6, 12, 7, 0, tzinfo=UTC)
+    # and a message with neither zone must give an offset
+    with pytest.raises(ValidationFailed, match="needs an offset"):
+        plan_edit(EditRequest(send_at="2025-06-12T09:00"), Schedule(), NOW)

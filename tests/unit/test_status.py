@@ -274,3 +274,135 @@ def test_change_of_describes_the_move() -> None:
     assert change.queue_to_final_seconds == 60.0
     assert (change.to, change.from_, change.type) == ("+19998881234", "+12435678910", "outbound")
     assert status.change_of(before, status.plan(before, [report("mystery")])) is None
+
+
+def test_a_known_report_is_known() -> None:
+    # GIVEN a queued message WHEN Plum reports a status this state machine knows
+    planned = status.plan(message("queued"), [report("sent"), report("Delivered", 101)])
+    # THEN the plan does not flag it as unknown (no unknown-status metric or warning)
+    assert planned.known is True
+
+
+def test_one_unknown_report_in_a_batch_flags_the_whole_plan() -> None:
+    planned = status.plan(message("queued"), [report("sent", 1), report("mystery", 2)])
+    assert (planned.status, planned.known) == ("sent", False)
+
+
+def test_change_event_carries_the_plum_id_the_message_already_had() -> None:
+    # GIVEN a message that already has Plum's id
+    before = message("queued", ["scheduled", "queued"], plum_id="a" * 32)
+    # WHEN a callback moves it, naming the same id
+    planned = status.plan(before, [report("delivered")], "a" * 32)
+    change = status.change_of(before, planned)
+    # THEN the change event names that id
+    assert change is not None and change.sms_message_id == "a" * 32
+
+
+def test_change_event_carries_the_plum_id_learned_from_the_report() -> None:
+    before = message("queued", ["scheduled", "queued"], plum_id=None)
+    change = status.change_of(before, status.plan(before, [report("sent")], "b" * 32))
+    assert change is not None and change.sms_message_id == "b" * 32
+
+
+def test_change_event_time_and_source_come_from_the_report_that_set_the_status() -> None:
+    # GIVEN one batch with two reports from different sources at different times
+    before = message("queued", ["scheduled", "queued"])
+    batch = [report("sent", 10, source="reconciler"), report("delivered", 20, source="plum")]
+    # WHEN the batch moves the message to delivered
+    change = status.change_of(before, status.plan(before, batch))
+    # THEN the event's time and source are the delivered report's, not the sent one's
+    assert change is not None and change.status == "delivered"
+    assert (change.at, change.source) == (T0 + timedelta(seconds=20), "plum")
+
+
+def test_change_event_from_a_late_unknown_report_keeps_the_moving_reports_time() -> None:
+    before = message("queued", ["scheduled", "queued"])
+    batch = [report("delivered", 10, source="plum"), report("mystery", 30, source="later")]
+    change = status.change_of(before, status.plan(before, batch))
+    assert change is not None
+    assert (change.status, change.at, change.source) == (
+        "delivered",
+        T0 + timedelta(seconds=10),
+        "plum",
+    )
+
+
+def _history_of(length: int) -> Message:
+    return message("queued", ["queued"] + [f"noise-{i}" for i in range(length - 1)])
+
+
+def test_history_one_short_of_the_cap_still_takes_an_unknown_status() -> None:
+    # GIVEN a message with 63 history entries WHEN Plum reports an unknown status
+    planned = status.plan(_history_of(status.MAX_HISTORY - 1), [report("more-noise")])
+    # THEN it is kept: the 64th entry
+    assert [e.status for e in planned.append] == ["more-noise"]
+    assert status.MAX_HISTORY == 64
+
+
+def test_status_change_after_a_capped_unknown_report_in_the_same_batch_still_lands() -> None:
+    # GIVEN a message whose history is full (64 entries)
+    full = _history_of(status.MAX_HISTORY)
+    # WHEN one batch holds an unknown status (dropped by the cap) and then a delivery
+    planned = status.plan(full, [report("more-noise", 1), report("delivered", 2)])
+    # THEN the delivery is still recorded and moves the message
+    assert planned.status == "delivered"
+    assert [e.status for e in planned.append] == ["delivered"]
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "moves"),
+    [
+        ("scheduled", "sending", True),  # the dispatcher claims a due message
+        ("sending", "queued", True),
+        ("sending", "scheduled", False),  # never back to pending
+        ("queued", "sending", False),
+        ("mystery", "scheduled", True),  # any known status beats one we do not know
+    ],
+)
+def test_our_own_transitions_move_only_forward(current: str, new: str, moves: bool) -> None:
+    assert status.apply(current, new).changed is moves
+
+
+def test_transitions_plans_and_changes_cannot_be_altered() -> None:
+    before = message("queued", ["scheduled", "queued"])
+    planned = status.plan(before, [report("delivered")])
+    change = status.change_of(before, planned)
+    assert change is not None
+    for record, field in (
+        (status.apply("queued", "sent"), "status"),
+        (planned, "status"),
+        (change, "status"),
+    ):
+        with pytest.raises(AttributeError):
+            setattr(record, field, "failed")
+
+
+def test_a_batch_near_the_history_cap_keeps_unknown_statuses_only_up_to_64() -> None:
+    # GIVEN 62 entries and a batch of four unknown statuses
+    planned = status.plan(_history_of(62), [report(f"odd-{i}", i) for i in range(1, 5)])
+    # THEN two are kept (entries 63 and 64), the other two dropped
+    assert [e.status for e in planned.append] == ["odd-1", "odd-2"]
+
+
+def test_past_the_cap_unknown_statuses_stay_dropped_after_a_change_lands() -> None:
+    # GIVEN a full history, and a batch that moves the status, then reports noise
+    planned = status.plan(_history_of(64), [report("sent", 1), report("more-noise", 2)])
+    # THEN the change lands as entry 65 and the noise is still dropped
+    assert [e.status for e in planned.append] == ["sent"]
+
+
+def test_queue_to_final_time_runs_to_the_final_status_not_to_sent() -> None:
+    history = [report("queued", 0), report("sent", 3), report("undelivered", 9)]
+    assert status.queue_to_final_seconds(history, "undelivered") == 9.0
+
+
+def test_change_event_ignores_an_unknown_status_reported_after_the_move() -> None:
+    before = message("queued", ["scheduled", "queued"])
+    batch = [report("delivered", 10, source="plum"), report("accepted", 30, source="later")]
+    change = status.change_of(before, status.plan(before, batch))
+    assert change is not None
+    assert (change.status, change.at, change.source) == (
+        "delivered",
+        T0 + timedelta(seconds=10),
+        "plum",
+    )

@@ -1,0 +1,66 @@
+"""The mutation harness (python -m tests.mutation): its equivalents list and its mutants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.mutation.mutants import (
+    DOMAIN_DIR,
+    Equivalent,
+    Site,
+    domain_modules,
+    load_equivalents,
+    make,
+    sites_of,
+)
+
+
+def _sites_on_line(sites: list[Site], text: str) -> list[Site]:
+    lines = (DOMAIN_DIR / "pci.py").read_text(encoding="utf-8").splitlines()
+    return [site for site in sites if lines[site.line - 1].strip() == text]
+
+
+def test_every_reviewed_equivalent_names_a_domain_module_and_gives_a_reason() -> None:
+    entries = load_equivalents()
+    assert entries
+    modules = set(domain_modules())
+    for entry in entries:
+        assert entry.module in modules
+        assert entry.operator.startswith("core/")
+        assert len(entry.reason) > 20
+
+
+def test_an_entry_without_a_reason_is_refused(tmp_path: Path) -> None:
+    listed = tmp_path / "equivalents.toml"
+    listed.write_text(
+        '[[equivalent]]\nmodule = "pci"\noperator = "core/X"\nsource = "a"\nmutated = "b"\n'
+        'reason = " "\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match="gives no reason"):
+        load_equivalents(listed)
+
+
+def test_mutants_describe_their_change_and_skip_signature_annotations() -> None:
+    found = sites_of("pci")
+    assert found.annotations > 0  # e.g. "-> bool" is never evaluated
+    limit = [m for m in map(make, _sites_on_line(found.sites, "MAX_DIGITS = 19")) if m]
+    assert {m.mutated for m in limit} == {"MAX_DIGITS = 20", "MAX_DIGITS = 18"}
+    assert not any(m.in_function_body for m in limit)
+    assert all("MAX_DIGITS = 19" not in m.code for m in limit)
+
+
+def test_an_entry_matches_by_text_and_optionally_by_line() -> None:
+    mutant = next(
+        m for m in map(make, _sites_on_line(sites_of("pci").sites, "MAX_DIGITS = 19")) if m
+    )
+    entry = Equivalent("pci", mutant.operator, mutant.source, mutant.mutated, "reason")
+    assert entry.matches(mutant)
+    assert Equivalent(
+        "pci", mutant.operator, mutant.source, mutant.mutated, "reason", mutant.line
+    ).matches(mutant)
+    assert not Equivalent(
+        "pci", mutant.operator, mutant.source, mutant.mutated, "reason", mutant.line + 1
+    ).matches(mutant)

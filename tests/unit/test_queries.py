@@ -1,0 +1,95 @@
+"""Listing queries: the limits a caller meets and what a cursor is bound to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from plumsms.domain.models import MessageType
+from plumsms.domain.queries import MessageQuery, Page
+
+T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+T1 = datetime(2026, 1, 16, 12, 0, tzinfo=UTC)
+
+
+def test_defaults_are_the_newest_fifty() -> None:
+    query = MessageQuery()
+    assert (query.order, query.limit, query.after) == ("desc", 50, None)
+
+
+@pytest.mark.parametrize("limit", [1, 1000])
+def test_a_page_holds_1_to_1000_messages(limit: int) -> None:
+    assert MessageQuery(limit=limit).limit == limit
+
+
+@pytest.mark.parametrize("limit", [0, 1001])
+def test_a_page_size_outside_1_to_1000_is_refused(limit: int) -> None:
+    with pytest.raises(ValidationError, match="limit"):
+        MessageQuery(limit=limit)
+
+
+def test_a_status_filter_is_1_to_32_characters() -> None:
+    assert MessageQuery(status="x").status == "x"
+    assert MessageQuery(status="x" * 32).status == "x" * 32
+    for bad in ("", "x" * 33):
+        with pytest.raises(ValidationError, match="status"):
+            MessageQuery(status=bad)
+
+
+def test_a_resume_position_is_at_most_128_characters() -> None:
+    assert MessageQuery(after="p" * 128).after == "p" * 128
+    with pytest.raises(ValidationError, match="after"):
+        MessageQuery(after="p" * 129)
+
+
+def test_a_range_may_be_one_instant_but_not_reversed() -> None:
+    assert MessageQuery(start=T0, end=T0).start == T0
+    assert MessageQuery(start=T0).end is None and MessageQuery(end=T0).start is None
+    with pytest.raises(ValidationError, match="start must not be after end"):
+        MessageQuery(start=T1, end=T0)
+
+
+def test_unknown_filters_are_refused_and_a_query_cannot_be_altered() -> None:
+    with pytest.raises(ValidationError, match="colour"):
+        MessageQuery.model_validate({"colour": "red"})
+    query = MessageQuery()
+    with pytest.raises(ValidationError, match="frozen"):
+        query.limit = 5
+
+
+def test_filters_name_everything_but_position_and_size() -> None:
+    query = MessageQuery(
+        number="+1 999 888 1234",
+        type=MessageType.INBOUND,
+        status="delivered",
+        start=T0,
+        end=T1,
+        order="asc",
+        limit=7,
+        after="pos",
+    )
+    assert query.filters() == {
+        "number": "+19998881234",
+        "type": "inbound",
+        "status": "delivered",
+        "start": "2026-01-15T12:00:00+00:00",
+        "end": "2026-01-16T12:00:00+00:00",
+        "order": "asc",
+    }
+    assert MessageQuery().filters() == {
+        "number": None,
+        "type": None,
+        "status": None,
+        "start": None,
+        "end": None,
+        "order": "desc",
+    }
+
+
+def test_a_page_reads_nothing_unless_told_and_cannot_be_altered() -> None:
+    page = Page(items=[], next_position=None)
+    assert page.items_read == 0
+    with pytest.raises(AttributeError):
+        page.next_position = "p"  # type: ignore[misc]
