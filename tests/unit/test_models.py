@@ -41,19 +41,25 @@ def message(**changes: object) -> Message:
     return Message.model_validate(data)
 
 
-def test_a_body_of_1600_characters_is_accepted_1601_refused() -> None:
-    # GIVEN bodies at and over the ten-part limit, for a message, an inbound SMS, a reply
-    assert len(message(body="a" * 1600).body) == 1600
-    inbound = {"sms_message_id": PLUM_ID, "to": "+12435678910", "from": "+19998881234"}
-    assert len(InboundSms.model_validate({**inbound, "body": "a" * 1600}).body) == 1600
+def test_a_reply_of_1600_characters_is_accepted_1601_refused() -> None:
+    # GIVEN a reply at and over the ten-part limit THEN one more character is refused
     assert len(Reply(to="+19998881234", from_="+12435678910", body="a" * 1600).body) == 1600
-    # THEN one more character is refused, each time
-    with pytest.raises(ValidationError):
-        message(body="a" * 1601)
-    with pytest.raises(ValidationError):
-        InboundSms.model_validate({**inbound, "body": "a" * 1601})
     with pytest.raises(ValidationError):
         Reply(to="+19998881234", from_="+12435678910", body="a" * 1601)
+
+
+def test_the_log_holds_bodies_up_to_the_longest_concatenated_sms() -> None:
+    # Every real inbound SMS is stored: 255 parts of 153 characters, not 1,600.
+    longest = "a" * (255 * 153)
+    assert message(body=longest).body == longest
+    with pytest.raises(ValidationError):
+        message(body=longest + "a")
+
+
+def test_a_longer_inbound_body_is_cut_not_refused() -> None:
+    inbound = {"sms_message_id": PLUM_ID, "to": "+12435678910", "from": "+19998881234"}
+    longest = "a" * (255 * 153)
+    assert InboundSms.model_validate({**inbound, "body": longest + "bc"}).body == longest
 
 
 def test_an_inbound_sms_can_be_built_by_field_name() -> None:
