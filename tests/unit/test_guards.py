@@ -106,3 +106,17 @@ def test_no_sliding_hour_ever_holds_more_replies_than_the_cap(
     # THEN no hour-long window holds more replies than the cap
     for start in sent:
         assert sum(1 for t in sent if start <= t < start + timedelta(hours=1)) <= replies_per_hour
+
+
+def test_a_members_forward_log_keeps_only_the_last_hour_plus_this_forward() -> None:
+    # GIVEN a group member forwarded to two hours ago and ten minutes ago
+    member = "+19998885555"
+    old, recent = NOW - timedelta(hours=2), NOW - timedelta(minutes=10)
+    peers = {member: PeerState(member, forwards=(old, recent))}
+    forward = Reply(to=member, from_=OWN, body="Sam: running late")
+    # WHEN another forward goes to it
+    screened = screen(SENDER, [forward], peers=peers, limits=LIMITS, now=NOW, digest="d")
+    # THEN the state written back drops the old stamp and keeps the recent one and this one
+    [written] = [p for p in screened.peers if p.number == member]
+    assert written.forwards == (recent, NOW)
+    assert written.replies == ()

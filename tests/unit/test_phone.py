@@ -92,3 +92,28 @@ def test_a_long_national_number_starting_with_1_is_not_taken_for_nanp() -> None:
     # GIVEN a German mobile number written nationally with 12 digits, starting with 1
     # THEN it is German: only exactly 11 digits starting with 1 are Plum's NANP form
     assert phone.normalize("151123456789", region="DE") == "+49151123456789"
+
+
+@pytest.mark.parametrize(
+    ("raw", "kept"),
+    [
+        ("AMAZON", "AMAZON"),
+        ("22395", "22395"),
+        (" Acme\tBank\n", "Acme Bank"),
+        ("+1 243 567 8910", "+12435678910"),
+    ],
+)
+def test_any_sender_plum_delivers_is_kept(raw: str, kept: str) -> None:
+    # Short codes and alphanumeric senders are not phone numbers, and not errors either.
+    assert phone.sender_address(raw) == kept
+
+
+def test_an_empty_sender_is_refused() -> None:
+    with pytest.raises(ValidationFailed, match="sender"):
+        phone.sender_address(" \t")
+
+
+def test_every_country_is_allowed_by_a_star_even_for_unreadable_numbers() -> None:
+    assert phone.in_countries("+12435678910", frozenset({"*"}))
+    assert phone.in_countries("not a number", frozenset({"*"}))
+    assert not phone.in_countries("not a number", frozenset({"+1"}))
