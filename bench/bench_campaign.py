@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from contextlib import contextmanager
 
 from bench.bench_dispatch import PlumStandIn, Server, seed
 from bench.capacity import CapacityMeter, Cost, Table
-from bench.harness import Figure, at_most
+from bench.harness import Figure, at_most, wait_for_port
 
 SENDERS = tuple(f"+124356789{n:02d}" for n in range(10, 30))
 RATE = 1.0
@@ -85,15 +84,7 @@ def serialized_dynamodb() -> Iterator[Server]:
         [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or child.poll() is not None:
-                    raise RuntimeError("the embedded DynamoDB server did not start") from None
-                time.sleep(0.1)
+        wait_for_port(port, child, 30, "the embedded DynamoDB server")
         yield Server(f"http://127.0.0.1:{port}", child.pid)
     finally:
         child.terminate()

@@ -21,7 +21,6 @@ Plum client.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import socket
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from bench.harness import Figure, ratio
+from bench.harness import Figure, ratio, wait_for_port
 from plumsms.adapters.dynamodb import codec
 from plumsms.adapters.dynamodb.outbox import SCHEDULE_ATTR, DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
@@ -51,6 +50,7 @@ from plumsms.domain.scheduling import Recurrence
 from plumsms.domain.sending import Schedule
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher
 from plumsms_local import dynamodb
+from plumsms_local.simulator.testing import queued_answer
 
 LATENCY = 0.050
 CONCURRENCY = 8
@@ -92,18 +92,7 @@ class PlumStandIn:
                     stand_in.arrivals[form["from"]].append(arrived)
                     stand_in.bodies.append(form["body"])
                 time.sleep(stand_in.latency)
-                resource = {
-                    "sms_message_id": uuid.uuid4().hex,
-                    "to": form["to"],
-                    "from": form["from"],
-                    "body": form["body"],
-                    "request_timestamp": int(time.time()),
-                    "result_url": form.get("result_url", ""),
-                    "status": "queued",
-                }
-                body = json.dumps(
-                    {"status": "success", "error": "", "result": {"sms_messages": [resource]}}
-                ).encode()
+                body = queued_answer(form, time.time())
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -159,15 +148,7 @@ def dynamodb_server() -> Iterator[Server]:
     command = [str(executable), "-H", "127.0.0.1", "-p", str(port)]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or child.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
+        wait_for_port(port, child, 20, "moto_server")
         yield Server(f"http://127.0.0.1:{port}", child.pid)
     finally:
         child.terminate()

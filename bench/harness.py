@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -534,3 +535,16 @@ def dynamodb_server_process() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+def wait_for_port(port: int, child: subprocess.Popen[bytes], seconds: float, what: str) -> None:
+    """Wait until ``child`` accepts connections on 127.0.0.1:``port``; RuntimeError if not."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline or child.poll() is not None:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.1)

@@ -10,7 +10,6 @@ set-up sends each number about four times too fast.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from plumsms.domain.sending import Schedule
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher
 from plumsms.usecases.pacing import Pacer, RateLimiter, SharedPacer
 from plumsms_local import dynamodb
+from plumsms_local.simulator.testing import queued_answer
 
 SENDERS = ("+12435678910", "+12435678911", "+12435678912")
 RATE = 1.0
@@ -59,18 +59,7 @@ class PlumStandIn:
                     # Plum's ``from`` is the 10 national digits of a NANP number.
                     stand_in.arrivals["+1" + form["from"]].append(arrived)
                     stand_in.bodies.append(form["body"])
-                resource = {
-                    "sms_message_id": uuid.uuid4().hex,
-                    "to": form["to"],
-                    "from": form["from"],
-                    "body": form["body"],
-                    "request_timestamp": int(arrived),
-                    "result_url": form.get("result_url", ""),
-                    "status": "queued",
-                }
-                body = json.dumps(
-                    {"status": "success", "error": "", "result": {"sms_messages": [resource]}}
-                ).encode()
+                body = queued_answer(form, arrived)
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

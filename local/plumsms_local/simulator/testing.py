@@ -141,3 +141,21 @@ class RecordingServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def queued_answer(form: dict[str, str], request_timestamp: float) -> bytes:
+    """The JSON body of Plum's ``sms/queue`` success for ``form`` (for stand-ins of Plum)."""
+    import json  # noqa: PLC0415 - only stand-ins need it
+    import uuid  # noqa: PLC0415
+
+    resource = {
+        "sms_message_id": uuid.uuid4().hex,
+        "to": form["to"],
+        "from": form["from"],
+        "body": form["body"],
+        "request_timestamp": int(request_timestamp),
+        "result_url": form.get("result_url", ""),
+        "status": "queued",
+    }
+    envelope = {"status": "success", "error": "", "result": {"sms_messages": [resource]}}
+    return json.dumps(envelope).encode()
