@@ -4,8 +4,8 @@
     dependencies, in fresh interpreters, alternating (target ratio <= 1.25).
 (b) Warm latency of the inbound handler over 1,000 invocations against a bare handler
     doing the same single PutItem on the same embedded DynamoDB server (in its own
-    process), interleaved in blocks (target ratio <= 1.5 for p50 and p99); plus a
-    keyword auto-reply series.
+    process), interleaved in blocks (target ratio <= 1.30 for p50, <= 1.5 for p99);
+    plus a keyword auto-reply series.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 IMPORT_RATIO_TARGET = 1.25
 LATENCY_RATIO_TARGET = 1.5
+P50_RATIO_TARGET = 1.30
+"""Issue 11: the reply caps ride on existing writes, so p50 stays where it was (1.30)."""
 FUNCTIONS_DIR = PROJECT_ROOT / "functions"
 WEBHOOK_KEY = "bench-webhook-key-0123456789"
 SMS_NUMBER = "+12435678910"
@@ -468,7 +470,11 @@ def _series(invoke: Invoke, events: list[dict[str, Any]]) -> Callable[[int], obj
 def latency_figures(quick: bool) -> list[Figure]:
     """(b): the inbound handler, its keyword-reply variant and the bare handler."""
     from plumsms_local.dynamodb import client_for, create_table  # noqa: PLC0415
-    from plumsms_local.lambda_runtime import LocalContext, LocalFunction  # noqa: PLC0415
+    from plumsms_local.lambda_runtime import (  # noqa: PLC0415
+        LocalContext,
+        LocalFunction,
+        drop_unpublished_metrics,
+    )
 
     count, warmup, block = (200, 20, 50) if quick else (1000, 50, 50)
     total = count + warmup
@@ -497,18 +503,19 @@ def latency_figures(quick: bool) -> list[Figure]:
                     lambda event: bare(event, LocalContext("bare")),
                     InboundEvents("Hello there").build(total),
                 ),
-                "inbound": _series(plain.invoke, InboundEvents("Hello there").build(total)),
+                "inbound": _series(_direct(plain), InboundEvents("Hello there").build(total)),
             }
             if not quick:  # the extra figure, bound by moto's transactions: full runs only
                 keyword = _load(LocalFunction, app_file, keyword_table, keyword_rules)
                 events = InboundEvents("hours please", distinct_senders=True).build(total)
-                series["keyword"] = _series(keyword.invoke, events)
+                series["keyword"] = _series(_direct(keyword), events)
+
+            def after_round() -> None:
+                drop_unpublished_metrics()
+                _empty_table(client, keyword_table)
+
             timings = interleaved(
-                series,
-                count,
-                block=block,
-                warmup=warmup,
-                after_round=lambda: _empty_table(client, keyword_table),
+                series, count, block=block, warmup=warmup, after_round=after_round
             )
             figures = _latency_report({name: Summary.of(t) for name, t in timings.items()})
             if any(f.ok is False for f in figures):
@@ -523,6 +530,19 @@ def latency_figures(quick: bool) -> list[Figure]:
                     )
                 )
             return figures
+
+
+def _direct(function: LocalFunction) -> Invoke:
+    """Call the handler the way Lambda's runtime does: one environment, no local pool.
+
+    ``LocalFunction.invoke`` adds the local stack's environment pool (a lock, a queue)
+    and clears Powertools' metric buffer after each call; neither is the product's
+    cost, and the bare handler pays neither. The buffer is cleared between rounds.
+    """
+    from plumsms_local.lambda_runtime import LocalContext  # noqa: PLC0415
+
+    handler: Handler = function.module().lambda_handler
+    return lambda event: handler(event, LocalContext(function.name))
 
 
 def _load(
@@ -552,7 +572,7 @@ def _latency_report(summaries: dict[str, Summary]) -> list[Figure]:
         Figure("inbound warm p99", ms(inbound.p99), "ms", None, None, f"plain log; {interleave}"),
         Figure("bare PutItem handler p50", ms(bare.p50), "ms", None, None, "urllib + 1 PutItem"),
         Figure("bare PutItem handler p99", ms(bare.p99), "ms", None, None, "urllib + 1 PutItem"),
-        at_most("inbound/bare p50 ratio", ratio(inbound.p50, bare.p50), "x", LATENCY_RATIO_TARGET),
+        at_most("inbound/bare p50 ratio", ratio(inbound.p50, bare.p50), "x", P50_RATIO_TARGET),
         at_most("inbound/bare p99 ratio", ratio(inbound.p99, bare.p99), "x", LATENCY_RATIO_TARGET),
         Figure(
             "inbound overhead over bare p50",

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.domain.errors import ConfigurationError
 from plumsms.domain.keywords import intent
 from plumsms.domain.models import derived_id
@@ -313,6 +314,37 @@ def test_a_retried_webhook_does_not_run_the_hook_again(
     assert [r.body for r in parse_reply(answers[0]["body"].encode())] == ["ticket opened"]
     stored = sorted(i["type"]["S"] for i in all_items(ddb, table_name) if "type" in i)
     assert stored == ["inbound", "reply"]
+
+
+def test_a_retried_webhook_first_answered_with_no_reply_gets_the_empty_reply_again(
+    invoke: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ddb: Any, table_name: str
+) -> None:
+    # GIVEN a hook that answers nothing the first time and a reply afterwards
+    calls = tmp_path / "calls.txt"
+    (tmp_path / "late_hook.py").write_text(
+        "from pathlib import Path\n"
+        f"CALLS = Path({str(calls)!r})\n"
+        "def on_inbound(sms):\n"
+        "    first = not CALLS.exists()\n"
+        "    CALLS.write_text('x')\n"
+        "    return [] if first else [{'to': sms.from_, 'from': sms.to, 'body': 'late'}]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("REPLY_HOOK", "late_hook:on_inbound")
+    # WHEN Plum delivers the same webhook twice
+    first, second = (invoke(form(sms_id="e" * 32, body="hi")) for _ in range(2))
+    # THEN both answers are the same valid, empty reply document
+    assert first["statusCode"] == second["statusCode"] == 200
+    assert first["body"] == second["body"]
+    assert parse_reply(second["body"].encode()) == []
+    # AND the stored row keeps no answer XML, no copy of its id, no second timestamp,
+    item = get_message(ddb, table_name, "e" * 32)
+    assert item is not None
+    assert not {"reply_xml", "sms_message_id", "updated_at"} & set(item)
+    # yet the log reads them back (inferred on read)
+    shown = DynamoMessageStore(table_name, ddb).get("e" * 32)
+    assert shown.sms_message_id == "e" * 32
+    assert shown.updated_at == shown.created_at
 
 
 def test_invalid_rules_file_fails_cold_start_with_clear_error(
