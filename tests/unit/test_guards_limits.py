@@ -209,3 +209,33 @@ def test_body_digests_compare_texts_by_their_keyword_skeleton() -> None:
     assert body_digest("STOP!") == body_digest("stop")
     assert body_digest("I am away") != body_digest("I am back")
     assert re.fullmatch(r"[0-9a-f]{16}", body_digest("anything"))
+
+
+def test_a_message_forwarding_three_texts_to_one_member_sends_up_to_the_cap() -> None:
+    # GIVEN a forward cap of two and a member with no forwards this hour, and one stamp
+    # exactly an hour old
+    state = PeerState(MEMBER, forwards=(NOW - timedelta(hours=1),))
+    forwards = [to(MEMBER, "a"), to(MEMBER, "b"), to(MEMBER, "c")]
+    # WHEN one message forwards three texts to it
+    result = screen(SENDER, forwards, peers={MEMBER: state},
+                    limits=limits(forwards_per_hour=2), now=NOW, digest="d")  # fmt: skip
+    # THEN two go out, the third is capped, and both sends are written back (the
+    # hour-old stamp is dropped)
+    assert result.replies == [to(MEMBER, "a"), to(MEMBER, "b")]
+    assert result.reason is Unanswered.FORWARD_CAP
+    assert result.peers == [PeerState(MEMBER, forwards=(NOW, NOW))]
+
+
+def test_a_lowered_forward_cap_applies_at_once_to_a_member_already_above_it() -> None:
+    stamps = tuple(NOW - timedelta(minutes=m) for m in (50, 40, 30, 20, 10))
+    state = PeerState(MEMBER, forwards=stamps)
+    result = screen(SENDER, [to(MEMBER)], peers={MEMBER: state},
+                    limits=limits(forwards_per_hour=3), now=NOW, digest="d")  # fmt: skip
+    assert result.replies == [] and result.reason is Unanswered.FORWARD_CAP
+
+
+def test_two_answers_to_the_sender_fit_a_cap_of_two() -> None:
+    result = screen(SENDER, [to(SENDER, "one"), to(SENDER, "two")], peers={},
+                    limits=limits(replies_per_hour=2), now=NOW, digest="d")  # fmt: skip
+    assert result.replies == [to(SENDER, "one"), to(SENDER, "two")]
+    assert result.peers[0].replies == (NOW, NOW)
