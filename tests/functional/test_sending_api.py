@@ -643,3 +643,12 @@ def test_powertools_validation_errors_keep_the_api_error_shape(
     assert answer.status == 400, answer.body
     assert set(answer.body) == {"message", "field", "rule"}
     assert answer.body["field"] == field
+
+
+def test_a_recipient_plum_cannot_send_to_is_a_400_naming_to(api: Api) -> None:
+    # WHEN a send goes to a French mobile number
+    answer = api.send(to="+33612345678")
+    # THEN it is refused up front, naming the field and the rule
+    assert answer.status == 400, answer.body
+    assert answer.body["field"] == "to"
+    assert "+1 numbers only" in answer.body["rule"]
