@@ -300,17 +300,14 @@ def export_all(
 
 def api_resolver(store: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """The log routes in a resolver wired like MessagesApiFunction's."""
-    from aws_lambda_powertools.event_handler import APIGatewayRestResolver  # noqa: PLC0415
-
     from plumsms.config import Settings  # noqa: PLC0415
     from plumsms.entrypoints import log_api  # noqa: PLC0415
-    from plumsms.entrypoints.webhooks import register_error_handlers  # noqa: PLC0415
+    from plumsms.entrypoints.webhooks import api_resolver as resolver  # noqa: PLC0415
     from plumsms.secrets import SecretValues  # noqa: PLC0415
     from plumsms_local.lambda_runtime import LocalContext  # noqa: PLC0415
 
     settings = Settings.from_env()
-    app = APIGatewayRestResolver()
-    register_error_handlers(app)
+    app = resolver(settings, validation=True)
     app.include_router(log_api.routes_from_settings(settings, store, SecretValues(settings)))
 
     def resolve(event: dict[str, Any]) -> dict[str, Any]:

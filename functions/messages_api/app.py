@@ -25,9 +25,10 @@ settings = Settings.from_env()
 secrets = SecretValues(settings)
 store = bootstrap.message_store(settings)
 publisher = bootstrap.change_publisher(settings)
-app = api_resolver(settings)
+app = api_resolver(settings, validation=True)
 app.include_router(sending_api.routes_from_settings(settings, store, publisher))
 app.include_router(log_api.routes_from_settings(settings, store, secrets))
+log_api.enable_api_document(app)
 
 
 gc.freeze()

@@ -614,19 +614,48 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
         stale_after=timedelta(milliseconds=300),
     )
     dying.run(plenty_of_time)
-    # THEN messages are left claimed ("sending"): some reached Plum, some did not
+    # THEN the 5 answered sends are recorded; the 15 others are left claimed ("sending"):
+    # 3 of them reached Plum before the process died, 12 never left (the calls are
+    # numbered under a lock, so this holds whatever order the workers ran in)
     left = statuses(ddb, table_name, ids)
-    assert left["sending"] >= 3
-    assert 5 < sum(sends_by_ref(sim).values()) < 20
+    assert left["sending"] == 15
+    assert sum(sends_by_ref(sim).values()) == 8
     # WHEN a new dispatcher runs after the claims went stale
     time.sleep(0.4)
     healthy = dispatcher_for(outbox, plum_client(sim), callbacks)
     reports = run_until_all_sent(healthy, ddb, table_name, ids)
     # THEN the ones Plum had are recorded, the others sent: each exactly once
     totals: Counter[str] = sum((r.counts for r in reports), Counter())
-    assert totals["reconciled"] >= 3
-    assert totals["resent"] >= 1
+    assert totals["reconciled"] == 3
+    assert totals["resent"] == 12
     assert_exactly_once(sim, ddb, table_name, ids)
+
+
+class WaitsForTheOther:
+    """Holds every send until both dispatchers have one in flight.
+
+    A dispatcher claims only in its workers, so with its workers held it cannot claim
+    everything before the other one starts: both surely send, whatever the scheduling.
+    """
+
+    def __init__(self, plum: PlumGateway, name: str, started: set[str], both: threading.Event):
+        self.plum = plum
+        self.name = name
+        self.started = started
+        self.both = both
+
+    def queue(
+        self, to: str, from_: str, body: str, result_url: str | None = None
+    ) -> list[PlumSmsResource]:
+        self.started.add(self.name)  # set.add is atomic
+        if len(self.started) == 2:
+            self.both.set()
+        if not self.both.wait(timeout=30):
+            raise AssertionError("the other dispatcher never sent")
+        return self.plum.queue(to, from_, body, result_url)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.plum, name)
 
 
 def test_two_dispatchers_at_once_send_each_message_once(
@@ -636,10 +665,17 @@ def test_two_dispatchers_at_once_send_each_message_once(
     ddb: Any,
     table_name: str,
 ) -> None:
-    # GIVEN 120 due messages and two dispatchers started together
+    # GIVEN 120 due messages and two dispatchers running at once: each holds its sends
+    # until the other has one in flight too
     ids = schedule_many(outbox, 120)
-    first = dispatcher_for(outbox, plum_client(sim), callbacks)
-    second = dispatcher_for(outbox, plum_client(sim), callbacks)
+    started: set[str] = set()
+    both = threading.Event()
+    first = dispatcher_for(
+        outbox, WaitsForTheOther(plum_client(sim), "first", started, both), callbacks
+    )
+    second = dispatcher_for(
+        outbox, WaitsForTheOther(plum_client(sim), "second", started, both), callbacks
+    )
     reports: list[DispatchReport] = []
     threads = [
         threading.Thread(target=lambda d=d: reports.append(d.run(plenty_of_time)))
@@ -650,6 +686,7 @@ def test_two_dispatchers_at_once_send_each_message_once(
     for thread in threads:
         thread.join(timeout=60)
     # THEN both did work, they raced for claims, and every message went out once
+    assert both.is_set()
     assert len(reports) == 2
     assert all(r["sent"] > 0 for r in reports)
     assert sum(r["sent"] for r in reports) == 120

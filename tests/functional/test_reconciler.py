@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from urllib3.util.retry import Retry
 
 from plumsms.adapters.dynamodb.statuses import DynamoStatusLog
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
@@ -88,7 +89,8 @@ def in_flight(plum_id: str | None, state: str, age: timedelta, to: str = CUSTOME
 
 def sent_without_callbacks(sim: PlumSimulator, to: str) -> str:
     """Queue an SMS on the simulator with no result URL (every callback lost); wait for its end."""
-    plum = PlumClient(sim.api_url, sim.simulator.config.username, sim.simulator.config.password)
+    config = sim.simulator.config
+    plum = PlumClient(sim.api_url, config.username, config.password, backoff_factor=0)
     [resource] = plum.queue(to, ACCOUNT, "Reminder: your appointment is tomorrow")
     SimulatorClient(sim.base_url).wait_for_status(
         resource.sms_message_id, {"delivered", "undelivered", "failed"}
@@ -185,6 +187,33 @@ def test_plum_unreachable_stops_the_run_without_failing(
     # THEN it stopped after the first failure and left the messages as they were
     assert (result["errors"], result["stopped_early"]) == (1, True)
     assert store.get(first.id).status == Status.QUEUED
+
+
+@pytest.mark.parametrize(("setting", "waits"), [("0", False), ("0.25", True)])
+def test_the_plum_clients_backoff_is_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+    store: DynamoMessageStore,
+    reconciler: Any,
+    setting: str,
+    waits: bool,
+) -> None:
+    # GIVEN Plum unreachable, a backoff setting, and urllib3's backoffs recorded, not slept
+    monkeypatch.setenv("PLUM_API_URL", f"http://127.0.0.1:{free_port()}/ws/")
+    monkeypatch.setenv("PLUM_RETRY_BACKOFF_SECONDS", setting)
+    backoffs: list[float] = []
+    planned = Retry.get_backoff_time
+
+    def record(retry: Retry) -> float:
+        backoffs.append(planned(retry))
+        return 0.0
+
+    monkeypatch.setattr(Retry, "get_backoff_time", record)
+    store.put_message(in_flight("c" * 32, "queued", timedelta(hours=1)))
+    # WHEN the reconciler's call to Plum is retried
+    reconciler().invoke(scheduled_event())
+    # THEN the client waited between retries only when the setting asked for it
+    assert len(backoffs) >= 2
+    assert (max(backoffs) > 0) is waits, backoffs
 
 
 def test_a_store_error_on_one_message_does_not_stop_the_run(

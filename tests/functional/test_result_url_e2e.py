@@ -79,7 +79,7 @@ class Bundle:
         )
         self.store.put_message(message)
         url = status_url(self.gateway.url, self.webhook_key, message.id)
-        plum = PlumClient(self.sim.api_url, *self.login)
+        plum = PlumClient(self.sim.api_url, *self.login, backoff_factor=0)
         resources = plum.queue(to, ACCOUNT, body, result_url=url)
         self._record_queued(message, resources[0].sms_message_id)
         attach_orphans(self.store, message.id, resources[0].sms_message_id)

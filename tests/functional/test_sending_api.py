@@ -586,3 +586,69 @@ def test_a_send_to_one_of_the_accounts_own_numbers_is_refused(
     assert answer.body["field"] == "to"
     assert "own SMS numbers" in answer.body["rule"]
     assert messages_in(ddb, table_name) == []
+
+
+# -- the API document ------------------------------------------------------------------------
+
+
+def test_the_document_gives_the_write_routes_bodies_headers_and_real_answers(api: Api) -> None:
+    # WHEN the OpenAPI document is fetched from MessagesApiFunction
+    doc = api.call("GET", "/openapi.json").body
+    schemas = doc["components"]["schemas"]
+    post = doc["paths"]["/messages"]["post"]
+    patch = doc["paths"]["/messages/{message_id}"]["patch"]
+    delete = doc["paths"]["/messages/{message_id}"]["delete"]
+    # THEN POST takes a SendRequest body and the Idempotency-Key header, answering 201
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert set(schemas[body["$ref"].rsplit("/", 1)[1]]["required"]) == {"to", "from", "body"}
+    assert {(p["in"], p["name"].lower()) for p in post["parameters"]} == {
+        ("header", "idempotency-key")
+    }
+    assert set(post["responses"]) == {"201", "400", "401", "409"}
+    # AND PATCH takes the edit body; every route documents its errors with the real shape
+    assert (
+        "send_at"
+        in schemas[
+            patch["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        ]["properties"]
+    )
+    assert set(patch["responses"]) == {"200", "400", "401", "404", "409"}
+    assert set(delete["responses"]) == {"200", "401", "404", "409"}
+    error = post["responses"]["400"]["content"]["application/json"]["schema"]["$ref"]
+    assert set(schemas[error.rsplit("/", 1)[1]]["properties"]) == {"message", "field", "rule"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"to": NY_RECIPIENT, "from": SMS_NUMBER}, "body"),
+        ({"to": NY_RECIPIENT, "from": SMS_NUMBER, "body": "x", "send_at": 5}, "send_at"),
+        (
+            {
+                "to": NY_RECIPIENT,
+                "from": SMS_NUMBER,
+                "body": "x",
+                "recurrence": {"frequency": "hourly"},
+            },
+            "recurrence.frequency",
+        ),
+    ],
+)
+def test_powertools_validation_errors_keep_the_api_error_shape(
+    api: Api, payload: dict[str, Any], field: str
+) -> None:
+    # WHEN a send breaks its documented schema
+    answer = api.call("POST", API_BASE, payload)
+    # THEN the answer is this API's 400, naming the field as the caller sent it
+    assert answer.status == 400, answer.body
+    assert set(answer.body) == {"message", "field", "rule"}
+    assert answer.body["field"] == field
+
+
+def test_a_recipient_plum_cannot_send_to_is_a_400_naming_to(api: Api) -> None:
+    # WHEN a send goes to a French mobile number
+    answer = api.send(to="+33612345678")
+    # THEN it is refused up front, naming the field and the rule
+    assert answer.status == 400, answer.body
+    assert answer.body["field"] == "to"
+    assert "+1 numbers only" in answer.body["rule"]

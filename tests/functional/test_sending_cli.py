@@ -111,6 +111,21 @@ def test_refusals_exit_1_with_the_apis_reason(
     assert "card number" in capsys.readouterr().err
 
 
+def test_a_recipient_plum_cannot_send_to_is_refused_naming_the_flag(
+    gateway: LocalGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # WHEN smsctl sends to a UK number
+    code = main(
+        ["--url", gateway.url, "--token", TOKEN, "send", "--to", "+447400123456",
+         "--from", SMS_NUMBER, "Hello"]
+    )  # fmt: skip
+    # THEN the API refuses it before anything is stored, and smsctl names --to and the rule
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "--to" in err
+    assert "countries Plum DEV sends SMS to" in err
+
+
 @pytest.mark.parametrize(
     "argv",
     [

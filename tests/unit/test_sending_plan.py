@@ -54,6 +54,22 @@ def test_a_send_now_is_due_now_with_its_segments() -> None:
     assert plan.schedule.recurrence is None
 
 
+@pytest.mark.parametrize("to", ["+447400123456", "+33612345678", "+61412345678"])
+def test_a_recipient_plum_cannot_send_to_is_refused_naming_to(to: str) -> None:
+    # GIVEN a valid number outside +1, WHEN it is the recipient of a send
+    with pytest.raises(ValidationFailed) as caught:
+        request(to=to)
+    # THEN the request is refused up front, naming `to` and the rule
+    assert caught.value.field == "to"
+    assert "countries Plum DEV sends SMS to" in caught.value.rule
+
+
+@pytest.mark.parametrize("to", ["+14165550123", "+18095550123", "+12125551234"])
+def test_north_american_recipients_are_accepted(to: str) -> None:
+    # Canada (416) and the Dominican Republic (809) share +1 with the US
+    assert request(to=to).to == to
+
+
 def test_numbers_in_any_accepted_form_become_e164() -> None:
     plan = plan_send(request(to="(212) 555-1234", **{"from": "2435678910"}), NOW, NUMBERS)
     assert (plan.to, plan.from_) == ("+12125551234", "+12435678910")

@@ -55,6 +55,8 @@ class Settings(BaseModel):
     send_rate_per_second: float = Field(default=1.0, gt=0, le=1000)
     send_concurrency: int = Field(default=8, ge=1, le=64)
     send_max_attempts: int = Field(default=5, ge=1, le=20)
+    plum_retry_backoff_seconds: float = Field(default=0.5, ge=0, le=10)
+    """urllib3's backoff factor of the Plum client's in-call retries."""
     reply_limit_per_hour: int = Field(default=20, ge=0, le=10_000)
     forward_limit_per_hour: int = Field(default=60, ge=0, le=10_000)
     repeat_window_seconds: int = Field(default=300, ge=0, le=86_400)
@@ -144,6 +146,7 @@ class Settings(BaseModel):
             "send_rate_per_second": env.SEND_RATE_PER_SECOND,
             "send_concurrency": env.SEND_CONCURRENCY,
             "send_max_attempts": env.SEND_MAX_ATTEMPTS,
+            "plum_retry_backoff_seconds": env.PLUM_RETRY_BACKOFF_SECONDS,
             "reply_limit_per_hour": env.REPLY_LIMIT_PER_HOUR,
             "forward_limit_per_hour": env.FORWARD_LIMIT_PER_HOUR,
             "repeat_window_seconds": env.REPEAT_WINDOW_SECONDS,

@@ -110,6 +110,18 @@ def calling_code(e164: str) -> str:
     return f"+{_parse_e164(e164).country_code}"
 
 
+PLUM_DESTINATIONS = frozenset({"+1"})
+"""Where Plum DEV's Queue SMS API can send: North American (+1) numbers.
+
+INFERRED: Plum names no countries; its ``to`` is "10 digits" or "a 1 before the 10
+digits" (reference/plum-dev-sms-api.md, Queue parameters), which only a +1 number has.
+"""
+PLUM_DESTINATIONS_RULE = (
+    "is outside the countries Plum DEV sends SMS to (+1 numbers only: the US, Canada and "
+    "the other North American Numbering Plan countries)"
+)
+
+
 def in_countries(e164: str, countries: frozenset[str]) -> bool:
     """Whether ``e164`` is in ``countries``: calling codes (``+1``), ISO regions (``CA``), ``*``."""
     if "*" in countries:

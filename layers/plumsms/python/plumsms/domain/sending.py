@@ -20,14 +20,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from plumsms.domain import pci, scheduling, segments
 from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.models import MAX_BODY_CHARS, Message, UtcDatetime
-from plumsms.domain.phone import E164
+from plumsms.domain.phone import E164, PLUM_DESTINATIONS, PLUM_DESTINATIONS_RULE, in_countries
 from plumsms.domain.scheduling import QuietHours, Recurrence
 from plumsms.domain.segments import Encoding
 
@@ -39,12 +39,19 @@ CARD_NUMBER_RULE = (
 )
 
 
+def _plum_can_send_to(number: str) -> str:
+    # Refused here, not by Plum at send time: the caller learns it now, with the field.
+    if not in_countries(number, PLUM_DESTINATIONS):
+        raise ValueError(PLUM_DESTINATIONS_RULE)
+    return number
+
+
 class SendRequest(BaseModel):
     """``POST /messages``: one SMS now, at a time, or on a recurring schedule."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    to: E164
+    to: Annotated[E164, AfterValidator(_plum_can_send_to)]
     from_: E164 = Field(alias="from")
     body: str
     send_at: str | None = Field(default=None, max_length=64)

@@ -50,7 +50,12 @@ def plum_gateway(settings: Settings, secrets: SecretValues) -> Callable[[], Plum
             client = clients.get(credentials)
             if client is None:
                 clients.clear()
-                client = PlumClient(settings.plum_api_url, *credentials, logger=logger)
+                client = PlumClient(
+                    settings.plum_api_url,
+                    *credentials,
+                    backoff_factor=settings.plum_retry_backoff_seconds,
+                    logger=logger,
+                )
                 clients[credentials] = client
             return client
 

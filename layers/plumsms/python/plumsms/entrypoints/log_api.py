@@ -14,22 +14,24 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, Router
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import AfterValidator, BaseModel
 
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.config import Settings
-from plumsms.domain.errors import ConfigurationError, NotFound, ValidationFailed
+from plumsms.domain.errors import NotFound, ValidationFailed
 from plumsms.domain.models import Message, MessageType, OptOut, Status, UtcDatetime
 from plumsms.domain.paging import MAX_CURSOR_CHARS, derive_key
 from plumsms.domain.phone import E164
 from plumsms.domain.queries import MAX_PAGE_SIZE, MessageQuery
-from plumsms.entrypoints.webhooks import parse_model
+from plumsms.entrypoints.webhooks import error_responses
 from plumsms.observability import logger, metrics, tracer
 from plumsms.secrets import SecretValues
 from plumsms.usecases.log import (
@@ -40,6 +42,7 @@ from plumsms.usecases.log import (
 )
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 
 API_TITLE = "plumsms management API"
@@ -70,88 +73,61 @@ _ASSET_TYPES = {
     "app.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
-P = TypeVar("P", bound=BaseModel)
 
 
 # -- query parameters ------------------------------------------------------------------
+# One annotated type per parameter: Powertools validates the query string with it and
+# documents it in /openapi.json; the listing and the export share the filters.
+
+NumberParam = Annotated[E164 | None, Query(description="Either side of the message (E.164).")]
+TypeParam = Annotated[
+    MessageType | None, Query(alias="type", description="inbound, outbound or reply.")
+]
+StatusParam = Annotated[Status | None, Query(description="The message's current status.")]
+StartParam = Annotated[
+    UtcDatetime | None,
+    Query(description="Created at or after (ISO 8601 with a zone, e.g. 2024-05-01T00:00:00Z)."),
+]
+EndParam = Annotated[UtcDatetime | None, Query(description="Created at or before (ISO 8601).")]
+OrderParam = Annotated[Literal["asc", "desc"], Query(description="desc: newest first.")]
+CursorParam = Annotated[
+    str | None,
+    Query(max_length=MAX_CURSOR_CHARS, description="next_cursor of the previous page."),
+]
+PageSizeParam = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size, up to 1000.")]
 
 
-class _Filters(BaseModel):
-    """Filters shared by the listing and the export."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    number: E164 | None = Field(None, description="Either side of the message (E.164).")
-    type: MessageType | None = Field(None, description="inbound, outbound or reply.")
-    status: Status | None = Field(None, description="The message's current status.")
-    start: UtcDatetime | None = Field(
-        None, description="Created at or after (ISO 8601 with a zone, e.g. 2024-05-01T00:00:00Z)."
-    )
-    end: UtcDatetime | None = Field(None, description="Created at or before (ISO 8601).")
-    order: Literal["asc", "desc"] = Field("desc", description="desc: newest first.")
-    cursor: str | None = Field(
-        None, max_length=MAX_CURSOR_CHARS, description="next_cursor of the previous page."
-    )
-
-    def query(self, limit: int) -> MessageQuery:
-        """The store query these filters describe."""
-        if self.start and self.end and self.start > self.end:
-            raise ValidationFailed("end", "must not be before start")
-        return MessageQuery(
-            number=self.number,
-            type=self.type,
-            status=self.status.value if self.status else None,
-            start=self.start,
-            end=self.end,
-            order=self.order,
-            limit=limit,
-        )
-
-
-class ListParams(_Filters):
-    """``GET /messages``."""
-
-    limit: int = Field(50, ge=1, le=MAX_PAGE_SIZE, description="Page size, up to 1000.")
-
-
-class ExportParams(_Filters):
-    """``GET /messages/export``."""
-
-    format: ExportFormat = Field(ExportFormat.CSV, description="csv or jsonl.")
-    limit: int = Field(
-        DEFAULT_EXPORT_ROWS,
-        ge=1,
-        le=MAX_EXPORT_ROWS,
-        description="Most rows in this answer (fewer if 4.5 MB or 20 s come first).",
+def _query(
+    *,
+    number: str | None,
+    kind: MessageType | None,
+    status: Status | None,
+    start: datetime | None,
+    end: datetime | None,
+    order: Literal["asc", "desc"],
+    limit: int,
+) -> MessageQuery:
+    """The store query the filters describe."""
+    if start and end and start > end:
+        raise ValidationFailed("end", "must not be before start")
+    return MessageQuery(
+        number=number,
+        type=kind,
+        status=status.value if status else None,
+        start=start,
+        end=end,
+        order=order,
+        limit=limit,
     )
 
 
-class OptOutParams(BaseModel):
-    """``GET /opt-outs``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    order: Literal["asc", "desc"] = Field("desc", description="desc: latest opt-out first.")
-    limit: int = Field(100, ge=1, le=MAX_PAGE_SIZE, description="Page size, up to 1000.")
-    cursor: str | None = Field(None, max_length=MAX_CURSOR_CHARS)
-
-
-class StatsParams(BaseModel):
-    """``GET /messages/stats``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    days: int = Field(14, ge=1, le=MAX_CHART_DAYS, description="Days, today included.")
-    tz: str = Field("UTC", max_length=64, description="IANA time zone of the days.")
-
-    @field_validator("tz")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError("is not an IANA time zone name (e.g. America/New_York)") from exc
-        return value
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    # OSError: a name too long for a file name (this validator runs before max_length).
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ValueError("is not an IANA time zone name (e.g. America/New_York)") from exc
+    return value
 
 
 class MessagePageDoc(BaseModel):
@@ -169,22 +145,6 @@ class OptOutPageDoc(BaseModel):
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-def query_params(router: Router, model: type[P]) -> P:
-    """The request's query string as ``model``; unknown or repeated names are a 400."""
-    event = router.current_event
-    raw = event.query_string_parameters or {}
-    multi = event.multi_value_query_string_parameters or {}
-    for name, values in multi.items():
-        if len(values) > 1:
-            raise ValidationFailed(name, "is given more than once")
-    for name in raw:
-        if name not in model.model_fields:
-            known = ", ".join(model.model_fields)
-            raise ValidationFailed(name, f"is not a parameter here (known: {known})")
-    present = {k: v for k, v in raw.items() if v != ""}
-    return parse_model(model, present)
 
 
 def _json(
@@ -224,40 +184,11 @@ def _static(router: Router, file: StaticFile, extra: dict[str, str] | None = Non
     return Response(200, file.content_type, file.body, headers)
 
 
-def _param_docs(model: type[BaseModel]) -> list[dict[str, Any]]:
-    """OpenAPI query parameters from a params model (with its ``$defs`` inlined)."""
-    schema = model.model_json_schema()
-    defs = schema.get("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return inline(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {k: inline(v) for k, v in node.items() if k != "title"}
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
-
-    params = []
-    for name, declared in schema.get("properties", {}).items():
-        prop = inline(declared)
-        # An absent query parameter is the null case: document the value's own type.
-        options = [o for o in prop.get("anyOf", []) if o.get("type") != "null"]
-        if len(options) == 1:
-            del prop["anyOf"]
-            prop = {**options[0], **prop}
-        if prop.get("default", "") is None:
-            del prop["default"]
-        description = prop.pop("description", None)
-        entry: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": prop}
-        if description:
-            entry["description"] = description
-        params.append(entry)
-    return params
-
-
 def _json_response(description: str, model: type[BaseModel]) -> "dict[int, OpenAPIResponse]":
-    return {200: {"description": description, "content": {"application/json": {"model": model}}}}
+    return {
+        200: {"description": description, "content": {"application/json": {"model": model}}},
+        **error_responses(400, 401),
+    }
 
 
 _EXPORT_CONTENT: dict[str, Any] = {
@@ -265,36 +196,62 @@ _EXPORT_CONTENT: dict[str, Any] = {
     "application/x-ndjson": {"schema": {"type": "string"}},
 }
 
-_QUERY_DOCS: dict[tuple[str, str], type[BaseModel]] = {
-    ("/messages", "get"): ListParams,
-    ("/messages/export", "get"): ExportParams,
-    ("/messages/stats", "get"): StatsParams,
-    ("/opt-outs", "get"): OptOutParams,
-}
 
+def enable_api_document(app: ApiGatewayResolver) -> None:
+    """``GET /openapi.json`` and Swagger UI at ``GET /api-docs``, over every route ``app``
+    serves: Powertools generates the document from the routes' own annotations, and the
+    page is the Swagger UI Powertools ships (inlined, no CDN).
 
-def openapi_document(resolver: ApiGatewayResolver) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every route the resolver serves.
-
-    Powertools generates it from the routes; the log routes read their query strings
-    themselves (so errors keep this API's 400 shape), so their parameters are added here
-    from the same models that parse them. The server URL is relative: the document
-    works on the stage URL, a custom domain, the local stack and ``smsctl ui``.
+    Not ``app.enable_swagger()``: it imports Powertools' OpenAPI models when it is
+    registered, which took the function's cold-import ratio from 0.7-0.9 to 1.36 (1.25
+    at most, docs/benchmarks.md); here the first request for a document imports them.
+    The server URL is relative, so the document works on the stage URL, a custom
+    domain, the local stack and ``smsctl ui``, and Swagger's "Try it out" sends to the
+    API the page came from.
     """
-    # Imported here, not at module level: only this route needs them, and they cost
-    # every cold start of the function tens of milliseconds.
-    from aws_lambda_powertools.event_handler.openapi.compat import model_json  # noqa: PLC0415
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_json() -> Response[str]:
+        headers = {"Cache-Control": "no-cache"}
+        return Response(200, content_types.APPLICATION_JSON, _document(app), headers)
+
+    @app.get("/api-docs", include_in_schema=False)
+    def api_explorer() -> Response[str]:
+        document = _document(app)
+        query = app.current_event.query_string_parameters or {}
+        if query.get("format") == "json":
+            return Response(200, content_types.APPLICATION_JSON, document)
+        from aws_lambda_powertools.event_handler.openapi.swagger_ui import (  # noqa: PLC0415
+            generate_swagger_html,
+        )
+
+        ui_dir = resources.files("aws_lambda_powertools.event_handler.openapi.swagger_ui")
+        html = generate_swagger_html(
+            document.replace("</", "<\\/"),  # inside a <script>, "</" would end it
+            ui_dir.joinpath("swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+            ui_dir.joinpath("swagger-ui.min.css").read_text(encoding="utf-8"),
+            "",
+            None,
+            False,
+        )
+        headers = {"Content-Security-Policy": _EXPLORER_CSP, **_PAGE_SECURITY_HEADERS}
+        return Response(200, "text/html; charset=utf-8", html, headers)
+
+
+def _document(app: ApiGatewayResolver) -> str:
+    """The OpenAPI 3.1 document as JSON."""
     from aws_lambda_powertools.event_handler.openapi.models import (  # noqa: PLC0415
         HTTPBearer,
         Server,
     )
 
-    spec = resolver.get_openapi_schema(
+    return app.get_openapi_json_schema(
         title=API_TITLE,
         version="1",
         description=(
             "Send, schedule and search SMS sent through Plum DEV. On AWS every call is "
-            "signed with SigV4 (IAM); locally, and through `smsctl ui`, a bearer token."
+            "signed with SigV4 (IAM), which Swagger cannot do; locally, and through "
+            "`smsctl ui`, a bearer token."
         ),
         servers=[Server(url=".")],
         security_schemes={
@@ -304,12 +261,6 @@ def openapi_document(resolver: ApiGatewayResolver) -> dict[str, Any]:
         },
         security=[{"apiToken": []}],
     )
-    document: dict[str, Any] = json.loads(model_json(spec, by_alias=True, exclude_none=True))
-    for (path, method), model in _QUERY_DOCS.items():
-        operation = document.get("paths", {}).get(path, {}).get(method)
-        if operation is not None:
-            operation["parameters"] = [*operation.get("parameters", []), *_param_docs(model)]
-    return document
 
 
 # -- the routes ------------------------------------------------------------------------
@@ -334,17 +285,32 @@ def build_routes(service: LogService) -> Router:
     page = load_web_file("index.html", "text/html; charset=utf-8")
     assets = {name: load_web_file(name, kind) for name, kind in _ASSET_TYPES.items()}
 
+    checked = [_known_parameters_only]
+
     @router.get(
         "/messages",
         summary="Search the message log",
         description="Filters are ANDed; every combination is served by a Query on an index.",
         tags=["log"],
         responses=_json_response("One page", MessagePageDoc),
+        middlewares=checked,
     )
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def list_messages() -> Response[str]:
-        params = query_params(router, ListParams)
-        found = service.page(params.query(params.limit), params.cursor)
+    def list_messages(
+        *,
+        number: NumberParam = None,
+        kind: TypeParam = None,
+        status: StatusParam = None,
+        start: StartParam = None,
+        end: EndParam = None,
+        order: OrderParam = "desc",
+        limit: PageSizeParam = 50,
+        cursor: CursorParam = None,
+    ) -> Response[str]:
+        query = _query(
+            number=number, kind=kind, status=status, start=start, end=end, order=order, limit=limit
+        )
+        found = service.page(query, cursor)
         metrics.add_metric(name="LogItemsRead", unit="Count", value=found.items_read)
         logger.info("log page", extra={"items": len(found.items), "read": found.items_read})
         items = [m.to_json() for m in found.items]
@@ -359,17 +325,49 @@ def build_routes(service: LogService) -> Router:
             "first answer, so the answers concatenate into one file."
         ),
         tags=["log"],
-        responses={200: {"description": "CSV or JSON Lines", "content": _EXPORT_CONTENT}},
+        responses={
+            200: {"description": "CSV or JSON Lines", "content": _EXPORT_CONTENT},
+            **error_responses(400, 401),
+        },
+        middlewares=checked,
     )
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def export_messages() -> Response[str]:
-        params = query_params(router, ExportParams)
+    def export_messages(
+        *,
+        number: NumberParam = None,
+        kind: TypeParam = None,
+        status: StatusParam = None,
+        start: StartParam = None,
+        end: EndParam = None,
+        order: OrderParam = "desc",
+        cursor: CursorParam = None,
+        export_format: Annotated[
+            ExportFormat, Query(alias="format", description="csv or jsonl.")
+        ] = ExportFormat.CSV,
+        limit: Annotated[
+            int,
+            Query(
+                ge=1,
+                le=MAX_EXPORT_ROWS,
+                description="Most rows in this answer (fewer if 4.5 MB or 20 s come first).",
+            ),
+        ] = DEFAULT_EXPORT_ROWS,
+    ) -> Response[str]:
+        query = _query(
+            number=number,
+            kind=kind,
+            status=status,
+            start=start,
+            end=end,
+            order=order,
+            limit=MAX_PAGE_SIZE,
+        )
         remaining = router.lambda_context.get_remaining_time_in_millis() / 1000
         budget = ExportBudget(
-            max_rows=params.limit,
+            max_rows=limit,
             max_seconds=max(1.0, min(_EXPORT_MAX_SECONDS, remaining - _EXPORT_TIME_MARGIN_SECONDS)),
         )
-        result = service.export(params.query(MAX_PAGE_SIZE), params.format, params.cursor, budget)
+        result = service.export(query, export_format, cursor, budget)
         metrics.add_metric(name="ExportedRows", unit="Count", value=result.rows)
         logger.info("export page", extra={"rows": result.rows, "more": bool(result.next_cursor)})
         headers = {
@@ -385,17 +383,33 @@ def build_routes(service: LogService) -> Router:
         "/messages/stats",
         summary="Messages per day by status (the web page's chart)",
         tags=["log"],
+        responses={
+            200: {
+                "description": "`days`: one `{date, total, counts}` per day, oldest first",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            **error_responses(400, 401),
+        },
+        middlewares=checked,
     )
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def message_stats() -> Response[str]:
-        params = query_params(router, StatsParams)
-        return _json(service.daily_counts(params.days, ZoneInfo(params.tz)).to_json())
+    def message_stats(
+        days: Annotated[
+            int, Query(ge=1, le=MAX_CHART_DAYS, description="Days, today included.")
+        ] = 14,
+        tz: Annotated[
+            str,
+            Query(max_length=64, description="IANA time zone of the days."),
+            AfterValidator(_time_zone),
+        ] = "UTC",
+    ) -> Response[str]:
+        return _json(service.daily_counts(days, ZoneInfo(tz)).to_json())
 
     @router.get(
         "/messages/<message_id>",
         summary="One message with body, result URL and status history",
         tags=["log"],
-        responses=_json_response("The message", Message),
+        responses={**_json_response("The message", Message), **error_responses(404)},
     )
     @tracer.capture_method(capture_response=False, capture_error=False)
     def get_message(message_id: str) -> Response[str]:
@@ -408,40 +422,19 @@ def build_routes(service: LogService) -> Router:
         summary="Numbers that texted an opt-out keyword",
         tags=["log"],
         responses=_json_response("One page", OptOutPageDoc),
+        middlewares=checked,
     )
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def list_opt_outs() -> Response[str]:
-        params = query_params(router, OptOutParams)
-        found = service.opt_outs(params.limit, params.order, params.cursor)
+    def list_opt_outs(
+        order: Annotated[
+            Literal["asc", "desc"], Query(description="desc: latest opt-out first.")
+        ] = "desc",
+        limit: PageSizeParam = 100,
+        cursor: CursorParam = None,
+    ) -> Response[str]:
+        found = service.opt_outs(limit, order, cursor)
         items = [o.model_dump(mode="json") for o in found.items]
         return _json({"items": items, "next_cursor": found.next_cursor})
-
-    @router.get("/openapi.json", include_in_schema=False)
-    def openapi_json() -> Response[str]:
-        return _json(openapi_document(_resolver(router)), headers={"Cache-Control": "no-cache"})
-
-    @router.get("/api-docs", include_in_schema=False)
-    def api_explorer() -> Response[str]:
-        # Swagger UI as Powertools ships it (inlined, no CDN), over the same document.
-        query = router.current_event.query_string_parameters or {}
-        document = json.dumps(openapi_document(_resolver(router))).replace("</", "<\\/")
-        if query.get("format") == "json":
-            return _json(json.loads(document))
-        from aws_lambda_powertools.event_handler.openapi.swagger_ui import (  # noqa: PLC0415
-            generate_swagger_html,
-        )
-
-        ui_dir = resources.files("aws_lambda_powertools.event_handler.openapi.swagger_ui")
-        html = generate_swagger_html(
-            document,
-            ui_dir.joinpath("swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
-            ui_dir.joinpath("swagger-ui.min.css").read_text(encoding="utf-8"),
-            "",
-            None,
-            False,
-        )
-        headers = {"Content-Security-Policy": _EXPLORER_CSP, **_PAGE_SECURITY_HEADERS}
-        return Response(200, "text/html; charset=utf-8", html, headers)
 
     @router.get("/ui", include_in_schema=False)
     def web_page() -> Response[str]:
@@ -460,8 +453,14 @@ def build_routes(service: LogService) -> Router:
     return router
 
 
-def _resolver(router: Router) -> ApiGatewayResolver:
-    resolver = router.api_resolver
-    if not isinstance(resolver, ApiGatewayResolver):
-        raise ConfigurationError("the log routes must be included in an API Gateway resolver")
-    return resolver
+def _known_parameters_only(
+    app: ApiGatewayResolver, next_middleware: "NextMiddleware"
+) -> Response[Any]:
+    """Refuse a query parameter the route does not have (a typo would otherwise be a
+    silently ignored filter)."""
+    route = app.context["_route"]
+    known = [param.alias for param in route.dependant.query_params]
+    for name in app.current_event.query_string_parameters or {}:
+        if name not in known:
+            raise ValidationFailed(name, f"is not a parameter here (known: {', '.join(known)})")
+    return next_middleware(app)

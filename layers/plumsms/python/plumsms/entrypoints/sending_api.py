@@ -17,39 +17,44 @@ next to the log routes (which own ``GET /messages`` and ``GET /messages/{id}``).
 
 import json
 import re
-from typing import Any, cast
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
-from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from plumsms.adapters.dispatch_trigger import dispatch_trigger
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.config import Settings
-from plumsms.domain.errors import NotFound, ValidationFailed
+from plumsms.domain.errors import NotFound
+from plumsms.domain.models import Message
 from plumsms.domain.sending import EditRequest, SendRequest, request_fingerprint
 from plumsms.domain.status import ChangePublisher
-from plumsms.entrypoints.webhooks import json_document, parse_model, raw_body
+from plumsms.entrypoints.webhooks import error_responses
 from plumsms.observability import logger, metrics, tracer
 from plumsms.usecases.sending import SendingService
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 _MESSAGE_ID = re.compile(r"^[0-9a-f]{32}$")
-_JSON_TYPES = ("application/json", "text/json")
+_IDEMPOTENCY_KEY = Header(
+    alias=IDEMPOTENCY_HEADER,
+    max_length=255,
+    description=(
+        "Any unique string (a UUID): a retry with the same key and body answers the first "
+        f"answer again, with `{REPLAYED_HEADER}: true`, and sends nothing new."
+    ),
+)
 
 
-def json_object(event: BaseProxyEvent) -> dict[str, Any]:
-    """The request body as a JSON object, or ``ValidationFailed``."""
-    content_type = (event.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
-    if content_type and not (content_type in _JSON_TYPES or content_type.endswith("+json")):
-        raise ValidationFailed("content-type", "must be application/json")
-    data = json_document(raw_body(cast(APIGatewayProxyEvent, event)))
-    if not isinstance(data, dict):
-        raise ValidationFailed("body", "must be a JSON object")
-    return data
+def _message_response(status: int, description: str) -> dict[int, Any]:
+    return {
+        status: {
+            "description": description,
+            "content": {content_types.APPLICATION_JSON: {"model": Message}},
+        }
+    }
 
 
 def _json(
@@ -109,19 +114,24 @@ def build_routes(service: SendingService) -> Router:
         "/messages",
         summary="Send an SMS now, at a time, or on a recurring schedule",
         description=(
-            "JSON body: `to`, `from` (one of the account's SMS numbers), `body`, and "
-            "optionally `send_at` (ISO 8601), `time_zone`, `recurrence` and `quiet_hours`. "
-            f"An `{IDEMPOTENCY_HEADER}` header makes retries safe."
+            "`from` is one of the account's SMS numbers; without `send_at` the message goes "
+            "now. The answer is the scheduled message (`status` `scheduled`, `send_at` its "
+            "due time in UTC) with its `schedule`."
         ),
         tags=["sending"],
+        responses={
+            **_message_response(201, "Scheduled (or, with a repeated Idempotency-Key, replayed)"),
+            **error_responses(400, 401, 409),
+        },
     )
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def send_message() -> Response[str]:
-        event = router.current_event
-        payload = json_object(event)
-        request = parse_model(SendRequest, payload)
-        key = event.headers.get(IDEMPOTENCY_HEADER)
-        created = service.create(request, request_fingerprint(payload), key)
+    def send_message(
+        request: Annotated[SendRequest, Body()],
+        idempotency_key: Annotated[str | None, _IDEMPOTENCY_KEY] = None,
+    ) -> Response[str]:
+        # The fingerprint is of the body as sent, so a replay with other defaults is new.
+        payload = router.current_event.json_body
+        created = service.create(request, request_fingerprint(payload), idempotency_key)
         message_id = str(created.body.get("id"))
         if created.replayed:
             metrics.add_metric(name="IdempotentReplays", unit="Count", value=1)
@@ -141,6 +151,10 @@ def build_routes(service: SendingService) -> Router:
         "/messages/<message_id>",
         summary="Cancel a pending message (409 once it has gone to Plum)",
         tags=["sending"],
+        responses={
+            **_message_response(200, "The cancelled message"),
+            **error_responses(401, 404, 409),
+        },
     )
     @tracer.capture_method(capture_response=False, capture_error=False)
     def cancel_message(message_id: str) -> Response[str]:
@@ -152,12 +166,15 @@ def build_routes(service: SendingService) -> Router:
     @router.patch(
         "/messages/<message_id>",
         summary="Move a pending message or change its body (409 once it has gone to Plum)",
-        description="JSON body: `send_at` (with an optional `time_zone`) and/or `body`.",
+        description="`send_at` (with an optional `time_zone`) and/or `body`.",
         tags=["sending"],
+        responses={
+            **_message_response(200, "The changed message"),
+            **error_responses(400, 401, 404, 409),
+        },
     )
     @tracer.capture_method(capture_response=False, capture_error=False)
-    def edit_message(message_id: str) -> Response[str]:
-        edit = parse_model(EditRequest, json_object(router.current_event))
+    def edit_message(message_id: str, edit: Annotated[EditRequest, Body()]) -> Response[str]:
         body = service.edit(_checked_id(message_id), edit)
         logger.info("message changed", extra={"message_id": message_id})
         return _json(200, body)

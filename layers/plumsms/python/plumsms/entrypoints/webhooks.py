@@ -7,7 +7,8 @@ import binascii
 import hmac
 import json
 import re
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -25,6 +26,12 @@ from plumsms.domain.errors import (
     ValidationFailed,
 )
 from plumsms.observability import logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.exceptions import ValidationException
+    from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+    from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
@@ -167,19 +174,137 @@ def _error(status: int, message: str, **extra: str) -> Response[str]:
     )
 
 
-def api_resolver(settings: Settings) -> APIGatewayRestResolver:
+class ErrorBody(BaseModel):
+    """Every error answer of the API: what went wrong, and for a refused input the field
+    (as the caller sent it) and the rule it broke."""
+
+    message: str
+    field: str | None = None
+    rule: str | None = None
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad input: `field` names it, `rule` says what it broke",
+    401: "No or wrong credentials (locally: the bearer token; `rule` says where it comes from)",
+    404: "No such message (or route)",
+    409: "The message already went to Plum",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI entries of the error answers ``codes`` (all shaped as ``ErrorBody``)."""
+    return {
+        code: {
+            "description": _ERROR_DESCRIPTIONS[code],
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
+        }
+        for code in codes
+    }
+
+
+class CheckedProxyEvent(APIGatewayProxyEvent):
+    """An API Gateway event whose body and query string are read under this API's rules.
+
+    Powertools' validation reads the request through these properties, so a body over
+    ``MAX_BODY_BYTES``, bad base64, non-UTF-8 bytes, JSON nested deeper than
+    ``MAX_JSON_DEPTH`` or holding a lone surrogate, or a repeated query parameter is a
+    ``ValidationFailed`` before any model sees it.
+    """
+
+    @cached_property
+    def decoded_body(self) -> str | None:
+        """The body as text (``surrogatepass``: the JSON check names a lone surrogate)."""
+        data = raw_body(self)
+        try:
+            return data.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed("body", "is not valid UTF-8") from exc
+
+    @cached_property
+    def json_body(self) -> Any:
+        """The body as checked JSON; ``None`` when there is none."""
+        return json_document(raw_body(self)) if self.body else None
+
+    @property
+    def resolved_query_string_parameters(self) -> dict[str, list[str]]:
+        """Query parameters; an empty one (a form field left blank) counts as absent."""
+        values = super().resolved_query_string_parameters
+        for name, given in (self.multi_value_query_string_parameters or {}).items():
+            if len(given) > 1:
+                raise ValidationFailed(name, "is given more than once")
+        return {name: given for name, given in values.items() if any(given)}
+
+
+class ApiResolver(APIGatewayRestResolver):
+    """The management API's resolver: requests read as ``CheckedProxyEvent``s, and an
+    OpenAPI document whose error answers are the ones this API sends."""
+
+    def _to_proxy_event(self, event: dict[str, Any]) -> BaseProxyEvent:
+        return CheckedProxyEvent(event, self._json_body_deserializer)
+
+    def get_openapi_schema(self, **kwargs: Any) -> OpenAPI:
+        """Powertools' document without its 422 entries: ``RequestValidationError`` is
+        answered 400 with ``ErrorBody`` (see ``register_error_handlers``), and every
+        route documents that answer itself."""
+        spec = super().get_openapi_schema(**kwargs)
+        for item in (spec.paths or {}).values():
+            for operation in (item.get, item.put, item.post, item.delete, item.patch):
+                if operation is not None and operation.responses:
+                    operation.responses.pop(422, None)
+        if spec.components is not None and spec.components.schemas:
+            for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+                spec.components.schemas.pop(name, None)
+        return spec
+
+
+def api_resolver(settings: Settings, *, validation: bool = False) -> APIGatewayRestResolver:
     """The REST resolver of an API function: ``API_BASE_PATH`` (a custom domain's
     base-path mapping, which API Gateway leaves in ``path``) stripped before routing,
-    and every error mapped to its answer."""
+    and every error mapped to its answer.
+
+    ``validation`` (the management API) turns on Powertools' request validation from the
+    routes' ``Query()``, ``Body()`` and ``Header()`` annotations; the webhooks parse their
+    own form bodies and keep the cheaper cold start.
+    """
     prefixes: list[str | re.Pattern[str]] = (
         [settings.api_base_path] if settings.api_base_path else []
     )
-    app = APIGatewayRestResolver(strip_prefixes=prefixes or None)
-    register_error_handlers(app)
+    app: APIGatewayRestResolver
+    if validation:
+        app = ApiResolver(strip_prefixes=prefixes or None, enable_validation=True)
+    else:
+        app = APIGatewayRestResolver(strip_prefixes=prefixes or None)
+    register_error_handlers(app, validation=validation)
     return app
 
 
-def register_error_handlers(app: APIGatewayRestResolver) -> None:
+def _failure(exc: ValidationException) -> ValidationFailed:
+    """Powertools' first validation error as this API's ``ValidationFailed``, naming the
+    field as the caller sent it (``send_at``, ``recurrence.count``, ``limit``)."""
+    errors = exc.errors()
+    if not errors:
+        return ValidationFailed("body", "is not valid")
+    error = errors[0]
+    if error.get("type") == "unsupported_content_type":
+        return ValidationFailed("content-type", "must be application/json")
+    where, *names = error.get("loc") or ("body",)
+    field = ".".join(str(name) for name in names) or str(where)
+    if where == "header":
+        # Powertools lowers header names; name it as documented (Idempotency-Key).
+        field = "-".join(part.capitalize() for part in field.split("-"))
+    rule = (
+        "is required" if error.get("type") == "missing" else str(error.get("msg", "is not valid"))
+    )
+    return ValidationFailed(field, rule.removeprefix("Value error, "))
+
+
+def _rejected(exc: ValidationFailed) -> Response[str]:
+    metrics.add_metric(name="RejectedRequests", unit="Count", value=1)
+    logger.info("request rejected", extra={"field": exc.field, "rule": exc.rule})
+    return _error(400, str(exc), field=exc.field, rule=exc.rule)
+
+
+def register_error_handlers(app: APIGatewayRestResolver, *, validation: bool = False) -> None:
     """Map every domain error to one HTTP answer; nothing internal reaches the caller."""
 
     # Registered explicitly: Powertools looks the no-route case up as its NotFoundError,
@@ -190,9 +315,19 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
 
     @app.exception_handler(ValidationFailed)
     def _bad_request(exc: ValidationFailed) -> Response[str]:
-        metrics.add_metric(name="RejectedRequests", unit="Count", value=1)
-        logger.info("request rejected", extra={"field": exc.field, "rule": exc.rule})
-        return _error(400, str(exc), field=exc.field, rule=exc.rule)
+        return _rejected(exc)
+
+    if validation:
+        # Imported only where validation is on: the webhooks' cold start skips it.
+        from aws_lambda_powertools.event_handler.openapi.exceptions import (  # noqa: PLC0415
+            RequestUnsupportedContentType,
+            RequestValidationError,
+        )
+
+        # One answer for every refused input: Powertools' errors become ValidationFailed.
+        @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
+        def _invalid_request(exc: RequestValidationError) -> Response[str]:
+            return _rejected(_failure(exc))
 
     @app.exception_handler(Forbidden)
     def _forbidden(exc: Forbidden) -> Response[str]:

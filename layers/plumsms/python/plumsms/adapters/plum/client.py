@@ -92,6 +92,7 @@ class PlumClient:
     Thread-safe: one instance per cold start, shared by concurrent sends.
     ``pool`` lets tests (or a caller with its own proxy/TLS settings) inject a
     ``urllib3.PoolManager``; timeouts and retries are passed per request either way.
+    ``backoff_factor`` (and by default the jitter) 0 retries at once.
     """
 
     def __init__(
@@ -104,7 +105,7 @@ class PlumClient:
         retries: int = 3,
         backoff_factor: float = 0.5,
         backoff_max: float = 8.0,
-        backoff_jitter: float = 0.5,
+        backoff_jitter: float | None = None,
         retry_after_max: int = 10,
         pool: urllib3.PoolManager | None = None,
         fmt: Format = "json",
@@ -119,6 +120,9 @@ class PlumClient:
             raise ConfigurationError("Plum answer format must be 'json' or 'xml'")
         if retries < 0:
             raise ConfigurationError("retries must not be negative")
+        # Jitter as large as the first real wait unless given: backoff_factor=0 (tests)
+        # then retries at once instead of sleeping up to the jitter.
+        jitter = backoff_factor if backoff_jitter is None else backoff_jitter
         # Without the trailing slash, joining "sms/queue.json" would drop the last segment.
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._fmt: Format = fmt
@@ -149,7 +153,7 @@ class PlumClient:
                 raise_on_status=False,  # hand the last answer to the envelope parser
                 backoff_factor=backoff_factor,
                 backoff_max=backoff_max,
-                backoff_jitter=backoff_jitter,
+                backoff_jitter=jitter,
                 retry_after_max=retry_after_max,
             )
 
