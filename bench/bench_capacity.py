@@ -98,8 +98,8 @@ def _measure(meter: CapacityMeter, client: Any, raw: Any, table_name: str) -> li
     from plumsms.domain.sending import SendRequest  # noqa: PLC0415
     from plumsms.entrypoints.webhooks import status_url  # noqa: PLC0415
     from plumsms.usecases.dispatch import DispatchConfig, Dispatcher  # noqa: PLC0415
+    from plumsms.usecases.dispatch.pacing import RateLimiter, SharedPacer  # noqa: PLC0415
     from plumsms.usecases.inbound import InboundService  # noqa: PLC0415
-    from plumsms.usecases.pacing import RateLimiter, SharedPacer  # noqa: PLC0415
     from plumsms.usecases.sending import SendingService  # noqa: PLC0415
     from plumsms.usecases.status import StatusService  # noqa: PLC0415
 

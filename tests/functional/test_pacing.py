@@ -28,8 +28,8 @@ from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.plum.client import PlumClient
 from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
 from plumsms.domain.sending import Schedule
-from plumsms.usecases.dispatch import DispatchConfig, Dispatcher
-from plumsms.usecases.pacing import Pacer, RateLimiter, SharedPacer
+from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter, SharedPacer
+from plumsms.usecases.ports import Pacer
 from plumsms_local import dynamodb
 from plumsms_local.simulator.testing import queued_answer
 

@@ -60,11 +60,11 @@ def test_due_pages_are_oldest_first_across_shards(ddb: Any, table_name: str) -> 
     for i, due in enumerate(dues):
         outbox.create(scheduled(due, created=T0 - timedelta(seconds=i)), Schedule())
     # WHEN the Due index is paged 7 at a time
-    seen: list[str] = []
+    seen: list[tuple[datetime, str]] = []
     after = None
     for _ in range(10):
         page = outbox.due(T0 + timedelta(minutes=1), 7, after)
-        seen += [ref.due_sk for ref in page.items]
+        seen += [(ref.due_at, ref.message_id) for ref in page.items]
         after = page.next_position
         if after is None:
             break

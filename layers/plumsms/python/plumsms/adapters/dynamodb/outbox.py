@@ -34,7 +34,14 @@ from plumsms.adapters.dynamodb.errors import store_errors
 from plumsms.adapters.dynamodb.store import plum_id_known
 from plumsms.domain.errors import Conflict, NotFound
 from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut, Status
-from plumsms.domain.sending import Claim, DuePage, DueRef, IdempotencyRecord, Schedule
+from plumsms.domain.sending import (
+    Claim,
+    DueCursor,
+    DuePage,
+    DueRef,
+    IdempotencyRecord,
+    Schedule,
+)
 
 OPTED_OUT = "recipient opted out"
 
@@ -370,13 +377,13 @@ class DynamoOutbox:
 
     # -- the dispatcher's moves --------------------------------------------------------
 
-    def due(self, now: datetime, limit: int, after: dict[str, Any] | None = None) -> DuePage:
+    def due(self, now: datetime, limit: int, after: DueCursor | None = None) -> DuePage:
         """Messages due at ``now``, oldest due first across the ``Due`` index's shards.
 
         One Query per shard (in parallel), merged by due time; ``after`` is the
         ``next_position`` of the previous page.
         """
-        low = str(after["after"]) if after else None
+        low = keys.time_sort_key(after.due_at, after.message_id) if after else None
         condition = "#due_pk = :pk AND #due_sk < :bound"
         # "~" sorts after "#", so every "<now>#<id>" is below the bound.
         values: dict[str, Any] = {":bound": {"S": keys.timestamp(now) + "~"}}
@@ -398,11 +405,11 @@ class DynamoOutbox:
             self.client, requests, keys.DUE_SK, descending=False, operation="query due messages"
         )
         items = [
-            DueRef(str(row["id"]), str(row["to"]), str(row["from"]), str(row[keys.DUE_SK]))
+            DueRef(str(row["id"]), str(row["to"]), str(row["from"]), _due_at(row))
             for _, row in zip(range(limit), rows, strict=False)
         ]
-        position = {"after": items[-1].due_sk} if len(items) == limit else None
-        return DuePage(items, position)
+        last = items[-1] if len(items) == limit else None
+        return DuePage(items, DueCursor(last.due_at, last.message_id) if last else None)
 
     def claim(
         self,
@@ -415,7 +422,7 @@ class DynamoOutbox:
         """``scheduled -> sending`` if still due as listed; None when someone was first."""
         values = _status_values(Status.SENDING, now, "dispatcher", ref.message_id) | {
             ":scheduled": {"S": Status.SCHEDULED},
-            ":due_sk": {"S": ref.due_sk},
+            ":due_sk": {"S": keys.time_sort_key(ref.due_at, ref.message_id)},
             ":token": {"S": token},
             ":check": {"S": keys.timestamp(check_after)},
         }
@@ -572,11 +579,17 @@ class DynamoOutbox:
         return Claim(claim.message, claim.schedule, token, claim.claimed_at, claim.attempts)
 
 
+def _due_at(row: dict[str, Any]) -> datetime:
+    # The sort key is "<due time>#<id>", the time fixed-width (keys.timestamp).
+    return datetime.fromisoformat(str(row[keys.DUE_SK]).split("#", 1)[0])
+
+
 def _claim_from(row: dict[str, Any]) -> Claim:
+    claimed_at = row.get(CLAIMED_AT)
     return Claim(
         message=codec.message_from_item(row),
         schedule=Schedule.from_json(row.get(SCHEDULE_ATTR)),
         token=str(row.get(CLAIM_TOKEN, "")),
-        claimed_at=str(row.get(CLAIMED_AT, "")),
+        claimed_at=datetime.fromisoformat(str(claimed_at)) if claimed_at else None,
         attempts=int(row.get(ATTEMPTS, 0)),
     )
