@@ -39,6 +39,7 @@ from plumsms_local.simulator import Delays, PlumSimulator, SimulatorConfig
 from plumsms_local.simulator.state import Kind
 from plumsms_local.simulator.testing import RecordingServer
 from plumsms_local.template import PROJECT_ROOT
+from tests.factories import outbound_message
 
 SMS_NUMBER = "+12435678910"
 RECIPIENT = "+12125551234"
@@ -405,25 +406,13 @@ def test_no_claim_is_made_when_the_invocation_has_too_little_time_left(
 
 
 def schedule_many(outbox: DynamoOutbox, count: int, body: str = "Batch message") -> list[str]:
-    from plumsms.domain.models import HistoryEntry, Message, MessageType, Status  # noqa: PLC0415
     from plumsms.domain.sending import Schedule  # noqa: PLC0415
 
     now = datetime.now(UTC) - timedelta(seconds=1)
     ids = []
     for index in range(count):
-        message = Message(
-            id=uuid.uuid4().hex,
-            type=MessageType.OUTBOUND,
-            to=f"+1212555{index:04d}",
-            from_=SMS_NUMBER,
-            body=f"{body} {index}",
-            status=Status.SCHEDULED,
-            created_at=now,
-            updated_at=now,
-            send_at=now,
-            segments=1,
-            encoding="GSM-7",
-            history=[HistoryEntry(status=Status.SCHEDULED, at=now, source="test")],
+        message = outbound_message(
+            now, to=f"+1212555{index:04d}", from_=SMS_NUMBER, body=f"{body} {index}"
         )
         outbox.create(message, Schedule())
         ids.append(message.id)

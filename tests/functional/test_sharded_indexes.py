@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,10 +9,11 @@ from typing import Any
 from plumsms.adapters.dynamodb import keys
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
-from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.domain.models import Message
 from plumsms.domain.queries import MessageQuery
 from plumsms.domain.sending import Schedule
 from plumsms_local import template
+from tests.factories import outbound_message
 
 ACCOUNT = "+12435678910"
 CUSTOMER = "+19998881234"
@@ -21,19 +21,8 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def scheduled(due: datetime, created: datetime = T0) -> Message:
-    return Message(
-        id=uuid.uuid4().hex,
-        type=MessageType.OUTBOUND,
-        to=CUSTOMER,
-        from_=ACCOUNT,
-        body="hello",
-        status=Status.SCHEDULED,
-        created_at=created,
-        updated_at=created,
-        send_at=due,
-        segments=1,
-        encoding="GSM-7",
-        history=[HistoryEntry(status=Status.SCHEDULED, at=created, source="api")],
+    return outbound_message(
+        created, to=CUSTOMER, from_=ACCOUNT, body="hello", send_at=due, source="api"
     )
 
 

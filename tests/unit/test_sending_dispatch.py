@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plumsms.domain.errors import PlumNotConfigured, StoreUnavailable
-from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.domain.models import HistoryEntry, Message, Status
 from plumsms.domain.plum import (
     InvalidRecipient,
     PlumError,
@@ -29,6 +29,7 @@ from plumsms.domain.plum import (
 from plumsms.domain.sending import Claim, DueCursor, DuePage, DueRef, Schedule
 from plumsms.domain.status import StatusChange
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter, by_sender_in_turn
+from tests.factories import outbound_message
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 SENDER = "+12435678910"
@@ -228,19 +229,12 @@ class ScriptedPlum:
 
 
 def message(index: int, to: str | None = None) -> Message:
-    return Message(
-        id=f"{index:032x}",
-        type=MessageType.OUTBOUND,
+    return outbound_message(
+        NOW,
+        message_id=f"{index:032x}",
         to=to or f"+1212555{index:04d}",
         from_=SENDER,
         body=f"Message {index}",
-        status=Status.SCHEDULED,
-        created_at=NOW,
-        updated_at=NOW,
-        send_at=NOW,
-        segments=1,
-        encoding="GSM-7",
-        history=[HistoryEntry(status=Status.SCHEDULED, at=NOW, source="test")],
     )
 
 

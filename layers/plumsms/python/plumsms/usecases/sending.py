@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 from plumsms.domain.errors import Conflict, PlumSmsError, ValidationFailed
 from plumsms.domain.models import (
-    HistoryEntry,
     Message,
     MessageType,
     Status,
+    new_message,
     new_message_id,
     utc_now,
 )
@@ -150,19 +150,18 @@ class SendingService:
                 return self._replay(existing, fingerprint)
         plan = plan_send(request, now, self._sms_numbers())
         self._refuse_opted_out(request)
-        message = Message(
-            id=new_message_id(),
-            type=MessageType.OUTBOUND,
+        message = new_message(
+            new_message_id(),
+            MessageType.OUTBOUND,
             to=plan.to,
             from_=plan.from_,
             body=plan.body,
             status=Status.SCHEDULED,
-            created_at=now,
-            updated_at=now,
+            at=now,
+            source=SOURCE,
             send_at=plan.due,
             segments=plan.segments,
             encoding=plan.encoding,
-            history=[HistoryEntry(status=Status.SCHEDULED, at=now, source=SOURCE)],
         )
         schedule = plan.schedule
         if schedule.recurrence is not None:
