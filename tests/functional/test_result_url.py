@@ -15,11 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plumsms.adapters.dynamodb import keys
-from plumsms.adapters.dynamodb.statuses import DynamoStatusLog, attach_orphans, orphan_pk
+from plumsms.adapters.dynamodb.statuses import DynamoStatusLog, orphan_pk
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import RecordingPublisher
 from plumsms.domain import status
 from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.usecases.status import StatusResult, StatusService
 from plumsms_local.lambda_runtime import LocalFunction
 
 WEBHOOK_KEY = "test-webhook-key-0123456789"
@@ -350,7 +351,8 @@ def test_callback_for_unknown_message_is_kept_as_orphan_and_attached_later(
     message = outbound(sms_message_id=plum_id)
     store.put_message(message)
     publisher = RecordingPublisher()
-    change = attach_orphans(store, message.id, plum_id, publisher)
+    attached = attach_orphans(store, message.id, plum_id, publisher)
+    change = attached.change if attached is not None else None
     # THEN the message has the statuses, the orphan row is gone, one change event went out
     stored = store.get(message.id)
     assert stored.status == "delivered"
@@ -360,6 +362,19 @@ def test_callback_for_unknown_message_is_kept_as_orphan_and_attached_later(
     assert [e["detail"]["status"] for e in publisher.events] == ["delivered"]
     # AND attaching again finds nothing
     assert attach_orphans(store, message.id, plum_id, publisher) is None
+
+
+def attach_orphans(
+    store: DynamoMessageStore,
+    message_id: str,
+    plum_id: str,
+    publisher: RecordingPublisher | None = None,
+) -> StatusResult | None:
+    """What the dispatcher does once Plum's id is recorded: the status use case folds in
+    the callbacks that came first."""
+    log = DynamoStatusLog.from_store(store)
+    service = StatusService(log=log, publisher=publisher or RecordingPublisher())
+    return service.attach_orphans(message_id, plum_id)
 
 
 def test_requests_per_callback(

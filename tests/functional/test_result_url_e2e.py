@@ -18,13 +18,14 @@ from typing import Any, TypeVar
 import pytest
 
 from plumsms.adapters.dynamodb import codec, keys
-from plumsms.adapters.dynamodb.statuses import attach_orphans
+from plumsms.adapters.dynamodb.statuses import DynamoStatusLog
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import RecordingPublisher
 from plumsms.adapters.plum import PlumClient
 from plumsms.domain import segments
 from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
 from plumsms.entrypoints.webhooks import status_url
+from plumsms.usecases.status import StatusService
 from plumsms_local.gateway import LocalGateway
 from plumsms_local.lambda_runtime import LocalFunction
 from plumsms_local.simulator import Delays, Faults, PlumSimulator, SimulatorClient, SimulatorConfig
@@ -82,7 +83,10 @@ class Bundle:
         plum = PlumClient(self.sim.api_url, *self.login)
         resources = plum.queue(to, ACCOUNT, body, result_url=url)
         self._record_queued(message, resources[0].sms_message_id)
-        attach_orphans(self.store, message.id, resources[0].sms_message_id)
+        service = StatusService(
+            log=DynamoStatusLog.from_store(self.store), publisher=RecordingPublisher()
+        )
+        service.attach_orphans(message.id, resources[0].sms_message_id)
         return message
 
     @property

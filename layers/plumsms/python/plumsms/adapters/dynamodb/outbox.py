@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from plumsms.adapters.dynamodb import codec, keys, sharding
-from plumsms.adapters.dynamodb.errors import store_errors
+from plumsms.adapters.dynamodb.errors import condition_failed, store_errors
 from plumsms.adapters.dynamodb.store import plum_id_known
 from plumsms.domain.errors import Conflict, NotFound
 from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut, Status
@@ -125,10 +125,6 @@ def _status_values(status: str, now: datetime, source: str, message_id: str) -> 
     }
 
 
-def _condition_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 def _old_row(exc: ClientError) -> dict[str, Any]:
     old: Any = exc.response.get("Item")
     return codec.deserialize(old) if old else {}
@@ -195,8 +191,7 @@ class DynamoOutbox:
             try:
                 self.client.transact_write_items(TransactItems=[{"Put": put}, {"Put": record}])  # type: ignore[typeddict-item]
             except ClientError as exc:
-                reasons: Any = exc.response.get("CancellationReasons", [])
-                if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                if condition_failed(exc, in_transaction=slice(1, 2)):
                     existing = self.get_idempotency(idempotency.key, now_epoch)
                     if existing is not None:
                         return existing
@@ -235,7 +230,7 @@ class DynamoOutbox:
                     **expression(ConditionExpression="attribute_not_exists(#id)"),
                 )
             except ClientError as exc:
-                if _condition_failed(exc):
+                if condition_failed(exc):
                     return False
                 raise
         return True
@@ -276,7 +271,7 @@ class DynamoOutbox:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise
                 old = _old_row(exc)
                 if not old:
@@ -372,7 +367,7 @@ class DynamoOutbox:
                     ConditionExpression=f"attribute_not_exists({keys.PK})",
                 )
             except ClientError as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise
 
     # -- the dispatcher's moves --------------------------------------------------------
@@ -442,7 +437,7 @@ class DynamoOutbox:
                     ReturnValues="ALL_NEW",
                 )
             except ClientError as exc:
-                if _condition_failed(exc):
+                if condition_failed(exc):
                     return None
                 raise
         return _claim_from(codec.deserialize(response["Attributes"]))
@@ -463,7 +458,7 @@ class DynamoOutbox:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise
                 return _old_row(exc)
         return None
@@ -540,7 +535,7 @@ class DynamoOutbox:
                     ReturnValues="ALL_NEW",
                 )
             except ClientError as exc:
-                if _condition_failed(exc):
+                if condition_failed(exc):
                     return None
                 raise
         return codec.message_from_item(codec.deserialize(response["Attributes"]))
