@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from plumsms.adapters.dynamodb import codec, keys
+from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.domain import segments
 from plumsms.domain.models import Message, MessageType, Status, new_message
 
@@ -42,4 +44,14 @@ def outbound_message(
         sms_message_id=sms_message_id,
         segments=info.segments,
         encoding=info.encoding,
+    )
+
+
+def put_message(store: DynamoMessageStore, message: Message) -> None:
+    """Store ``message`` as a row of ``store``'s table (it must not exist yet), the way the
+    bundle's own writes lay it out."""
+    store.client.put_item(
+        TableName=store.table_name,
+        Item=codec.serialize(codec.message_item(message, store.retention)),
+        ConditionExpression=f"attribute_not_exists({keys.PK})",
     )

@@ -30,6 +30,7 @@ from plumsms_local.gateway import LocalGateway
 from plumsms_local.lambda_runtime import LocalFunction
 from plumsms_local.simulator import Delays, Faults, PlumSimulator, SimulatorClient, SimulatorConfig
 from plumsms_local.template import PROJECT_ROOT
+from tests.factories import put_message
 
 ACCOUNT = "+12435678910"
 FAILING, UNDELIVERABLE = "+12025550101", "+12025550102"
@@ -78,7 +79,7 @@ class Bundle:
                 HistoryEntry(status="sending", at=now, source="dispatcher"),
             ],
         )
-        self.store.put_message(message)
+        put_message(self.store, message)
         url = status_url(self.gateway.url, self.webhook_key, message.id)
         plum = PlumClient(self.sim.api_url, *self.login)
         resources = plum.queue(to, ACCOUNT, body, result_url=url)

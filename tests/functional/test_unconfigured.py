@@ -24,7 +24,7 @@ from plumsms.secrets import NOT_CONFIGURED_WARNING
 from plumsms_local.gateway import proxy_event
 from plumsms_local.lambda_runtime import LocalFunction
 from plumsms_local.template import PROJECT_ROOT
-from tests.factories import outbound_message
+from tests.factories import outbound_message, put_message
 
 ACCOUNT, CUSTOMER = "+12435678910", "+19998881234"
 SECRET_NAME = "plumsms/plum-credentials"
@@ -117,7 +117,7 @@ def test_the_reconciler_waits_for_credentials_without_failing(
     assert (idle["outcome"], idle["examined"], fresh_deploy["reads"]) == ("done", 0, 0)
     # GIVEN a message stuck in queued WHEN the schedule fires
     stuck = message(Status.QUEUED, timedelta(hours=1), sms_message_id="e" * 32)
-    store.put_message(stuck)
+    put_message(store, stuck)
     log_lines.take()
     result = reconciler.invoke(scheduled_event("reconciler"))
     # THEN it ends as not configured, without an error, the message left as it was

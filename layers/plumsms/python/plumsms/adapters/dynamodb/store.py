@@ -96,9 +96,6 @@ class DynamoMessageStore:
         self.client = client or default_client()
         self.retention = retention
 
-    def _message_row(self, message: Message) -> dict[str, Any]:
-        return codec.serialize(codec.message_item(message, self.retention))
-
     # -- inbound ------------------------------------------------------------------------
 
     def record_inbound(
@@ -218,15 +215,6 @@ class DynamoMessageStore:
         return bytes(stored) if stored else build_reply([])
 
     # -- single messages ----------------------------------------------------------------
-
-    def put_message(self, message: Message) -> None:
-        """Store a new message; it must not exist yet."""
-        with store_errors("put message"):
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=codec.serialize(codec.message_item(message, self.retention)),
-                ConditionExpression=f"attribute_not_exists({keys.PK})",
-            )
 
     def get(self, message_id: str) -> Message:
         """The message with our id ``message_id``; ``NotFound`` otherwise."""

@@ -9,7 +9,6 @@ again (or failed, once every attempt is spent).
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import datetime
 from typing import Any
@@ -55,7 +54,7 @@ class Recovery:
         self._outcomes = outcomes
         self._config = config
         self._clock = clock
-        self._log = log if log is not None else logging.getLogger(__name__)
+        self._log = log
 
     def recover(self, run: Run) -> None:
         """Take over and reconcile every stale claim while the run may claim."""
