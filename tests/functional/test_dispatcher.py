@@ -25,7 +25,8 @@ import pytest
 from botocore.exceptions import ClientError
 from urllib3.util import Timeout
 
-from plumsms.adapters.dispatch_trigger import register_in_process, unregister_in_process
+from plumsms.adapters import dispatch_trigger
+from plumsms.adapters.dispatch_trigger import register_in_process
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import DETAIL_TYPE, RecordingPublisher
@@ -132,7 +133,7 @@ def handlers(
     sim: PlumSimulator,
     load_function: Callable[[str], LocalFunction],
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[tuple[Api, LocalFunction]]:
+) -> tuple[Api, LocalFunction]:
     """The API (send-now wakes the dispatcher in a thread, as the local stack does) and
     the dispatcher function."""
     name = f"ScheduledSendFunction-{uuid.uuid4().hex[:8]}"
@@ -143,9 +144,9 @@ def handlers(
     def wake(event: dict[str, Any]) -> None:
         threading.Thread(target=dispatcher.invoke, args=(event,), daemon=True).start()
 
+    monkeypatch.setattr(dispatch_trigger, "_hooks", {})  # this test's hooks only
     register_in_process(name, wake)
-    yield Api(load_function("messages_api")), dispatcher
-    unregister_in_process(name)
+    return Api(load_function("messages_api")), dispatcher
 
 
 def item(ddb: Any, table: str, message_id: str) -> dict[str, Any]:
