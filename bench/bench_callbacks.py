@@ -130,19 +130,19 @@ class Callbacks:
     """Queued messages in the table and one Result URL event per message (built untimed)."""
 
     def __init__(self, store: Any, count: int, status: str, *, with_ref: bool) -> None:
-        from plumsms.domain.models import HistoryEntry, Message, MessageType  # noqa: PLC0415
+        from plumsms.domain.models import MessageType, new_message  # noqa: PLC0415
+        from tests.factories import put_message  # noqa: PLC0415
 
         template = json.loads((PROJECT_ROOT / "events" / "result_url.json").read_text())
         now = datetime.now(UTC) - timedelta(minutes=1)
         self.events: list[dict[str, Any]] = []
         for _ in range(count):
             message_id, plum_id = uuid.uuid4().hex, uuid.uuid4().hex
-            store.put_message(
-                Message(
-                    id=message_id, sms_message_id=plum_id, type=MessageType.OUTBOUND,
+            put_message(store,
+                new_message(
+                    message_id, MessageType.OUTBOUND, sms_message_id=plum_id,
                     to=CUSTOMER, from_=ACCOUNT, body="Your order has shipped", status="queued",
-                    created_at=now, updated_at=now, segments=1, encoding="GSM-7",
-                    history=[HistoryEntry(status="queued", at=now, source="dispatcher")],
+                    at=now, source="dispatcher", segments=1, encoding="GSM-7",
                 )
             )  # fmt: skip
             event = copy.deepcopy(template)

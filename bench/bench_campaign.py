@@ -99,8 +99,13 @@ def _campaign(
     from plumsms.adapters.dynamodb.pacing import DynamoSlotBook  # noqa: PLC0415
     from plumsms.adapters.dynamodb.store import DynamoMessageStore  # noqa: PLC0415
     from plumsms.adapters.plum.client import PlumClient  # noqa: PLC0415
-    from plumsms.usecases.dispatch import DispatchConfig, Dispatcher  # noqa: PLC0415
-    from plumsms.usecases.pacing import Pacer, RateLimiter, SharedPacer  # noqa: PLC0415
+    from plumsms.usecases.dispatch import (  # noqa: PLC0415
+        DispatchConfig,
+        Dispatcher,
+        RateLimiter,
+        SharedPacer,
+    )
+    from plumsms.usecases.ports import Pacer  # noqa: PLC0415
     from plumsms_local import dynamodb  # noqa: PLC0415
 
     give_up = time.monotonic() + 3 * total / (RATE * len(SENDERS)) + 60

@@ -98,8 +98,8 @@ def _measure(meter: CapacityMeter, client: Any, raw: Any, table_name: str) -> li
     from plumsms.domain.sending import SendRequest  # noqa: PLC0415
     from plumsms.entrypoints.webhooks import status_url  # noqa: PLC0415
     from plumsms.usecases.dispatch import DispatchConfig, Dispatcher  # noqa: PLC0415
+    from plumsms.usecases.dispatch.pacing import RateLimiter, SharedPacer  # noqa: PLC0415
     from plumsms.usecases.inbound import InboundService  # noqa: PLC0415
-    from plumsms.usecases.pacing import RateLimiter, SharedPacer  # noqa: PLC0415
     from plumsms.usecases.sending import SendingService  # noqa: PLC0415
     from plumsms.usecases.status import StatusService  # noqa: PLC0415
 
@@ -188,6 +188,7 @@ def _query(limit: int) -> Any:
 def _seed(store: Any, count: int) -> None:
     """Delivered messages like the lifecycle's, written unmetered (the meter is scoped)."""
     from plumsms.domain.models import HistoryEntry, Message, MessageType  # noqa: PLC0415
+    from tests.factories import put_message  # noqa: PLC0415
 
     start = datetime.now(UTC) - timedelta(days=1)
     for index in range(count):
@@ -203,7 +204,7 @@ def _seed(store: Any, count: int) -> None:
             ]
         ]
         message_id = uuid.uuid4().hex
-        store.put_message(
+        put_message(store,
             Message(
                 id=message_id, sms_message_id=uuid.uuid4().hex, type=MessageType.OUTBOUND,
                 to=CUSTOMER, from_=ACCOUNT, body=BODY, status="delivered", created_at=at,

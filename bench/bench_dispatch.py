@@ -45,7 +45,7 @@ from plumsms.adapters.dynamodb import codec
 from plumsms.adapters.dynamodb.outbox import SCHEDULE_ATTR, DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.plum.client import PlumClient
-from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.domain.models import MessageType, Status, new_message
 from plumsms.domain.scheduling import Recurrence
 from plumsms.domain.sending import Schedule
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher
@@ -203,19 +203,18 @@ def seed(
         schedule = Schedule(recurrence=rule, anchor=now.replace(tzinfo=None))
     rows = []
     for index in range(count):
-        message = Message(
-            id=uuid.uuid4().hex,
-            type=MessageType.OUTBOUND,
+        message = new_message(
+            uuid.uuid4().hex,
+            MessageType.OUTBOUND,
             to=f"+1212{index % 10_000_000:07d}",
             from_=senders[index % len(senders)],
             body=f"Reminder {index}",
             status=Status.SCHEDULED,
-            created_at=now,
-            updated_at=now,
+            at=now,
+            source="bench",
             send_at=now,
             segments=1,
             encoding="GSM-7",
-            history=[HistoryEntry(status=Status.SCHEDULED, at=now, source="bench")],
         )
         row = codec.message_item(message)
         row[SCHEDULE_ATTR] = schedule.model_copy(update={"series_id": message.id}).to_json()

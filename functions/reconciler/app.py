@@ -9,33 +9,21 @@ import gc
 # import time). Collect nothing until the wiring is done, then freeze it all.
 gc.disable()
 
-from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from plumsms import bootstrap
 from plumsms.config import Settings
-from plumsms.entrypoints.dispatch import plum_gateway
-from plumsms.entrypoints.status_webhook import observe_reconcile, status_service
+from plumsms.entrypoints.status_webhook import observe_reconcile
 from plumsms.observability import logger, metrics, tracer
 from plumsms.secrets import SecretValues
-from plumsms.usecases.reconcile import Reconciler
 
 settings = Settings.from_env()
 secrets = SecretValues(settings)
 store = bootstrap.message_store(settings)
 publisher = bootstrap.change_publisher(settings)
-service = status_service(store, publisher)
-
-reconcile = Reconciler(
-    messages=store,
-    service=service,
-    plum=plum_gateway(settings, secrets),
-    min_age=timedelta(minutes=settings.reconcile_after_minutes),
-    limit=settings.reconcile_max_messages,
-    log=logger,
-)
+reconcile = bootstrap.reconciler(settings, store, secrets, publisher)
 
 
 gc.freeze()

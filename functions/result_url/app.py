@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from plumsms import bootstrap
 from plumsms.config import Settings
-from plumsms.entrypoints.status_webhook import answer_status_callback, status_service
+from plumsms.entrypoints.status_webhook import answer_status_callback
 from plumsms.entrypoints.webhooks import api_resolver
 from plumsms.observability import logger, metrics, tracer
 from plumsms.secrets import SecretValues
@@ -26,7 +26,7 @@ settings = Settings.from_env()
 secrets = SecretValues(settings)
 store = bootstrap.message_store(settings)
 publisher = bootstrap.change_publisher(settings)
-service = status_service(store, publisher)
+service = bootstrap.status_service(store, publisher)
 app = api_resolver(settings)
 
 

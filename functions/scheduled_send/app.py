@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from plumsms import bootstrap
 from plumsms.config import Settings
-from plumsms.entrypoints.dispatch import dispatcher_from_settings, observe_dispatch
+from plumsms.entrypoints.dispatch import observe_dispatch
 from plumsms.observability import logger, metrics, tracer
 from plumsms.secrets import SecretValues
 
@@ -23,7 +23,7 @@ settings = Settings.from_env()
 secrets = SecretValues(settings)
 store = bootstrap.message_store(settings)
 publisher = bootstrap.change_publisher(settings)
-dispatcher = dispatcher_from_settings(settings, store, secrets, publisher)
+dispatcher = bootstrap.dispatcher(settings, store, secrets, publisher)
 
 
 gc.freeze()

@@ -21,6 +21,7 @@ from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.config import Settings
 from plumsms.domain.models import HistoryEntry, Message, MessageType
 from plumsms_local.gateway import LocalGateway
+from tests.factories import put_message
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -112,7 +113,7 @@ def seeded(stack: tuple[LocalGateway, DynamoMessageStore]) -> dict[str, Any]:
     )  # fmt: skip
     messages += [hostile, inbound, scheduled]
     for message in messages:
-        store.put_message(message)
+        put_message(store, message)
     return {"all": messages, "hostile": hostile, "scheduled": scheduled}
 
 
@@ -324,7 +325,7 @@ def test_smsctl_ui_signs_the_page_in_with_a_one_time_code_and_shows_why_unanswer
     unanswered = unanswered.model_copy(
         update={"from_": "AMAZON", "unanswered": "sender_cannot_receive"}
     )
-    store.put_message(unanswered)
+    put_message(store, unanswered)
     # GIVEN the address `smsctl ui` prints for the local stack (a one-time code in it)
     assert main(["--url", gateway.url, "--token", API_TOKEN, "ui", "--no-browser"]) == 0
     url = capsys.readouterr().out.strip()

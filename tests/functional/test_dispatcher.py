@@ -25,7 +25,8 @@ import pytest
 from botocore.exceptions import ClientError
 from urllib3.util import Timeout
 
-from plumsms.adapters.dispatch_trigger import register_in_process, unregister_in_process
+from plumsms.adapters import dispatch_trigger
+from plumsms.adapters.dispatch_trigger import register_in_process
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import DETAIL_TYPE, RecordingPublisher
@@ -39,6 +40,7 @@ from plumsms_local.simulator import Delays, PlumSimulator, SimulatorConfig
 from plumsms_local.simulator.state import Kind
 from plumsms_local.simulator.testing import RecordingServer
 from plumsms_local.template import PROJECT_ROOT
+from tests.factories import outbound_message
 
 SMS_NUMBER = "+12435678910"
 RECIPIENT = "+12125551234"
@@ -131,7 +133,7 @@ def handlers(
     sim: PlumSimulator,
     load_function: Callable[[str], LocalFunction],
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[tuple[Api, LocalFunction]]:
+) -> tuple[Api, LocalFunction]:
     """The API (send-now wakes the dispatcher in a thread, as the local stack does) and
     the dispatcher function."""
     name = f"ScheduledSendFunction-{uuid.uuid4().hex[:8]}"
@@ -142,9 +144,9 @@ def handlers(
     def wake(event: dict[str, Any]) -> None:
         threading.Thread(target=dispatcher.invoke, args=(event,), daemon=True).start()
 
+    monkeypatch.setattr(dispatch_trigger, "_hooks", {})  # this test's hooks only
     register_in_process(name, wake)
-    yield Api(load_function("messages_api")), dispatcher
-    unregister_in_process(name)
+    return Api(load_function("messages_api")), dispatcher
 
 
 def item(ddb: Any, table: str, message_id: str) -> dict[str, Any]:
@@ -405,25 +407,13 @@ def test_no_claim_is_made_when_the_invocation_has_too_little_time_left(
 
 
 def schedule_many(outbox: DynamoOutbox, count: int, body: str = "Batch message") -> list[str]:
-    from plumsms.domain.models import HistoryEntry, Message, MessageType, Status  # noqa: PLC0415
     from plumsms.domain.sending import Schedule  # noqa: PLC0415
 
     now = datetime.now(UTC) - timedelta(seconds=1)
     ids = []
     for index in range(count):
-        message = Message(
-            id=uuid.uuid4().hex,
-            type=MessageType.OUTBOUND,
-            to=f"+1212555{index:04d}",
-            from_=SMS_NUMBER,
-            body=f"{body} {index}",
-            status=Status.SCHEDULED,
-            created_at=now,
-            updated_at=now,
-            send_at=now,
-            segments=1,
-            encoding="GSM-7",
-            history=[HistoryEntry(status=Status.SCHEDULED, at=now, source="test")],
+        message = outbound_message(
+            now, to=f"+1212555{index:04d}", from_=SMS_NUMBER, body=f"{body} {index}"
         )
         outbox.create(message, Schedule())
         ids.append(message.id)

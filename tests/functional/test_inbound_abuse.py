@@ -15,10 +15,10 @@ from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.domain.errors import ConcurrentUpdate
 from plumsms.domain.guards import ReplyLimits
 from plumsms.domain.models import InboundSms, Message
-from plumsms.domain.replyxml import parse_reply
 from plumsms.domain.rules import RulesConfig
 from plumsms.usecases.inbound import InboundService
 from plumsms_local.lambda_runtime import LocalFunction
+from plumsms_local.simulator.testing import accepted_reply
 from tests.unit.test_keywords import ROWS
 
 NUMBER_DIGITS = "2435678910"
@@ -43,7 +43,7 @@ class Inbound:
             self.event("inbound_sms", form=fields, query={"key": "test-webhook-key-0123456789"})
         )
         assert answer["statusCode"] == 200, answer["body"]
-        return sms_id, parse_reply(answer["body"].encode())
+        return sms_id, accepted_reply(answer["body"])
 
 
 @pytest.fixture

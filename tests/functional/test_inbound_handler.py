@@ -18,7 +18,8 @@ from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.domain.errors import ConfigurationError
 from plumsms.domain.keywords import intent
 from plumsms.domain.models import derived_id
-from plumsms.domain.replyxml import parse_reply, xml_safe
+from plumsms.domain.replyxml import xml_safe
+from plumsms_local.simulator.testing import accepted_reply
 
 SENDER = "+19998881234"
 NUMBER = "+12435678910"
@@ -86,7 +87,7 @@ def test_fixture_event_is_answered_and_logged(
     assert response["statusCode"] == 200
     assert response_header(response, "Content-Type") == "text/xml; charset=utf-8"
     assert response["body"].startswith('<?xml version="1.0" encoding="UTF-8"?>')
-    assert parse_reply(response["body"].encode()) == []
+    assert accepted_reply(response["body"]) == []
     item = get_message(ddb, table_name, "6c1f0e1f2b3a4d5e8f9a0b1c2d3e4f50")
     assert item is not None
     assert item["status"]["S"] == "received"
@@ -193,7 +194,7 @@ def test_keyword_rule_replies_to_sender_with_tracked_reply_record(
         "default_reply: 'Sorry, unknown command'\n"
     )
     response = invoke(form(sms_id="c" * 32, body="  Hours please <&>"))
-    replies = parse_reply(response["body"].encode())
+    replies = accepted_reply(response["body"])
     assert len(replies) == 1
     reply = replies[0]
     # A reply to the sender from the receiving number needs no to/from attributes.
@@ -211,7 +212,7 @@ def test_keyword_rule_replies_to_sender_with_tracked_reply_record(
 
 def test_default_reply_when_no_keyword_matches(invoke: Any, rules_file: Any) -> None:
     rules_file('{"default_reply": "Got it, {from} -> {to}"}', name="rules.json")
-    replies = parse_reply(invoke(form(sms_id="d" * 32, body="what?"))["body"].encode())
+    replies = accepted_reply(invoke(form(sms_id="d" * 32, body="what?"))["body"])
     assert [r.body for r in replies] == [f"Got it, {SENDER} -> {NUMBER}"]
 
 
@@ -223,7 +224,7 @@ def test_opt_out_keywords_record_opt_out_and_answer_empty(
 ) -> None:
     rules_file("default_reply: 'hello'\n")
     response = invoke(form(sms_id="e" * 32, body=stop))
-    assert parse_reply(response["body"].encode()) == []
+    assert accepted_reply(response["body"]) == []
     opt_out = ddb.get_item(
         TableName=table_name, Key={"PK": {"S": f"OPTOUT#{SENDER}"}, "SK": {"S": "OPTOUT"}}
     )
@@ -236,20 +237,20 @@ def test_opted_out_sender_gets_no_auto_reply_until_start(
     rules_file("default_reply: 'hello'\nopt_in_reply: 'Welcome back'\n")
     invoke(form(sms_id="1" * 32, body="STOP"))
     # WHEN the opted-out number texts again THEN no reply goes to it
-    assert parse_reply(invoke(form(sms_id="2" * 32, body="hi"))["body"].encode()) == []
+    assert accepted_reply(invoke(form(sms_id="2" * 32, body="hi"))["body"]) == []
     # WHEN it texts START THEN the opt-out is cleared and the opt-in reply is sent
-    replies = parse_reply(invoke(form(sms_id="3" * 32, body="start"))["body"].encode())
+    replies = accepted_reply(invoke(form(sms_id="3" * 32, body="start"))["body"])
     assert [r.body for r in replies] == ["Welcome back"]
     key = {"PK": {"S": f"OPTOUT#{SENDER}"}, "SK": {"S": "OPTOUT"}}
     assert "Item" not in ddb.get_item(TableName=table_name, Key=key)
-    assert [
-        r.body for r in parse_reply(invoke(form(sms_id="4" * 32, body="hi"))["body"].encode())
-    ] == ["hello"]
+    assert [r.body for r in accepted_reply(invoke(form(sms_id="4" * 32, body="hi"))["body"])] == [
+        "hello"
+    ]
 
 
 def test_help_answers_configured_help_text(invoke: Any, rules_file: Any) -> None:
     rules_file("help_text: 'Acme: reply STOP to opt out'\n")
-    replies = parse_reply(invoke(form(sms_id="5" * 32, body="help"))["body"].encode())
+    replies = accepted_reply(invoke(form(sms_id="5" * 32, body="help"))["body"])
     assert [r.body for r in replies] == ["Acme: reply STOP to opt out"]
 
 
@@ -258,14 +259,14 @@ def test_group_forwarding_like_plums_example(invoke: Any, rules_file: Any) -> No
         "groups:\n  - name: team\n    number: '+12435678910'\n"
         "    members: ['+19998881234', '+19998881235', '+19998881236']\n"
     )
-    replies = parse_reply(
-        invoke(form(sms_id="6" * 32, body="Meet at 5 & bring <snacks>"))["body"].encode()
+    replies = accepted_reply(
+        invoke(form(sms_id="6" * 32, body="Meet at 5 & bring <snacks>"))["body"]
     )
     assert sorted(r.to or "" for r in replies) == ["19998881235", "19998881236"]
     assert {r.body for r in replies} == {f"{SENDER}: Meet at 5 & bring <snacks>"}
     # A non-member gets an empty reply.
     outsider = form(sms_id="7" * 32) | {"from": "19998880000"}
-    assert parse_reply(invoke(outsider)["body"].encode()) == []
+    assert accepted_reply(invoke(outsider)["body"]) == []
 
 
 def test_user_hook_decides_replies(
@@ -281,15 +282,15 @@ def test_user_hook_decides_replies(
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("REPLY_HOOK", "my_sms_hook:on_inbound")
     monkeypatch.setenv("RULES_FILE", str(tmp_path / "rules.yaml"))
-    replies = parse_reply(invoke(form(sms_id="8" * 32, body="hello"))["body"].encode())
+    replies = accepted_reply(invoke(form(sms_id="8" * 32, body="hello"))["body"])
     assert [(r.to, r.body) for r in replies] == [("15550001111", "fwd: hello")]
     # None falls through to the rules; a failing hook does too, without a 500.
-    assert [
-        r.body for r in parse_reply(invoke(form(sms_id="9" * 32, body="pass"))["body"].encode())
-    ] == ["default"]
+    assert [r.body for r in accepted_reply(invoke(form(sms_id="9" * 32, body="pass"))["body"])] == [
+        "default"
+    ]
     boom = invoke(form(sms_id="f" * 32, body="boom"))
     assert boom["statusCode"] == 200
-    assert [r.body for r in parse_reply(boom["body"].encode())] == ["default"]
+    assert [r.body for r in accepted_reply(boom["body"])] == ["default"]
 
 
 def test_a_retried_webhook_does_not_run_the_hook_again(
@@ -311,7 +312,7 @@ def test_a_retried_webhook_does_not_run_the_hook_again(
     # THEN the hook ran once, and every answer is the first one
     assert calls.read_text() == "x"
     assert len({a["body"] for a in answers}) == 1
-    assert [r.body for r in parse_reply(answers[0]["body"].encode())] == ["ticket opened"]
+    assert [r.body for r in accepted_reply(answers[0]["body"])] == ["ticket opened"]
     stored = sorted(i["type"]["S"] for i in all_items(ddb, table_name) if "type" in i)
     assert stored == ["inbound", "reply"]
 
@@ -336,7 +337,7 @@ def test_a_retried_webhook_first_answered_with_no_reply_gets_the_empty_reply_aga
     # THEN both answers are the same valid, empty reply document
     assert first["statusCode"] == second["statusCode"] == 200
     assert first["body"] == second["body"]
-    assert parse_reply(second["body"].encode()) == []
+    assert accepted_reply(second["body"]) == []
     # AND the stored row keeps no answer XML, no copy of its id, no second timestamp,
     item = get_message(ddb, table_name, "e" * 32)
     assert item is not None
@@ -384,7 +385,7 @@ def test_any_unicode_body_is_stored_and_echoed_as_valid_xml(
     sender = f"1999{uuid.uuid4().int % 10**7:07d}"
     response = invoke(form(sms_id=uuid.uuid4().hex, body=body) | {"from": sender})
     assert response["statusCode"] == 200
-    replies = parse_reply(response["body"].encode())
+    replies = accepted_reply(response["body"])
     found = intent(body)
     # carrier keywords have their own answers; a text mentioning STOP is for a person
     if body.strip() and found.kind is None and not found.review:
@@ -397,5 +398,5 @@ def test_shipped_rules_file_is_valid_and_answers(
     # GIVEN the rules file deployed with the function (the template sets RULES_FILE=rules.yaml)
     monkeypatch.setenv("RULES_FILE", "rules.yaml")
     # WHEN a customer texts HOURS THEN the shipped keyword rule answers
-    replies = parse_reply(invoke(form(sms_id="0" * 32, body="hours?"))["body"].encode())
+    replies = accepted_reply(invoke(form(sms_id="0" * 32, body="hours?"))["body"])
     assert len(replies) == 1 and "9am to 5pm" in replies[0].body

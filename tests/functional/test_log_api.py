@@ -36,6 +36,7 @@ from plumsms.usecases.log import EXPORT_COLUMNS, messages_scope
 from plumsms_local import template
 from plumsms_local.gateway import proxy_event
 from plumsms_local.lambda_runtime import LocalContext
+from tests.factories import put_message
 
 ACCOUNT = "+12435678910"
 OTHER_ACCOUNT = "+12435678911"
@@ -132,7 +133,7 @@ def make(
 
 def seed(store: DynamoMessageStore, messages: list[Message]) -> list[Message]:
     for message in messages:
-        store.put_message(message)
+        put_message(store, message)
     return messages
 
 

@@ -27,6 +27,7 @@ from plumsms.usecases.log import EXPORT_COLUMNS
 from plumsms_local.cli import log as log_cli
 from plumsms_local.cli import main
 from plumsms_local.gateway import LocalGateway
+from tests.factories import put_message
 
 API_TOKEN = "cli-test-token-0123456789"
 ACCOUNT = "+12435678910"
@@ -72,7 +73,7 @@ def make(
 
 def seed(store: DynamoMessageStore, messages: list[Message]) -> list[Message]:
     for message in messages:
-        store.put_message(message)
+        put_message(store, message)
     return messages
 
 
@@ -244,7 +245,7 @@ def test_tail_prints_one_line_per_status_change_with_the_id(
 
     def meanwhile(seconds: float) -> None:
         if not happened:
-            store.put_message(new)
+            put_message(store, new)
             api.json("DELETE", f"messages/{pending['id']}")
             happened.append(True)
 

@@ -26,12 +26,12 @@ from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.pacing import DynamoSlotBook
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.plum.client import PlumClient
-from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
 from plumsms.domain.sending import Schedule
-from plumsms.usecases.dispatch import DispatchConfig, Dispatcher
-from plumsms.usecases.pacing import Pacer, RateLimiter, SharedPacer
+from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter, SharedPacer
+from plumsms.usecases.ports import Pacer
 from plumsms_local import dynamodb
 from plumsms_local.simulator.testing import queued_answer
+from tests.factories import outbound_message
 
 SENDERS = ("+12435678910", "+12435678911", "+12435678912")
 RATE = 1.0
@@ -92,19 +92,8 @@ def schedule_due(outbox: DynamoOutbox) -> set[str]:
     bodies = set()
     for index in range(PER_SENDER * len(SENDERS)):
         body = f"paced {index} {uuid.uuid4().hex[:6]}"
-        message = Message(
-            id=uuid.uuid4().hex,
-            type=MessageType.OUTBOUND,
-            to=f"+1212555{index:04d}",
-            from_=SENDERS[index % len(SENDERS)],
-            body=body,
-            status=Status.SCHEDULED,
-            created_at=now,
-            updated_at=now,
-            send_at=now,
-            segments=1,
-            encoding="GSM-7",
-            history=[HistoryEntry(status=Status.SCHEDULED, at=now, source="test")],
+        message = outbound_message(
+            now, to=f"+1212555{index:04d}", from_=SENDERS[index % len(SENDERS)], body=body
         )
         outbox.create(message, Schedule())
         bodies.add(body)

@@ -21,6 +21,7 @@ from plumsms_local.dynamodb import free_port
 from plumsms_local.lambda_runtime import LocalContext, LocalFunction
 from plumsms_local.simulator import Delays, PlumSimulator, SimulatorClient, SimulatorConfig
 from plumsms_local.template import PROJECT_ROOT
+from tests.factories import put_message
 
 ACCOUNT = "+12435678910"
 CUSTOMER = "+19998881234"
@@ -109,7 +110,7 @@ def test_stuck_messages_get_plums_final_status(
         (UNDELIVERABLE, "undelivered", "sent"),
     ]:
         message = in_flight(sent_without_callbacks(sim, to), state, timedelta(hours=1), to)
-        store.put_message(message)
+        put_message(store, message)
         expected[message.id] = final
     # WHEN the scheduled reconciler runs
     result = reconciler().invoke(scheduled_event())
@@ -136,8 +137,8 @@ def test_young_and_final_messages_are_left_alone(
     # GIVEN a message queued a minute ago (its callback may still come) and a delivered one
     young = in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(minutes=1))
     done = in_flight(sent_without_callbacks(sim, CUSTOMER), "delivered", timedelta(hours=2))
-    store.put_message(young)
-    store.put_message(done)
+    put_message(store, young)
+    put_message(store, done)
     before = ddb.scan(TableName=table_name, ConsistentRead=True)["Items"]
     # WHEN the reconciler runs with the default age (30 minutes)
     result = reconciler().invoke(scheduled_event())
@@ -151,7 +152,7 @@ def test_age_is_configurable(
 ) -> None:
     monkeypatch.setenv("RECONCILE_AFTER_MINUTES", "0.5")
     message = in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(minutes=1))
-    store.put_message(message)
+    put_message(store, message)
     assert reconciler().invoke(scheduled_event())["changed"] == 1
     assert store.get(message.id).status == "delivered"
 
@@ -162,7 +163,7 @@ def test_orphans_are_attached_before_plum_is_asked(
     # GIVEN a stuck message with a callback kept as an orphan (its message was not findable then)
     plum_id = sent_without_callbacks(sim, CUSTOMER)
     message = in_flight(plum_id, "queued", timedelta(hours=1))
-    store.put_message(message)
+    put_message(store, message)
     DynamoStatusLog.from_store(store).keep_orphan(
         plum_id, HistoryEntry(status="sent", at=datetime.now(UTC), source="plum-callback"), None
     )
@@ -180,8 +181,8 @@ def test_plum_unreachable_stops_the_run_without_failing(
     # GIVEN Plum cannot be reached at all
     monkeypatch.setenv("PLUM_API_URL", f"http://127.0.0.1:{free_port()}/ws/")
     first = in_flight("a" * 32, "queued", timedelta(hours=1))
-    store.put_message(first)
-    store.put_message(in_flight("b" * 32, "sent", timedelta(hours=1)))
+    put_message(store, first)
+    put_message(store, in_flight("b" * 32, "sent", timedelta(hours=1)))
     # WHEN the reconciler runs
     result = reconciler().invoke(scheduled_event())
     # THEN it stopped after the first failure and left the messages as they were
@@ -222,8 +223,8 @@ def test_a_store_error_on_one_message_does_not_stop_the_run(
     # GIVEN two stuck messages, and DynamoDB throttling every write to the older one
     older = in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(hours=2))
     newer = in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(hours=1))
-    store.put_message(older)
-    store.put_message(newer)
+    put_message(store, older)
+    put_message(store, newer)
     function = reconciler()
     throttled_key = {"PK": {"S": f"MSG#{older.id}"}, "SK": {"S": "MSG"}}
 
@@ -251,8 +252,8 @@ def test_a_store_error_on_one_message_does_not_stop_the_run(
 def test_every_log_line_of_a_run_carries_the_runs_id(
     sim: PlumSimulator, store: DynamoMessageStore, reconciler: Any, log_lines: Any
 ) -> None:
-    store.put_message(
-        in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(hours=1))
+    put_message(
+        store, in_flight(sent_without_callbacks(sim, CUSTOMER), "queued", timedelta(hours=1))
     )
     handler = reconciler().module().lambda_handler
     context = LocalContext("reconciler", timeout_seconds=120, aws_request_id="run-one")

@@ -15,12 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plumsms.adapters.dynamodb import keys
-from plumsms.adapters.dynamodb.statuses import DynamoStatusLog, attach_orphans, orphan_pk
+from plumsms.adapters.dynamodb.statuses import DynamoStatusLog, orphan_pk
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import RecordingPublisher
 from plumsms.domain import status
 from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.usecases.status import StatusResult, StatusService
 from plumsms_local.lambda_runtime import LocalFunction
+from tests.factories import put_message
 
 WEBHOOK_KEY = "test-webhook-key-0123456789"
 FIXTURE_REF = "0f2e4c6a8b1d3f5e7a9c0b2d4f6e8a1c"
@@ -120,7 +122,7 @@ def test_fixture_event_lands_on_the_message_named_by_ref(
     result_url: LocalFunction, event: Any, store: DynamoMessageStore
 ) -> None:
     # GIVEN the message the fixture's ref names, sent but without Plum's id recorded yet
-    store.put_message(outbound(FIXTURE_REF, state=Status.SENT))
+    put_message(store, outbound(FIXTURE_REF, state=Status.SENT))
     # WHEN the sample Result URL event is invoked unchanged
     response = result_url.invoke(event("result_url"))
     # THEN the message is delivered, Plum's id is recorded, the history ends with it
@@ -138,7 +140,7 @@ def test_status_moves_forward_and_history_is_oldest_first(
     # GIVEN a queued message Plum knows
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     # WHEN Plum reports sent then delivered
     assert outcome(post(callback(plum_id, "sent"), ref=message.id)) == "changed"
     assert outcome(post(callback(plum_id, "Delivered "), ref=message.id)) == "changed"
@@ -153,7 +155,7 @@ def test_status_moves_forward_and_history_is_oldest_first(
 def test_found_by_plum_id_without_ref(post: Any, store: DynamoMessageStore) -> None:
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     assert outcome(post(callback(plum_id, "sent"))) == "changed"
     assert store.get(message.id).status == "sent"
 
@@ -161,7 +163,7 @@ def test_found_by_plum_id_without_ref(post: Any, store: DynamoMessageStore) -> N
 def test_unknown_ref_falls_back_to_plum_id(post: Any, store: DynamoMessageStore) -> None:
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     assert outcome(post(callback(plum_id, "failed"), ref=new_id())) == "changed"
     assert store.get(message.id).status == "failed"
 
@@ -172,7 +174,7 @@ def test_late_sent_after_delivered_is_kept_in_history_without_regressing(
     # GIVEN callbacks arriving out of order: delivered before sent
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     assert outcome(post(callback(plum_id, "delivered"), ref=message.id)) == "changed"
     # WHEN the late sent arrives
     assert outcome(post(callback(plum_id, "sent"), ref=message.id)) == "recorded"
@@ -187,7 +189,7 @@ def test_duplicate_changes_nothing(
 ) -> None:
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     post(callback(plum_id, "delivered"), ref=message.id)
     before = raw_item(ddb, table_name, f"MSG#{message.id}")
     # WHEN Plum repeats itself
@@ -202,7 +204,7 @@ def test_unknown_status_is_kept_without_moving_the_state(
 ) -> None:
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     assert outcome(post(callback(plum_id, "Carrier-Accepted"), ref=message.id)) == "recorded"
     stored = store.get(message.id)
     assert stored.status == "queued"
@@ -217,7 +219,7 @@ def test_a_status_change_takes_the_message_off_the_due_index(
 ) -> None:
     # GIVEN a message still carrying Due index attributes (claimed, callback beats the dispatcher)
     message = outbound(state=Status.SCHEDULED, send_at=datetime.now(UTC))
-    store.put_message(message)
+    put_message(store, message)
     assert keys.DUE_PK in (raw_item(ddb, table_name, f"MSG#{message.id}") or {})
     # WHEN Plum reports it queued
     assert outcome(post(callback(new_id(), "queued"), ref=message.id)) == "changed"
@@ -232,7 +234,7 @@ def test_a_row_without_history_attribute_still_gets_its_statuses(
 ) -> None:
     # GIVEN a message row some other writer stored without a history attribute
     message = outbound(sms_message_id=new_id()).model_copy(update={"history": []})
-    store.put_message(message)
+    put_message(store, message)
     ddb.update_item(
         TableName=table_name,
         Key={"PK": {"S": f"MSG#{message.id}"}, "SK": {"S": "MSG"}},
@@ -254,7 +256,7 @@ def test_a_row_without_history_attribute_still_gets_its_statuses(
 def test_json_body_is_accepted(post: Any, store: DynamoMessageStore) -> None:
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     body = json.dumps(
         {
             "sms_message_id": plum_id.upper(),
@@ -278,7 +280,7 @@ def test_wrong_or_missing_key_is_403_and_stores_nothing(
 ) -> None:
     # GIVEN a message and a callback for an unknown message too
     message = outbound(sms_message_id=new_id())
-    store.put_message(message)
+    put_message(store, message)
     before = all_items(ddb, table_name)
     for fields in (callback(message.sms_message_id or "", "delivered"), callback(new_id(), "sent")):
         response = post(fields, query=query)
@@ -320,7 +322,7 @@ def test_malformed_callbacks_are_400_and_store_nothing(
     table_name: str,
 ) -> None:
     # GIVEN a message the callbacks would otherwise touch
-    store.put_message(outbound("a" * 32, sms_message_id="a" * 32))
+    put_message(store, outbound("a" * 32, sms_message_id="a" * 32))
     before = all_items(ddb, table_name)
     fields = kwargs.pop("fields", None)
     # WHEN a malformed callback arrives
@@ -348,9 +350,10 @@ def test_callback_for_unknown_message_is_kept_as_orphan_and_attached_later(
     assert int(orphan[keys.TTL_ATTR]["N"]) > datetime.now(UTC).timestamp() + 86400
     # WHEN the dispatcher records Plum's id on the message and attaches the orphans
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     publisher = RecordingPublisher()
-    change = attach_orphans(store, message.id, plum_id, publisher)
+    attached = attach_orphans(store, message.id, plum_id, publisher)
+    change = attached.change if attached is not None else None
     # THEN the message has the statuses, the orphan row is gone, one change event went out
     stored = store.get(message.id)
     assert stored.status == "delivered"
@@ -360,6 +363,19 @@ def test_callback_for_unknown_message_is_kept_as_orphan_and_attached_later(
     assert [e["detail"]["status"] for e in publisher.events] == ["delivered"]
     # AND attaching again finds nothing
     assert attach_orphans(store, message.id, plum_id, publisher) is None
+
+
+def attach_orphans(
+    store: DynamoMessageStore,
+    message_id: str,
+    plum_id: str,
+    publisher: RecordingPublisher | None = None,
+) -> StatusResult | None:
+    """What the dispatcher does once Plum's id is recorded: the status use case folds in
+    the callbacks that came first."""
+    log = DynamoStatusLog.from_store(store)
+    service = StatusService(log=log, publisher=publisher or RecordingPublisher())
+    return service.attach_orphans(message_id, plum_id)
 
 
 def test_requests_per_callback(
@@ -372,7 +388,7 @@ def test_requests_per_callback(
     )
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
 
     def cost(fields: dict[str, str], ref: str | None) -> list[str]:
         calls.clear()
@@ -396,7 +412,7 @@ def test_attach_orphans_costs_one_read_when_there_are_none(
     calls: list[str] = []
     ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
     message = outbound(sms_message_id=new_id())
-    store.put_message(message)
+    put_message(store, message)
     calls.clear()
     assert attach_orphans(store, message.id, message.sms_message_id or "") is None
     assert calls == ["GetItem"]
@@ -405,7 +421,7 @@ def test_attach_orphans_costs_one_read_when_there_are_none(
 def test_callback_by_ref_records_plum_id_for_replies(post: Any, store: DynamoMessageStore) -> None:
     # GIVEN a reply Plum sent from Reply-Schema XML: we never learned its Plum id
     reply = outbound().model_copy(update={"type": MessageType.REPLY})
-    store.put_message(reply)
+    put_message(store, reply)
     plum_id = new_id()
     # WHEN its first callback arrives with our ref
     assert outcome(post(callback(plum_id, "sent"), ref=reply.id)) == "changed"
@@ -418,7 +434,7 @@ def test_concurrent_callbacks_both_land(store: DynamoMessageStore, dynamo_server
     # GIVEN two writers reading the same queued message
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     logs = [DynamoStatusLog(store.table_name, dynamo_server.client()) for _ in range(2)]
     barrier = threading.Barrier(2)
     results: list[Any] = []
@@ -467,7 +483,7 @@ def test_any_duplication_and_reordering_ends_right_through_the_handler(
     final, callbacks = case
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     # WHEN its callbacks arrive duplicated, reordered, some without ref
     for state, with_ref in callbacks:
         assert (
@@ -485,7 +501,7 @@ def test_any_duplication_and_reordering_ends_right_through_the_handler(
 def test_a_write_planned_on_a_stale_read_is_redone(store: DynamoMessageStore, ddb: Any) -> None:
     # GIVEN a snapshot of a queued message, and another writer that then reports sent
     message = outbound(sms_message_id=new_id())
-    store.put_message(message)
+    put_message(store, message)
     log = DynamoStatusLog(store.table_name, ddb)
     now = datetime.now(UTC)
     first = log.apply(
@@ -535,7 +551,7 @@ def test_status_change_event_reaches_a_rule_target(
     fn = load_function("result_url")
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     query = {"key": WEBHOOK_KEY, "ref": message.id}
     # WHEN the message is sent, then fails
     for state in ("sent", "failed", "failed"):
@@ -568,7 +584,7 @@ def test_local_runs_record_events_in_memory(
 ) -> None:
     plum_id = new_id()
     message = outbound(sms_message_id=plum_id)
-    store.put_message(message)
+    put_message(store, message)
     post(callback(plum_id, "sent"), ref=message.id)
     post(callback(plum_id, "sent"), ref=message.id)
     post(callback(plum_id, "undelivered"), ref=message.id)

@@ -18,17 +18,19 @@ from typing import Any, TypeVar
 import pytest
 
 from plumsms.adapters.dynamodb import codec, keys
-from plumsms.adapters.dynamodb.statuses import attach_orphans
+from plumsms.adapters.dynamodb.statuses import DynamoStatusLog
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import RecordingPublisher
 from plumsms.adapters.plum import PlumClient
 from plumsms.domain import segments
 from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
 from plumsms.entrypoints.webhooks import status_url
+from plumsms.usecases.status import StatusService
 from plumsms_local.gateway import LocalGateway
 from plumsms_local.lambda_runtime import LocalFunction
 from plumsms_local.simulator import Delays, Faults, PlumSimulator, SimulatorClient, SimulatorConfig
 from plumsms_local.template import PROJECT_ROOT
+from tests.factories import put_message
 
 ACCOUNT = "+12435678910"
 FAILING, UNDELIVERABLE = "+12025550101", "+12025550102"
@@ -77,12 +79,15 @@ class Bundle:
                 HistoryEntry(status="sending", at=now, source="dispatcher"),
             ],
         )
-        self.store.put_message(message)
+        put_message(self.store, message)
         url = status_url(self.gateway.url, self.webhook_key, message.id)
         plum = PlumClient(self.sim.api_url, *self.login, backoff_factor=0)
         resources = plum.queue(to, ACCOUNT, body, result_url=url)
         self._record_queued(message, resources[0].sms_message_id)
-        attach_orphans(self.store, message.id, resources[0].sms_message_id)
+        service = StatusService(
+            log=DynamoStatusLog.from_store(self.store), publisher=RecordingPublisher()
+        )
+        service.attach_orphans(message.id, resources[0].sms_message_id)
         return message
 
     @property

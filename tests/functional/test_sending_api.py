@@ -7,14 +7,15 @@ from __future__ import annotations
 import json
 import uuid
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from plumsms.adapters.dispatch_trigger import register_in_process, unregister_in_process
+from plumsms.adapters import dispatch_trigger
+from plumsms.adapters.dispatch_trigger import register_in_process
 from plumsms.adapters.dynamodb import keys
 from plumsms.adapters.events import DETAIL_TYPE, RecordingPublisher
 from plumsms.usecases.sending import SendingService
@@ -70,14 +71,14 @@ class Api:
 
 
 @pytest.fixture
-def wakeups(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+def wakeups(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Send-now wake-ups of the dispatcher, recorded by an in-process hook."""
     name = f"ScheduledSendFunction-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("SCHEDULED_SEND_FUNCTION", name)
     calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(dispatch_trigger, "_hooks", {})  # this test's hooks only
     register_in_process(name, calls.append)
-    yield calls
-    unregister_in_process(name)
+    return calls
 
 
 @pytest.fixture

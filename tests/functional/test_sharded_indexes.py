@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,10 +9,11 @@ from typing import Any
 from plumsms.adapters.dynamodb import keys
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
-from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.domain.models import Message
 from plumsms.domain.queries import MessageQuery
 from plumsms.domain.sending import Schedule
 from plumsms_local import template
+from tests.factories import outbound_message, put_message
 
 ACCOUNT = "+12435678910"
 CUSTOMER = "+19998881234"
@@ -21,19 +21,8 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def scheduled(due: datetime, created: datetime = T0) -> Message:
-    return Message(
-        id=uuid.uuid4().hex,
-        type=MessageType.OUTBOUND,
-        to=CUSTOMER,
-        from_=ACCOUNT,
-        body="hello",
-        status=Status.SCHEDULED,
-        created_at=created,
-        updated_at=created,
-        send_at=due,
-        segments=1,
-        encoding="GSM-7",
-        history=[HistoryEntry(status=Status.SCHEDULED, at=created, source="api")],
+    return outbound_message(
+        created, to=CUSTOMER, from_=ACCOUNT, body="hello", send_at=due, source="api"
     )
 
 
@@ -42,7 +31,7 @@ def test_no_index_partition_key_is_constant_or_takes_every_write(ddb: Any, table
     store = DynamoMessageStore(table_name, ddb)
     messages = [scheduled(T0 + timedelta(seconds=i)) for i in range(64)]
     for message in messages:
-        store.put_message(message)
+        put_message(store, message)
     # WHEN their stored index keys are read back
     items = [ddb.get_item(TableName=table_name, Key=_key(m.id))["Item"] for m in messages]
     # THEN every sharded index spreads them over several partitions, none holding most
@@ -60,11 +49,11 @@ def test_due_pages_are_oldest_first_across_shards(ddb: Any, table_name: str) -> 
     for i, due in enumerate(dues):
         outbox.create(scheduled(due, created=T0 - timedelta(seconds=i)), Schedule())
     # WHEN the Due index is paged 7 at a time
-    seen: list[str] = []
+    seen: list[tuple[datetime, str]] = []
     after = None
     for _ in range(10):
         page = outbox.due(T0 + timedelta(minutes=1), 7, after)
-        seen += [ref.due_sk for ref in page.items]
+        seen += [(ref.due_at, ref.message_id) for ref in page.items]
         after = page.next_position
         if after is None:
             break
@@ -82,7 +71,7 @@ def test_listing_merges_the_shards_in_time_order_with_cursors(ddb: Any, table_na
     store = DynamoMessageStore(table_name, ddb)
     messages = [scheduled(T0, created=T0 + timedelta(seconds=i)) for i in range(25)]
     for message in messages:
-        store.put_message(message)
+        put_message(store, message)
     for order in ("desc", "asc"):
         # WHEN listed 6 at a time, following the position
         listed: list[str] = []

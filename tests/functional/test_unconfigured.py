@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,12 +18,13 @@ import pytest
 from plumsms import secrets as secrets_module
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
-from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.domain.models import Message, Status
 from plumsms.domain.sending import Schedule
 from plumsms.secrets import NOT_CONFIGURED_WARNING
 from plumsms_local.gateway import proxy_event
 from plumsms_local.lambda_runtime import LocalFunction
 from plumsms_local.template import PROJECT_ROOT
+from tests.factories import outbound_message, put_message
 
 ACCOUNT, CUSTOMER = "+12435678910", "+19998881234"
 SECRET_NAME = "plumsms/plum-credentials"
@@ -65,20 +65,14 @@ def scheduled_event(name: str) -> dict[str, Any]:
 
 def message(status: str, age: timedelta, sms_message_id: str | None = None) -> Message:
     at = datetime.now(UTC) - age
-    return Message(
-        id=uuid.uuid4().hex,
+    return outbound_message(
+        at,
         sms_message_id=sms_message_id,
-        type=MessageType.OUTBOUND,
         to=CUSTOMER,
         from_=ACCOUNT,
         body="Your table is ready",
         status=status,
-        created_at=at,
-        updated_at=at,
         send_at=at,
-        segments=1,
-        encoding="GSM-7",
-        history=[HistoryEntry(status=status, at=at, source="test")],
     )
 
 
@@ -123,7 +117,7 @@ def test_the_reconciler_waits_for_credentials_without_failing(
     assert (idle["outcome"], idle["examined"], fresh_deploy["reads"]) == ("done", 0, 0)
     # GIVEN a message stuck in queued WHEN the schedule fires
     stuck = message(Status.QUEUED, timedelta(hours=1), sms_message_id="e" * 32)
-    store.put_message(stuck)
+    put_message(store, stuck)
     log_lines.take()
     result = reconciler.invoke(scheduled_event("reconciler"))
     # THEN it ends as not configured, without an error, the message left as it was

@@ -16,6 +16,9 @@ from cosmic_ray.mutating import mutate_code
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_ROOT = PROJECT_ROOT / "layers" / "plumsms" / "python"
 DOMAIN_DIR = PACKAGE_ROOT / "plumsms" / "domain"
+BEYOND_DOMAIN = ("usecases.dispatch.pacing", "usecases.dispatch.recovery")
+"""Pure modules outside ``plumsms.domain`` that can be mutated too (named from ``plumsms``):
+the dispatcher's pacing and recovery, whose unit tests use fakes for every port."""
 EQUIVALENTS_FILE = Path(__file__).resolve().parent / "equivalents.toml"
 
 
@@ -35,16 +38,32 @@ class Mutant:
 
     @property
     def qualified_module(self) -> str:
-        return f"plumsms.domain.{self.module}"
+        return qualified_name(self.module)
 
     @property
     def path(self) -> Path:
-        return DOMAIN_DIR / f"{self.module}.py"
+        return module_path(self.module)
 
     @property
     def label(self) -> str:
         short_operator = self.operator.split("/", 1)[-1]
         return f"{self.module}.py:{self.line}:{self.col} {short_operator}"
+
+
+def qualified_name(module: str) -> str:
+    """The import name of ``module`` (a domain module's short name, or a dotted name
+    from ``plumsms`` for the others)."""
+    return f"plumsms.{module}" if "." in module else f"plumsms.domain.{module}"
+
+
+def module_path(module: str) -> Path:
+    """The source file of ``module``."""
+    return PACKAGE_ROOT.joinpath(*qualified_name(module).split(".")).with_suffix(".py")
+
+
+def mutable_modules() -> list[str]:
+    """Every module the harness can mutate: the domain's, then ``BEYOND_DOMAIN``."""
+    return domain_modules() + list(BEYOND_DOMAIN)
 
 
 def domain_modules() -> list[str]:
@@ -152,7 +171,7 @@ class ModuleSites:
 def sites_of(module: str) -> ModuleSites:
     """Every place Cosmic Ray's operators mutate ``plumsms.domain.<module>``, less those
     that only change an annotation Python never evaluates (cheap: no mutant is made)."""
-    path = DOMAIN_DIR / f"{module}.py"
+    path = module_path(module)
     tree = ast.parse(path.read_text(encoding="utf-8"))
     unevaluated = _annotation_spans(tree) if _future_annotations(tree) else []
     bodies = _function_body_spans(tree)
@@ -186,7 +205,7 @@ def sites_of(module: str) -> ModuleSites:
 def make(site: Site) -> Mutant | None:
     """The mutant at ``site``; None when Cosmic Ray cannot make it (its ExceptionReplacer
     fails on ``except (A, B) as e:``)."""
-    path = DOMAIN_DIR / f"{site.module}.py"
+    path = module_path(site.module)
     original = path.read_text(encoding="utf-8")
     operator = cosmic_ray.plugins.get_operator(site.operator)()
     try:

@@ -30,7 +30,7 @@ import coverage
 import hypothesis
 import pytest
 
-from tests.mutation.mutants import DOMAIN_DIR, PROJECT_ROOT, Mutant
+from tests.mutation.mutants import PROJECT_ROOT, Mutant, module_path, mutable_modules
 
 UNIT_TESTS = PROJECT_ROOT / "tests" / "unit"
 # Imported once by the parent so that each child starts warm.
@@ -106,7 +106,8 @@ def _quiet_hypothesis() -> None:
 
 def _measure_coverage(out: Path) -> int:
     _quiet_hypothesis()
-    cov = coverage.Coverage(data_file=None, include=[str(DOMAIN_DIR / "*.py")])
+    names = {str(module_path(module)): module for module in mutable_modules()}
+    cov = coverage.Coverage(data_file=None, include=list(names))
     plugin = _ContextPerTest(cov)
     cov.start()
     try:
@@ -118,7 +119,7 @@ def _measure_coverage(out: Path) -> int:
     lines: dict[str, dict[int, list[str]]] = {}
     for filename in data.measured_files():
         by_line = data.contexts_by_lineno(filename)
-        lines[Path(filename).stem] = {
+        lines[names.get(filename, Path(filename).stem)] = {
             line: sorted(context for context in contexts if context)
             for line, contexts in by_line.items()
         }

@@ -15,8 +15,10 @@ from plumsms.domain.models import (
     MessageType,
     OptOut,
     Reply,
+    Status,
     derived_id,
     mask_key,
+    new_message,
     parse_sms_message_id,
 )
 
@@ -139,3 +141,24 @@ def test_an_opt_out_record_cannot_be_altered() -> None:
     opt_out = OptOut(number="+19998881234", keyword="STOP", at=T0, message_id="m" * 32)
     with pytest.raises(ValidationError, match="frozen"):
         opt_out.keyword = "START"
+
+
+def test_a_new_message_starts_its_history_with_its_status() -> None:
+    # GIVEN a reply created at a known time
+    at = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    # WHEN it is made with the one factory
+    message = new_message(
+        "r1",
+        MessageType.REPLY,
+        to="+19998881234",
+        from_="+12435678910",
+        body="hi",
+        status=Status.QUEUED,
+        at=at,
+        source="inbound",
+        segments=1,
+        encoding="GSM-7",
+    )
+    # THEN it was created and last updated then, and its history is that one entry
+    assert (message.created_at, message.updated_at) == (at, at)
+    assert [(e.status, e.at, e.source) for e in message.history] == [(Status.QUEUED, at, "inbound")]

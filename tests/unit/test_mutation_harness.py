@@ -10,9 +10,9 @@ from tests.mutation.mutants import (
     DOMAIN_DIR,
     Equivalent,
     Site,
-    domain_modules,
     load_equivalents,
     make,
+    mutable_modules,
     sites_of,
 )
 
@@ -25,7 +25,7 @@ def _sites_on_line(sites: list[Site], text: str) -> list[Site]:
 def test_every_reviewed_equivalent_names_a_domain_module_and_gives_a_reason() -> None:
     entries = load_equivalents()
     assert entries
-    modules = set(domain_modules())
+    modules = set(mutable_modules())
     for entry in entries:
         assert entry.module in modules
         assert entry.operator.startswith("core/")
@@ -64,3 +64,13 @@ def test_an_entry_matches_by_text_and_optionally_by_line() -> None:
     assert not Equivalent(
         "pci", mutant.operator, mutant.source, mutant.mutated, "reason", mutant.line + 1
     ).matches(mutant)
+
+
+def test_the_dispatchers_pacing_and_recovery_can_be_mutated() -> None:
+    # GIVEN the dispatcher's pacing module, named from plumsms
+    found = sites_of("usecases.dispatch.pacing")
+    mutant = next(m for m in map(make, found.sites) if m is not None)
+    # THEN its mutants stand for that module, and recovery is known too
+    assert mutant.qualified_module == "plumsms.usecases.dispatch.pacing"
+    assert mutant.path.name == "pacing.py" and mutant.path.parent.name == "dispatch"
+    assert "usecases.dispatch.recovery" in mutable_modules()

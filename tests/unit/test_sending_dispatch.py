@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plumsms.domain.errors import PlumNotConfigured, StoreUnavailable
-from plumsms.domain.models import HistoryEntry, Message, MessageType, Status
+from plumsms.domain.models import HistoryEntry, Message, Status
 from plumsms.domain.plum import (
     InvalidRecipient,
     PlumError,
@@ -26,9 +26,10 @@ from plumsms.domain.plum import (
     Unauthorized,
     UnsubscribedRecipient,
 )
-from plumsms.domain.sending import Claim, DuePage, DueRef, Schedule
+from plumsms.domain.sending import Claim, DueCursor, DuePage, DueRef, Schedule
 from plumsms.domain.status import StatusChange
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter, by_sender_in_turn
+from tests.factories import outbound_message
 
 NOW = datetime(2025, 6, 10, 12, 0, tzinfo=UTC)
 SENDER = "+12435678910"
@@ -62,20 +63,21 @@ class FakeOutbox:
     def status(self, message_id: str) -> str:
         return str(self.rows[message_id]["status"])
 
-    def due(self, now: datetime, limit: int, after: dict[str, Any] | None = None) -> DuePage:
+    def due(self, now: datetime, limit: int, after: DueCursor | None = None) -> DuePage:
         with self.lock:
             ready = sorted(
                 (r["due"], i)
                 for i, r in self.rows.items()
                 if r["status"] == Status.SCHEDULED and r["due"] <= now
             )
-        start = int(after["n"]) if after else 0
-        chosen = ready[start : start + limit]
+        if after is not None:
+            ready = [(d, i) for d, i in ready if (d, i) > (after.due_at, after.message_id)]
+        chosen = ready[:limit]
         refs = [
-            DueRef(i, self.rows[i]["message"].to, self.rows[i]["message"].from_, f"{d}#{i}")
+            DueRef(i, self.rows[i]["message"].to, self.rows[i]["message"].from_, d)
             for d, i in chosen
         ]
-        more = {"n": start + limit} if start + limit < len(ready) else None
+        more = DueCursor(*chosen[-1]) if len(ready) > limit else None
         return DuePage(refs, more)
 
     def claim(
@@ -84,12 +86,12 @@ class FakeOutbox:
         with self.lock:
             self.writes += 1
             row = self.rows[ref.message_id]
-            if row["status"] != Status.SCHEDULED or f"{row['due']}#{ref.message_id}" != ref.due_sk:
+            if row["status"] != Status.SCHEDULED or row["due"] != ref.due_at:
                 return None
             row.update(status=Status.SENDING, token=token, claimed_at=now, check_after=check_after)
             message = row["message"].model_copy(update={"result_url": result_url})
             row["message"] = message
-            return Claim(message, row["schedule"], token, now.isoformat(), row["attempts"])
+            return Claim(message, row["schedule"], token, now, row["attempts"])
 
     def _owned(self, claim: Claim) -> dict[str, Any] | None:
         row = self.rows[claim.message.id]
@@ -137,9 +139,7 @@ class FakeOutbox:
 
     def stale(self, now: datetime, limit: int) -> list[Claim]:
         return [
-            Claim(
-                r["message"], r["schedule"], r["token"], r["claimed_at"].isoformat(), r["attempts"]
-            )
+            Claim(r["message"], r["schedule"], r["token"], r["claimed_at"], r["attempts"])
             for r in self.rows.values()
             if r["status"] == Status.SENDING and r["check_after"] <= now
         ][:limit]
@@ -229,19 +229,12 @@ class ScriptedPlum:
 
 
 def message(index: int, to: str | None = None) -> Message:
-    return Message(
-        id=f"{index:032x}",
-        type=MessageType.OUTBOUND,
+    return outbound_message(
+        NOW,
+        message_id=f"{index:032x}",
         to=to or f"+1212555{index:04d}",
         from_=SENDER,
         body=f"Message {index}",
-        status=Status.SCHEDULED,
-        created_at=NOW,
-        updated_at=NOW,
-        send_at=NOW,
-        segments=1,
-        encoding="GSM-7",
-        history=[HistoryEntry(status=Status.SCHEDULED, at=NOW, source="test")],
     )
 
 
@@ -475,6 +468,13 @@ def test_a_recurring_message_creates_its_next_occurrence_when_sent() -> None:
 # -- the rate limiter --------------------------------------------------------------------
 
 
+def acquire(limiter: RateLimiter, key: str, deadline: float | None = None) -> bool:
+    """Book the next slot and wait for it, as a dispatcher worker does; False past
+    ``deadline``."""
+    slot = limiter.reserve(key, deadline)
+    return slot is not None and limiter.wait_until(key, slot)
+
+
 class FakeTime:
     def __init__(self) -> None:
         self.now = 0.0
@@ -494,12 +494,12 @@ def test_the_rate_limiter_paces_each_sender_evenly() -> None:
     limiter = RateLimiter(10, clock.monotonic, clock.sleep)
     starts = []
     for _ in range(21):
-        limiter.acquire("+1")
+        acquire(limiter, "+1")
         starts.append(clock.now)
     assert starts[-1] - starts[0] == pytest.approx(2.0)
     # Another sender has its own pace.
     before = clock.now
-    limiter.acquire("+2")
+    acquire(limiter, "+2")
     assert clock.now == before
 
 
@@ -523,10 +523,10 @@ def test_a_send_that_starts_late_pushes_the_next_one_back() -> None:
 def test_the_rate_limiter_refuses_slots_past_the_deadline() -> None:
     clock = FakeTime()
     limiter = RateLimiter(1, clock.monotonic, clock.sleep)
-    assert limiter.acquire("+1", deadline=5)
-    assert limiter.acquire("+1", deadline=5)
+    assert acquire(limiter, "+1", deadline=5)
+    assert acquire(limiter, "+1", deadline=5)
     clock.now = 0.5
-    assert not limiter.acquire("+1", deadline=1.5)  # next slot is at 2.0
+    assert not acquire(limiter, "+1", deadline=1.5)  # next slot is at 2.0
 
 
 @given(
@@ -543,7 +543,7 @@ def test_granted_slots_are_never_closer_than_the_interval(
     for arrival in sorted(arrivals):
         now[0] = arrival
         before = len(granted)
-        limiter.acquire("+1")
+        acquire(limiter, "+1")
         if len(granted) == before:
             granted.append(arrival)  # no wait: the slot was now
     # THEN no two granted slots are closer than 1/rate
@@ -558,7 +558,7 @@ def test_threads_sharing_the_limiter_hold_the_rate_together() -> None:
 
     def worker() -> None:
         for _ in range(5):
-            limiter.acquire("+1")
+            acquire(limiter, "+1")
 
     pool = [threading.Thread(target=worker) for _ in range(4)]
     for thread in pool:
@@ -571,7 +571,7 @@ def test_threads_sharing_the_limiter_hold_the_rate_together() -> None:
 
 def test_due_messages_are_taken_one_sender_at_a_time_in_due_order() -> None:
     # GIVEN a page where one sender's messages come in a run
-    refs = [DueRef(f"m{i}", "+19998881234", s, f"t{i}") for i, s in enumerate("AAAABAB")]
+    refs = [DueRef(f"m{i}", "+19998881234", s, NOW) for i, s in enumerate("AAAABAB")]
     # WHEN the dispatcher orders them for its workers
     ordered = [r.message_id for r in by_sender_in_turn(refs)]
     # THEN senders alternate and each keeps its own due order
@@ -632,7 +632,7 @@ class FailingOutbox(FakeOutbox):
         self._fail("stale")
         return super().stale(now, limit)
 
-    def due(self, now: datetime, limit: int, after: dict[str, Any] | None = None) -> DuePage:
+    def due(self, now: datetime, limit: int, after: DueCursor | None = None) -> DuePage:
         self._fail("due")
         return super().due(now, limit, after)
 

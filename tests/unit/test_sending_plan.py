@@ -411,9 +411,9 @@ def test_a_fingerprint_is_stable_across_releases_for_non_ascii_bodies() -> None:
 
 
 def test_outbox_records_cannot_be_altered() -> None:
-    ref = DueRef(message_id="m", to="+1", from_="+2", due_sk="sk")
+    ref = DueRef(message_id="m", to="+1", from_="+2", due_at=datetime(2026, 1, 1, tzinfo=UTC))
     page = DuePage(items=[ref], next_position=None)
-    for value, field in ((ref, "due_sk"), (page, "next_position")):
+    for value, field in ((ref, "due_at"), (page, "next_position")):
         with pytest.raises(AttributeError):
             setattr(value, field, "changed")
 

@@ -47,6 +47,36 @@ def test_a_malformed_api_base_path_is_a_clear_error(raw: str) -> None:
     assert info.value.variable == "API_BASE_PATH"
 
 
+def test_every_bad_variable_is_reported_at_once() -> None:
+    # GIVEN two wrong variables (and the table name missing)
+    environ = {"SEND_CONCURRENCY": "0", "PLUM_API_URL": "ftp://plum.example"}
+    # WHEN the settings are read
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env(environ)
+    # THEN one error names all three, each with its rule, and the first is ``variable``
+    assert set(info.value.variables) == {"TABLE_NAME", "SEND_CONCURRENCY", "PLUM_API_URL"}
+    assert info.value.variable == info.value.variables[0]
+    message = str(info.value)
+    assert "SEND_CONCURRENCY: Input should be greater than or equal to 1" in message
+    assert "PLUM_API_URL: Value error, must start with http:// or https://" in message
+    assert "ftp://plum.example" not in message
+
+
+def test_an_empty_variable_counts_as_unset_and_lists_are_never_json() -> None:
+    settings = Settings.from_env(
+        BASE | {"SEND_CONCURRENCY": "", "SMS_NUMBERS": "[1, 2]", "REPLY_COUNTRIES": "ca, +1"}
+    )
+    assert settings.send_concurrency == 8
+    assert settings.sms_numbers == ("[1", "2]")
+    assert settings.reply_countries == ("CA", "+1")
+
+
+def test_settings_read_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TABLE_NAME", "from-environment")
+    monkeypatch.setenv("table_name", "lower-case-is-another-variable")
+    assert Settings.from_env().table_name == "from-environment"
+
+
 # -- Plum credentials ------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from plumsms.domain import status
 from plumsms.domain.callbacks import StatusCallback
 from plumsms.domain.errors import PlumNotConfigured, StoreUnavailable
-from plumsms.domain.models import HistoryEntry, Message, MessageType
+from plumsms.domain.models import HistoryEntry, Message
 from plumsms.domain.plum import (
     PlumPageQuery,
     PlumRejected,
@@ -24,6 +24,7 @@ from plumsms.domain.plum import (
 from plumsms.domain.queries import MessageQuery, Page
 from plumsms.usecases.reconcile import Reconciler
 from plumsms.usecases.status import Outcome, StatusService
+from tests.factories import outbound_message
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -141,19 +142,15 @@ class Clock:
 def outbound(
     message_id: str, plum_id: str | None, state: str = "queued", created: datetime = T0
 ) -> Message:
-    return Message(
-        id=message_id,
+    return outbound_message(
+        created,
+        message_id=message_id,
         sms_message_id=plum_id,
-        type=MessageType.OUTBOUND,
         to="+19998881234",
         from_="+12435678910",
         body="hi",
         status=state,
-        created_at=created,
-        updated_at=created,
-        segments=1,
-        encoding="GSM-7",
-        history=[HistoryEntry(status=state, at=created, source="dispatcher")],
+        source="dispatcher",
     )
 
 

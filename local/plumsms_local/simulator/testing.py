@@ -14,6 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from plumsms_local.simulator.engine import parse_reply_document
+from plumsms_local.simulator.transport import HttpAnswer
+
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
@@ -159,3 +162,25 @@ def queued_answer(form: dict[str, str], request_timestamp: float) -> bytes:
     }
     envelope = {"status": "success", "error": "", "result": {"sms_messages": [resource]}}
     return json.dumps(envelope).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyNode:
+    """One ``<sms_message>`` of an answer the simulator accepted, attributes as written."""
+
+    body: str
+    to: str | None = None
+    from_: str | None = None
+    result_url: str | None = None
+
+
+def accepted_reply(document: bytes | str) -> list[ReplyNode]:
+    """The ``<sms_message>`` elements of an Application URL answer, checked as the
+    simulator checks it (its own copy of Plum's schema, never the bundle's); raises
+    ``ReplyRejected`` when Plum would refuse it."""
+    body = document.encode("utf-8") if isinstance(document, str) else document
+    nodes = parse_reply_document(HttpAnswer(200, "text/xml", body))
+    return [
+        ReplyNode(node.text or "", node.get("to"), node.get("from"), node.get("result_url"))
+        for node in nodes
+    ]

@@ -1,14 +1,20 @@
 """Cold-start wiring: settings, adapters and services, built once per execution environment.
 
+All of the bundle's wiring is here. Adapters and use cases that only some functions
+need are imported inside the function that builds them, so a function's cold start
+imports only what it uses.
+
 Each function module calls these at import time and keeps the results; tests call them
 with their own settings or inject fakes directly into the services.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plumsms import constants as env
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
@@ -23,6 +29,14 @@ from plumsms.entrypoints.webhooks import status_url
 from plumsms.observability import logger, metrics
 from plumsms.secrets import SecretValues
 from plumsms.usecases.inbound import InboundService
+
+if TYPE_CHECKING:
+    # Imported where built, not at cold start: each function pays only for its own.
+    from plumsms.domain.plum import PlumGateway
+    from plumsms.usecases.dispatch import Dispatcher
+    from plumsms.usecases.ports import Pacer
+    from plumsms.usecases.reconcile import Reconciler
+    from plumsms.usecases.status import StatusService
 
 
 def message_store(settings: Settings) -> DynamoMessageStore:
@@ -124,3 +138,102 @@ def _report_suppress_error(exc: Exception) -> None:
     # The dispatcher re-checks opt-outs before each send, so this only delays the status.
     metrics.add_metric(name="SuppressErrors", unit="Count", value=1)
     logger.exception("suppressing pending sends after an opt-out failed", exc_info=exc)
+
+
+def status_service(store: DynamoMessageStore, publisher: ChangePublisher) -> StatusService:
+    """The status use case on ``store``'s table."""
+    from plumsms.adapters.dynamodb.statuses import DynamoStatusLog  # noqa: PLC0415
+    from plumsms.usecases.status import StatusService  # noqa: PLC0415
+
+    return StatusService(log=DynamoStatusLog.from_store(store), publisher=publisher)
+
+
+def plum_gateway(settings: Settings, secrets: SecretValues) -> Callable[[], PlumGateway]:
+    """A provider of the Plum client for the current credentials (``PlumNotConfigured``
+    when there are none yet); the use cases call it only when Plum is needed.
+
+    The client is rebuilt only when the credentials change (Secrets Manager values are
+    cached by Powertools for ``SECRETS_MAX_AGE_SECONDS``), so a rotated password is
+    picked up without a redeploy and a warm function keeps its connection pool.
+    """
+    from plumsms.adapters.plum.client import PlumClient  # noqa: PLC0415
+
+    clients: dict[tuple[str, str], PlumClient] = {}
+    lock = threading.Lock()
+
+    def current() -> PlumGateway:
+        credentials = secrets.plum_credentials()
+        with lock:
+            client = clients.get(credentials)
+            if client is None:
+                clients.clear()
+                client = PlumClient(
+                    settings.plum_api_url,
+                    *credentials,
+                    backoff_factor=settings.plum_retry_backoff_seconds,
+                    logger=logger,
+                )
+                clients[credentials] = client
+            return client
+
+    return current
+
+
+def dispatcher(
+    settings: Settings,
+    store: DynamoMessageStore,
+    secrets: SecretValues,
+    publisher: ChangePublisher,
+) -> Dispatcher:
+    """The dispatcher as the deployment configures it, publishing what it fails or suppresses."""
+    from plumsms.adapters.dynamodb.outbox import DynamoOutbox  # noqa: PLC0415
+    from plumsms.adapters.dynamodb.pacing import DynamoSlotBook  # noqa: PLC0415
+    from plumsms.usecases.dispatch import (  # noqa: PLC0415
+        DispatchConfig,
+        Dispatcher,
+        RateLimiter,
+        SharedPacer,
+    )
+
+    def result_url(message_id: str) -> str | None:
+        return status_url(secrets.public_base_url(), secrets.webhook_key(), message_id)
+
+    rate = settings.send_rate_per_second
+    # The rate holds across concurrent runs: every run books its sends in the same book.
+    book = DynamoSlotBook(store.table_name, store.client, interval=1 / rate)
+
+    def pacer() -> Pacer:
+        return SharedPacer(RateLimiter(rate), book)
+
+    return Dispatcher(
+        outbox=DynamoOutbox(store),
+        plum=plum_gateway(settings, secrets),
+        result_url=result_url,
+        config=DispatchConfig(
+            rate_per_second=settings.send_rate_per_second,
+            concurrency=settings.send_concurrency,
+            max_attempts=settings.send_max_attempts,
+        ),
+        log=logger,
+        publisher=publisher,
+        pacer=pacer,
+    )
+
+
+def reconciler(
+    settings: Settings,
+    store: DynamoMessageStore,
+    secrets: SecretValues,
+    publisher: ChangePublisher,
+) -> Reconciler:
+    """The reconciler: asks Plum about messages stuck in ``queued`` or ``sent``."""
+    from plumsms.usecases.reconcile import Reconciler  # noqa: PLC0415
+
+    return Reconciler(
+        messages=store,
+        service=status_service(store, publisher),
+        plum=plum_gateway(settings, secrets),
+        min_age=timedelta(minutes=settings.reconcile_after_minutes),
+        limit=settings.reconcile_max_messages,
+        log=logger,
+    )

@@ -14,8 +14,17 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from plumsms import constants as env
 from plumsms.domain.errors import ConfigurationError, ValidationFailed
@@ -24,46 +33,79 @@ from plumsms.domain.phone import normalize
 _BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~$!*'()+-]+)+$")
 """One or more path segments of the characters API Gateway allows in a base path."""
 
+CommaList = Annotated[tuple[str, ...], NoDecode]
+"""A comma-separated variable (never JSON), as a tuple of its non-empty items."""
 
-class Settings(BaseModel):
-    """Everything the functions need from the environment."""
 
-    model_config = ConfigDict(frozen=True)
+class _Environment(EnvSettingsSource):
+    """The variables of ``environ`` (the process environment when None), and nothing
+    else: no ``.env`` file, no secrets directory. An empty variable counts as unset."""
 
-    table_name: str = Field(min_length=3, max_length=255)
-    plum_api_url: str = env.DEFAULT_PLUM_API_URL
-    plum_username: str | None = None
-    plum_password: str | None = None
-    plum_credentials_secret: str | None = None
-    webhook_key: str | None = Field(default=None, min_length=16)
-    webhook_key_secret: str | None = None
-    public_base_url: str | None = None
-    public_base_url_param: str | None = None
-    api_base_path: str | None = None
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None) -> None:
+        self._environ = environ
+        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        source = os.environ if self._environ is None else self._environ
+        return parse_env_vars(source, case_sensitive=True, ignore_empty=True)
+
+
+class Settings(BaseSettings):
+    """Everything the functions need from the environment; each field names its variable."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore")
+
+    table_name: str = Field(min_length=3, max_length=255, alias=env.TABLE_NAME)
+    plum_api_url: str = Field(default=env.DEFAULT_PLUM_API_URL, alias=env.PLUM_API_URL)
+    plum_username: str | None = Field(default=None, alias=env.PLUM_USERNAME)
+    plum_password: str | None = Field(default=None, alias=env.PLUM_PASSWORD)
+    plum_credentials_secret: str | None = Field(default=None, alias=env.PLUM_CREDENTIALS_SECRET)
+    webhook_key: str | None = Field(default=None, min_length=16, alias=env.WEBHOOK_KEY)
+    webhook_key_secret: str | None = Field(default=None, alias=env.WEBHOOK_KEY_SECRET)
+    public_base_url: str | None = Field(default=None, alias=env.PUBLIC_BASE_URL)
+    public_base_url_param: str | None = Field(default=None, alias=env.PUBLIC_BASE_URL_PARAM)
+    api_base_path: str | None = Field(default=None, alias=env.API_BASE_PATH)
     """``/sms`` or ``/sms/v2``: the custom domain's base path, stripped before routing."""
-    sms_numbers: tuple[str, ...] = ()
+    sms_numbers: CommaList = Field(default=(), alias=env.SMS_NUMBERS)
     """As written in ``SMS_NUMBERS``; ``account_numbers()`` checks them where they are used."""
-    rules_file: Path | None = None
-    reply_hook: str | None = None
-    retention_days: int = Field(default=0, ge=0, le=3650)
-    secrets_max_age_seconds: int = Field(default=300, ge=0)
-    event_bus_name: str | None = None
-    events_endpoint_url: str | None = None
-    reconcile_after_minutes: float = Field(default=30.0, ge=0, le=7 * 24 * 60)
-    reconcile_max_messages: int = Field(default=100, ge=1, le=1000)
-    scheduled_send_function: str | None = None
-    send_rate_per_second: float = Field(default=1.0, gt=0, le=1000)
-    send_concurrency: int = Field(default=8, ge=1, le=64)
-    send_max_attempts: int = Field(default=5, ge=1, le=20)
-    plum_retry_backoff_seconds: float = Field(default=0.5, ge=0, le=10)
+    rules_file: Path | None = Field(default=None, alias=env.RULES_FILE)
+    reply_hook: str | None = Field(default=None, alias=env.REPLY_HOOK)
+    retention_days: int = Field(default=0, ge=0, le=3650, alias=env.RETENTION_DAYS)
+    secrets_max_age_seconds: int = Field(default=300, ge=0, alias=env.SECRETS_MAX_AGE_SECONDS)
+    event_bus_name: str | None = Field(default=None, alias=env.EVENT_BUS_NAME)
+    events_endpoint_url: str | None = Field(default=None, alias=env.EVENTS_ENDPOINT_URL)
+    reconcile_after_minutes: float = Field(
+        default=30.0, ge=0, le=7 * 24 * 60, alias=env.RECONCILE_AFTER_MINUTES
+    )
+    reconcile_max_messages: int = Field(
+        default=100, ge=1, le=1000, alias=env.RECONCILE_MAX_MESSAGES
+    )
+    scheduled_send_function: str | None = Field(default=None, alias=env.SCHEDULED_SEND_FUNCTION)
+    send_rate_per_second: float = Field(default=1.0, gt=0, le=1000, alias=env.SEND_RATE_PER_SECOND)
+    send_concurrency: int = Field(default=8, ge=1, le=64, alias=env.SEND_CONCURRENCY)
+    send_max_attempts: int = Field(default=5, ge=1, le=20, alias=env.SEND_MAX_ATTEMPTS)
+    plum_retry_backoff_seconds: float = Field(
+        default=0.5, ge=0, le=10, alias=env.PLUM_RETRY_BACKOFF_SECONDS
+    )
     """urllib3's backoff factor of the Plum client's in-call retries."""
-    reply_limit_per_hour: int = Field(default=20, ge=0, le=10_000)
-    forward_limit_per_hour: int = Field(default=60, ge=0, le=10_000)
-    repeat_window_seconds: int = Field(default=300, ge=0, le=86_400)
-    reply_countries: tuple[str, ...] = ()
+    reply_limit_per_hour: int = Field(default=20, ge=0, le=10_000, alias=env.REPLY_LIMIT_PER_HOUR)
+    forward_limit_per_hour: int = Field(
+        default=60, ge=0, le=10_000, alias=env.FORWARD_LIMIT_PER_HOUR
+    )
+    repeat_window_seconds: int = Field(
+        default=300, ge=0, le=86_400, alias=env.REPEAT_WINDOW_SECONDS
+    )
+    reply_countries: CommaList = Field(default=(), alias=env.REPLY_COUNTRIES)
     """Calling codes (``+1``) or ISO regions (``CA``), or ``*``; empty: the SMS numbers'."""
-    cursor_key: str | None = Field(default=None, min_length=16)
-    cursor_key_secret: str | None = None
+    cursor_key: str | None = Field(default=None, min_length=16, alias=env.CURSOR_KEY)
+    cursor_key_secret: str | None = Field(default=None, alias=env.CURSOR_KEY_SECRET)
+
+    @field_validator("sms_numbers", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return tuple(item.strip() for item in value.split(",") if item.strip())
 
     @field_validator("reply_countries", mode="before")
     @classmethod
@@ -121,48 +163,32 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and validate the environment; raise ``ConfigurationError`` naming the variable."""
-        source = os.environ if environ is None else environ
-        names = {
-            "table_name": env.TABLE_NAME,
-            "plum_api_url": env.PLUM_API_URL,
-            "plum_username": env.PLUM_USERNAME,
-            "plum_password": env.PLUM_PASSWORD,
-            "plum_credentials_secret": env.PLUM_CREDENTIALS_SECRET,
-            "webhook_key": env.WEBHOOK_KEY,
-            "webhook_key_secret": env.WEBHOOK_KEY_SECRET,
-            "public_base_url": env.PUBLIC_BASE_URL,
-            "public_base_url_param": env.PUBLIC_BASE_URL_PARAM,
-            "api_base_path": env.API_BASE_PATH,
-            "rules_file": env.RULES_FILE,
-            "reply_hook": env.REPLY_HOOK,
-            "retention_days": env.RETENTION_DAYS,
-            "secrets_max_age_seconds": env.SECRETS_MAX_AGE_SECONDS,
-            "event_bus_name": env.EVENT_BUS_NAME,
-            "events_endpoint_url": env.EVENTS_ENDPOINT_URL,
-            "reconcile_after_minutes": env.RECONCILE_AFTER_MINUTES,
-            "reconcile_max_messages": env.RECONCILE_MAX_MESSAGES,
-            "scheduled_send_function": env.SCHEDULED_SEND_FUNCTION,
-            "send_rate_per_second": env.SEND_RATE_PER_SECOND,
-            "send_concurrency": env.SEND_CONCURRENCY,
-            "send_max_attempts": env.SEND_MAX_ATTEMPTS,
-            "plum_retry_backoff_seconds": env.PLUM_RETRY_BACKOFF_SECONDS,
-            "reply_limit_per_hour": env.REPLY_LIMIT_PER_HOUR,
-            "forward_limit_per_hour": env.FORWARD_LIMIT_PER_HOUR,
-            "repeat_window_seconds": env.REPEAT_WINDOW_SECONDS,
-            "reply_countries": env.REPLY_COUNTRIES,
-            "cursor_key": env.CURSOR_KEY,
-            "cursor_key_secret": env.CURSOR_KEY_SECRET,
-        }
-        values: dict[str, object] = {
-            field: source[name] for field, name in names.items() if source.get(name)
-        }
-        numbers = source.get(env.SMS_NUMBERS, "")
-        values["sms_numbers"] = tuple(n.strip() for n in numbers.split(",") if n.strip())
+        """Read and validate the environment (``os.environ`` unless ``environ`` is given).
+
+        Raises one ``ConfigurationError`` naming every variable that is wrong, each with
+        its rule (never its value: it may be a secret).
+        """
         try:
-            return cls.model_validate(values)
+            return cls(_build_sources=((_Environment(cls, environ),), {}))
         except ValidationError as exc:
-            error = exc.errors()[0]
-            field = str(error["loc"][0]) if error["loc"] else "settings"
-            name = names.get(field, env.SMS_NUMBERS)
-            raise ConfigurationError(f"{name}: {error['msg']}", variable=name) from exc
+            problems = [
+                (str(error["loc"][0]) if error["loc"] else env.TABLE_NAME, error["msg"])
+                for error in exc.errors()
+            ]
+            raise ConfigurationError(
+                "; ".join(f"{name}: {message}" for name, message in problems),
+                variable=problems[0][0],
+                variables=tuple(dict.fromkeys(name for name, _ in problems)),
+            ) from exc
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment only (``Settings()`` reads it as ``from_env()`` does)."""
+        return (_Environment(settings_cls, None),)

@@ -36,12 +36,6 @@ def register_in_process(function_name: str, hook: Hook) -> None:
         _hooks[function_name] = hook
 
 
-def unregister_in_process(function_name: str) -> None:
-    """Stop routing ``function_name`` in-process."""
-    with _hooks_lock:
-        _hooks.pop(function_name, None)
-
-
 def send_now_event() -> dict[str, Any]:
     """The event a send-now invoke carries (the dispatcher reads nothing from it)."""
     return {"source": SEND_NOW_SOURCE, "detail-type": SEND_NOW_DETAIL_TYPE, "detail": {}}

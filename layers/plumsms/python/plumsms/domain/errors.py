@@ -18,11 +18,15 @@ class ValidationFailed(PlumSmsError):
 
 class ConfigurationError(PlumSmsError):
     """The deployment's configuration is unusable. ``variable`` names the setting to fix,
-    when one is to blame (never its value: it may be a secret)."""
+    when one is to blame (never its value: it may be a secret); ``variables`` every one
+    found wrong at once (the first is ``variable``)."""
 
-    def __init__(self, message: str, variable: str | None = None) -> None:
+    def __init__(
+        self, message: str, variable: str | None = None, variables: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.variable = variable
+        self.variables = variables or ((variable,) if variable else ())
 
 
 class PlumNotConfigured(ConfigurationError):

@@ -199,6 +199,44 @@ class Message(BaseModel):
         return data
 
 
+def new_message(
+    message_id: str,
+    direction: MessageType,
+    *,
+    to: str,
+    from_: str,
+    body: str,
+    status: str,
+    at: datetime,
+    source: str,
+    segments: int,
+    encoding: Literal["GSM-7", "UCS-2"],
+    sms_message_id: str | None = None,
+    send_at: datetime | None = None,
+    result_url: str | None = None,
+    unanswered: str | None = None,
+) -> Message:
+    """A message as first stored: created at ``at`` in ``status``, which ``source`` set
+    (its history's first entry)."""
+    return Message(
+        id=message_id,
+        sms_message_id=sms_message_id,
+        type=direction,
+        to=to,
+        from_=from_,
+        body=body,
+        status=status,
+        created_at=at,
+        updated_at=at,
+        send_at=send_at,
+        result_url=result_url,
+        segments=segments,
+        encoding=encoding,
+        unanswered=unanswered,
+        history=[HistoryEntry(status=status, at=at, source=source)],
+    )
+
+
 class OptOut(BaseModel):
     """A number that texted an opt-out keyword and has not opted back in."""
 

@@ -11,7 +11,6 @@ them (digits), because Plum's own formats are what reconciliation compares again
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal, Protocol, Self
 
 from pydantic import (
@@ -72,11 +71,6 @@ class PlumSmsResource(BaseModel):
         if value is None or not value.strip():
             return None
         return value.strip()
-
-    @property
-    def requested_at(self) -> datetime:
-        """``request_timestamp`` as a timezone-aware UTC datetime."""
-        return datetime.fromtimestamp(self.request_timestamp, tz=UTC)
 
 
 class PlumPageQuery(BaseModel):

@@ -78,24 +78,3 @@ def validate(root: etree._Element) -> None:
         last = getattr(schema.error_log, "last_error", None)
         detail = last.message if last is not None else "schema violation"
         raise ValidationFailed("reply", f"not valid Plum reply XML ({detail})")
-
-
-def parse_reply(document: bytes) -> list[ReplyElement]:
-    """Parse and validate a reply document (used by the simulator and tests)."""
-    try:
-        root = etree.fromstring(document, safe_parser())
-    except etree.XMLSyntaxError as exc:
-        raise ValidationFailed("reply", f"not well-formed XML ({exc.msg})") from exc
-    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
-        # Plum's schema has no use for a DTD; refusing one rules out entity tricks.
-        raise ValidationFailed("reply", "must not declare a DOCTYPE")
-    validate(root)
-    return [
-        ReplyElement(
-            body=node.text or "",
-            to=node.get("to"),
-            from_=node.get("from"),
-            result_url=node.get("result_url"),
-        )
-        for node in root
-    ]

@@ -296,13 +296,24 @@ def check_idempotency_key(key: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DueRef:
-    """A due message as the ``Due`` index lists it: enough to claim it."""
+    """A due message as the outbox lists it: enough to claim it."""
 
     message_id: str
     to: str
     from_: str
-    due_sk: str
-    """Its position in the index; a claim succeeds only while it is unchanged."""
+    due_at: datetime
+    """When it came due as listed; a claim succeeds only while this is unchanged."""
+
+
+@dataclass(frozen=True, slots=True)
+class DueCursor:
+    """Where the next page of due messages starts (after this message in due order).
+
+    Opaque to the dispatcher, which only hands it back to the outbox that made it.
+    """
+
+    due_at: datetime
+    message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +321,7 @@ class DuePage:
     """Due messages in due order, and where the next page starts (None: no more)."""
 
     items: list[DueRef]
-    next_position: dict[str, Any] | None
+    next_position: DueCursor | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,5 +331,5 @@ class Claim:
     message: Message
     schedule: Schedule
     token: str
-    claimed_at: str
+    claimed_at: datetime | None
     attempts: int

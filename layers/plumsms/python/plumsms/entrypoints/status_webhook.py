@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from plumsms.adapters.dynamodb.statuses import DynamoStatusLog
-from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.domain.callbacks import StatusCallback, callback_fields, parse_ref
 from plumsms.domain.models import Status
-from plumsms.domain.status import ChangePublisher, StatusChange
+from plumsms.domain.status import StatusChange
 from plumsms.entrypoints.webhooks import (
     form_fields,
     json_document,
@@ -40,14 +38,6 @@ OUTCOME_METRICS: dict[str, str] = {
 }
 """Delivery outcome -> the count metric emitted when a message reaches it."""
 QUEUE_TO_FINAL_METRIC = "QueueToFinalSeconds"
-
-
-# -- wiring (once per cold start) ---------------------------------------------------------
-
-
-def status_service(store: DynamoMessageStore, publisher: ChangePublisher) -> StatusService:
-    """The status use case on ``store``'s table."""
-    return StatusService(log=DynamoStatusLog.from_store(store), publisher=publisher)
 
 
 # -- the route ----------------------------------------------------------------------------

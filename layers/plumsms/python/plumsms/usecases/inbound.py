@@ -17,7 +17,6 @@ from plumsms.domain.guards import (
 )
 from plumsms.domain.keywords import KeywordKind
 from plumsms.domain.models import (
-    HistoryEntry,
     InboundSms,
     Message,
     MessageType,
@@ -25,6 +24,7 @@ from plumsms.domain.models import (
     Reply,
     Status,
     derived_id,
+    new_message,
     utc_now,
 )
 from plumsms.domain.phone import plum_from_digits, plum_to_digits
@@ -173,20 +173,19 @@ class InboundService:
         self, inbound: InboundSms, now: datetime, unanswered: Unanswered | None
     ) -> Message:
         info = segments.analyze(inbound.body)
-        return Message(
-            id=inbound.sms_message_id,
+        return new_message(
+            inbound.sms_message_id,
+            MessageType.INBOUND,
             sms_message_id=inbound.sms_message_id,
-            type=MessageType.INBOUND,
             to=inbound.to,
             from_=inbound.from_,
             body=inbound.body,
             status=Status.RECEIVED,
-            created_at=now,
-            updated_at=now,
+            at=now,
+            source=SOURCE,
             segments=info.segments,
             encoding=info.encoding,
             unanswered=unanswered,
-            history=[HistoryEntry(status=Status.RECEIVED, at=now, source=SOURCE)],
         )
 
     def _reply_message(
@@ -194,19 +193,18 @@ class InboundService:
     ) -> Message:
         reply_id = derived_id(inbound.sms_message_id, "reply", index)
         info = segments.analyze(reply.body)
-        return Message(
-            id=reply_id,
-            type=MessageType.REPLY,
+        return new_message(
+            reply_id,
+            MessageType.REPLY,
             to=reply.to,
             from_=reply.from_,
             body=reply.body,
             status=Status.QUEUED,
-            created_at=now,
-            updated_at=now,
+            at=now,
+            source=SOURCE,
             result_url=self._status_url(reply_id),
             segments=info.segments,
             encoding=info.encoding,
-            history=[HistoryEntry(status=Status.QUEUED, at=now, source=SOURCE)],
         )
 
     @staticmethod

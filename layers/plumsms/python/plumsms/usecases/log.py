@@ -11,16 +11,17 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from plumsms.domain.models import Message, OptOut, Status, utc_now
 from plumsms.domain.paging import CursorCodec, Scope
-from plumsms.domain.queries import MAX_PAGE_SIZE, MessageQuery, Page
+from plumsms.domain.queries import MAX_PAGE_SIZE, MessageQuery
+from plumsms.usecases.ports import MessageLog
 
 Order = Literal["asc", "desc"]
 
@@ -38,29 +39,6 @@ MAX_CHART_ITEMS = 20_000
 """Most messages one chart request reads; older days of a busier window show as partial."""
 
 STATUS_ORDER = tuple(s.value for s in Status)
-
-
-class MessageLog(Protocol):
-    """What the log use cases need from the message store."""
-
-    def get(self, message_id: str) -> Message:
-        """The message, or ``NotFound``."""
-
-    def list_messages(self, query: MessageQuery) -> Page:
-        """One page of messages matching ``query``."""
-
-    def iter_messages(self, query: MessageQuery) -> Iterator[tuple[Message, str]]:
-        """Every matching message in order, with its position, fetched lazily."""
-
-    def iter_statuses(
-        self, start: datetime, end: datetime, page_size: int = 1000
-    ) -> Iterator[tuple[datetime, str]]:
-        """``(created_at, status)`` of messages created in the window, newest first."""
-
-    def list_opt_outs(
-        self, limit: int, order: Order = "desc", after: str | None = None
-    ) -> tuple[list[OptOut], str | None]:
-        """One page of opt-outs and the next page's position."""
 
 
 class ExportFormat(StrEnum):

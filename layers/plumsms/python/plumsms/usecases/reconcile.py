@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from plumsms.domain.errors import PlumNotConfigured
 from plumsms.domain.models import Message, Status, utc_now
@@ -33,9 +33,9 @@ from plumsms.domain.plum import (
     PlumSmsResource,
     Unauthorized,
 )
-from plumsms.domain.queries import MessageQuery, Page
+from plumsms.domain.queries import MessageQuery
 from plumsms.domain.status import StatusChange
-from plumsms.usecases.ports import Clock
+from plumsms.usecases.ports import Clock, MessageLister
 from plumsms.usecases.status import STATUS_SOURCE, Outcome, StatusResult, StatusService
 
 IN_FLIGHT = (Status.QUEUED, Status.SENT)
@@ -48,18 +48,6 @@ CONVERSATION_WINDOW = timedelta(hours=1)
 """Where to look for a message without Plum's id: queued from a little before it was
 created (clocks differ) to an hour after."""
 _log = logging.getLogger(__name__)
-
-
-class MessageLister(Protocol):
-    """Lists messages by status and creation time (the message store)."""
-
-    def list_messages(self, query: MessageQuery) -> Page:
-        """One page of messages matching ``query``."""
-        ...
-
-    def get_by_plum_id(self, sms_message_id: str) -> Message | None:
-        """The message Plum knows as ``sms_message_id``, if we have it."""
-        ...
 
 
 @dataclass(slots=True)

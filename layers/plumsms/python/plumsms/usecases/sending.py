@@ -8,17 +8,16 @@ publisher that hears of every ``cancelled`` and ``suppressed``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from plumsms.domain.errors import Conflict, PlumSmsError, ValidationFailed
 from plumsms.domain.models import (
-    HistoryEntry,
     Message,
     MessageType,
     Status,
+    new_message,
     new_message_id,
     utc_now,
 )
@@ -33,63 +32,9 @@ from plumsms.domain.sending import (
     plan_send,
 )
 from plumsms.domain.status import ChangePublisher, change_to
-from plumsms.usecases.ports import Clock
+from plumsms.usecases.ports import Clock, DispatchTrigger, PendingMessages, SendingOutbox
 
 SOURCE = "api"
-
-
-class PendingMessages(Protocol):
-    """Finding and suppressing a number's pending messages."""
-
-    def pending_for(self, number: str) -> list[str]:
-        """Ids of the scheduled messages to ``number``."""
-
-    def suppress(self, message_id: str, now: datetime, source: str) -> Message | None:
-        """``scheduled -> suppressed``; the message as written, None if no longer pending."""
-
-
-class SendingOutbox(PendingMessages, Protocol):
-    """The part of the outbox the API's use cases need."""
-
-    def create(
-        self,
-        message: Message,
-        schedule: Schedule,
-        idempotency: IdempotencyRecord | None = None,
-        now_epoch: int = 0,
-    ) -> IdempotencyRecord | None:
-        """Store a new message (with its idempotency record); the record if the key is taken."""
-
-    def get_idempotency(self, key: str, now_epoch: int) -> IdempotencyRecord | None:
-        """The live idempotency record of ``key``."""
-
-    def get(self, message_id: str) -> tuple[Message, Schedule]:
-        """A message and its schedule, or ``NotFound``."""
-
-    def opted_out(self, numbers: Iterable[str]) -> set[str]:
-        """Which numbers opted out."""
-
-    def cancel(self, message_id: str, now: datetime, source: str = "api") -> Message:
-        """``scheduled -> cancelled`` (the message as written), or ``Conflict``."""
-
-    def edit(
-        self,
-        message_id: str,
-        now: datetime,
-        *,
-        due: datetime | None = None,
-        body: str | None = None,
-        segments: int | None = None,
-        encoding: str | None = None,
-    ) -> Message:
-        """Move or edit a scheduled message, or ``Conflict``."""
-
-
-class DispatchTrigger(Protocol):
-    """Wakes the dispatcher now (asynchronously; it must not wait for the sends)."""
-
-    def __call__(self) -> None:
-        """Ask for a dispatcher run soon."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,19 +95,18 @@ class SendingService:
                 return self._replay(existing, fingerprint)
         plan = plan_send(request, now, self._sms_numbers())
         self._refuse_opted_out(request)
-        message = Message(
-            id=new_message_id(),
-            type=MessageType.OUTBOUND,
+        message = new_message(
+            new_message_id(),
+            MessageType.OUTBOUND,
             to=plan.to,
             from_=plan.from_,
             body=plan.body,
             status=Status.SCHEDULED,
-            created_at=now,
-            updated_at=now,
+            at=now,
+            source=SOURCE,
             send_at=plan.due,
             segments=plan.segments,
             encoding=plan.encoding,
-            history=[HistoryEntry(status=Status.SCHEDULED, at=now, source=SOURCE)],
         )
         schedule = plan.schedule
         if schedule.recurrence is not None:

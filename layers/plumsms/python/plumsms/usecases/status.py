@@ -11,81 +11,18 @@ Every status change goes to the change publisher.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 from plumsms.domain import status
 from plumsms.domain.callbacks import StatusCallback
 from plumsms.domain.errors import NotFound
 from plumsms.domain.models import HistoryEntry, Message, utc_now
-from plumsms.usecases.ports import Clock
+from plumsms.usecases.ports import AppliedWrite, Clock, StatusLog
 
 CALLBACK_SOURCE = "plum-callback"
 STATUS_SOURCE = "plum-status"
 """``source`` of history entries from Result URL callbacks and from ``sms/status``."""
-
-
-class AppliedWrite(Protocol):
-    """What a status write did."""
-
-    @property
-    def before(self) -> Message:
-        """The message as last read, before the write."""
-        ...
-
-    @property
-    def plan(self) -> status.Plan:
-        """The write the domain planned on it."""
-        ...
-
-    @property
-    def change(self) -> status.StatusChange | None:
-        """The status change made, if the status moved."""
-        ...
-
-
-class Advance(Protocol):
-    """What an attempt to move a message without reading it first found."""
-
-    @property
-    def applied(self) -> AppliedWrite | None:
-        """The move written, if the report moved the message."""
-        ...
-
-    @property
-    def current(self) -> Message | None:
-        """Otherwise the message as it is (None: no such message)."""
-        ...
-
-
-class StatusLog(Protocol):
-    """The part of the message store the status flow uses."""
-
-    def find(self, message_id: str) -> Message | None:
-        """A message by our id (read-after-write consistent)."""
-        ...
-
-    def find_by_plum_id(self, sms_message_id: str) -> Message | None:
-        """A message by Plum's id."""
-        ...
-
-    def advance(self, message_id: str, entry: HistoryEntry, plum_id: str | None) -> Advance:
-        """Move a message to ``entry``'s status in one conditional write, if it moves it."""
-        ...
-
-    def apply(self, message: Message, decide: Callable[[Message], status.Plan]) -> AppliedWrite:
-        """Plan on ``message`` and write the plan conditionally, re-planning on races."""
-        ...
-
-    def keep_orphan(self, sms_message_id: str, entry: HistoryEntry, ref: str | None) -> bool:
-        """Keep a report for an unknown message; False if that status was kept before."""
-        ...
-
-    def attach_orphans(self, message_id: str, sms_message_id: str) -> AppliedWrite | None:
-        """Fold reports kept for ``sms_message_id`` into the message; None if there were none."""
-        ...
 
 
 class Outcome(StrEnum):

@@ -30,11 +30,18 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from plumsms.adapters.dynamodb import codec, keys, sharding
-from plumsms.adapters.dynamodb.errors import store_errors
+from plumsms.adapters.dynamodb.errors import condition_failed, store_errors
 from plumsms.adapters.dynamodb.store import plum_id_known
 from plumsms.domain.errors import Conflict, NotFound
 from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut, Status
-from plumsms.domain.sending import Claim, DuePage, DueRef, IdempotencyRecord, Schedule
+from plumsms.domain.sending import (
+    Claim,
+    DueCursor,
+    DuePage,
+    DueRef,
+    IdempotencyRecord,
+    Schedule,
+)
 
 OPTED_OUT = "recipient opted out"
 
@@ -118,10 +125,6 @@ def _status_values(status: str, now: datetime, source: str, message_id: str) -> 
     }
 
 
-def _condition_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
 def _old_row(exc: ClientError) -> dict[str, Any]:
     old: Any = exc.response.get("Item")
     return codec.deserialize(old) if old else {}
@@ -188,8 +191,7 @@ class DynamoOutbox:
             try:
                 self.client.transact_write_items(TransactItems=[{"Put": put}, {"Put": record}])  # type: ignore[typeddict-item]
             except ClientError as exc:
-                reasons: Any = exc.response.get("CancellationReasons", [])
-                if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+                if condition_failed(exc, in_transaction=slice(1, 2)):
                     existing = self.get_idempotency(idempotency.key, now_epoch)
                     if existing is not None:
                         return existing
@@ -228,7 +230,7 @@ class DynamoOutbox:
                     **expression(ConditionExpression="attribute_not_exists(#id)"),
                 )
             except ClientError as exc:
-                if _condition_failed(exc):
+                if condition_failed(exc):
                     return False
                 raise
         return True
@@ -269,7 +271,7 @@ class DynamoOutbox:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise
                 old = _old_row(exc)
                 if not old:
@@ -365,18 +367,18 @@ class DynamoOutbox:
                     ConditionExpression=f"attribute_not_exists({keys.PK})",
                 )
             except ClientError as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise
 
     # -- the dispatcher's moves --------------------------------------------------------
 
-    def due(self, now: datetime, limit: int, after: dict[str, Any] | None = None) -> DuePage:
+    def due(self, now: datetime, limit: int, after: DueCursor | None = None) -> DuePage:
         """Messages due at ``now``, oldest due first across the ``Due`` index's shards.
 
         One Query per shard (in parallel), merged by due time; ``after`` is the
         ``next_position`` of the previous page.
         """
-        low = str(after["after"]) if after else None
+        low = keys.time_sort_key(after.due_at, after.message_id) if after else None
         condition = "#due_pk = :pk AND #due_sk < :bound"
         # "~" sorts after "#", so every "<now>#<id>" is below the bound.
         values: dict[str, Any] = {":bound": {"S": keys.timestamp(now) + "~"}}
@@ -398,11 +400,11 @@ class DynamoOutbox:
             self.client, requests, keys.DUE_SK, descending=False, operation="query due messages"
         )
         items = [
-            DueRef(str(row["id"]), str(row["to"]), str(row["from"]), str(row[keys.DUE_SK]))
+            DueRef(str(row["id"]), str(row["to"]), str(row["from"]), _due_at(row))
             for _, row in zip(range(limit), rows, strict=False)
         ]
-        position = {"after": items[-1].due_sk} if len(items) == limit else None
-        return DuePage(items, position)
+        last = items[-1] if len(items) == limit else None
+        return DuePage(items, DueCursor(last.due_at, last.message_id) if last else None)
 
     def claim(
         self,
@@ -415,7 +417,7 @@ class DynamoOutbox:
         """``scheduled -> sending`` if still due as listed; None when someone was first."""
         values = _status_values(Status.SENDING, now, "dispatcher", ref.message_id) | {
             ":scheduled": {"S": Status.SCHEDULED},
-            ":due_sk": {"S": ref.due_sk},
+            ":due_sk": {"S": keys.time_sort_key(ref.due_at, ref.message_id)},
             ":token": {"S": token},
             ":check": {"S": keys.timestamp(check_after)},
         }
@@ -435,7 +437,7 @@ class DynamoOutbox:
                     ReturnValues="ALL_NEW",
                 )
             except ClientError as exc:
-                if _condition_failed(exc):
+                if condition_failed(exc):
                     return None
                 raise
         return _claim_from(codec.deserialize(response["Attributes"]))
@@ -456,7 +458,7 @@ class DynamoOutbox:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if not _condition_failed(exc):
+                if not condition_failed(exc):
                     raise
                 return _old_row(exc)
         return None
@@ -533,7 +535,7 @@ class DynamoOutbox:
                     ReturnValues="ALL_NEW",
                 )
             except ClientError as exc:
-                if _condition_failed(exc):
+                if condition_failed(exc):
                     return None
                 raise
         return codec.message_from_item(codec.deserialize(response["Attributes"]))
@@ -572,11 +574,17 @@ class DynamoOutbox:
         return Claim(claim.message, claim.schedule, token, claim.claimed_at, claim.attempts)
 
 
+def _due_at(row: dict[str, Any]) -> datetime:
+    # The sort key is "<due time>#<id>", the time fixed-width (keys.timestamp).
+    return datetime.fromisoformat(str(row[keys.DUE_SK]).split("#", 1)[0])
+
+
 def _claim_from(row: dict[str, Any]) -> Claim:
+    claimed_at = row.get(CLAIMED_AT)
     return Claim(
         message=codec.message_from_item(row),
         schedule=Schedule.from_json(row.get(SCHEDULE_ATTR)),
         token=str(row.get(CLAIM_TOKEN, "")),
-        claimed_at=str(row.get(CLAIMED_AT, "")),
+        claimed_at=datetime.fromisoformat(str(claimed_at)) if claimed_at else None,
         attempts=int(row.get(ATTEMPTS, 0)),
     )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from plumsms.adapters.dynamodb import codec, keys
-from plumsms.adapters.dynamodb.errors import store_errors
+from plumsms.adapters.dynamodb.errors import condition_failed, store_errors
 from plumsms.domain.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class DynamoSlotBook:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
                 old: Any = exc.response.get("Item") or {}
                 value = old.get(NEXT_AT, {}).get("N")

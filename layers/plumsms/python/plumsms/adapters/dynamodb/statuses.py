@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from plumsms.adapters.dynamodb import codec, keys
-from plumsms.adapters.dynamodb.errors import store_errors
+from plumsms.adapters.dynamodb.errors import condition_failed, store_errors
 from plumsms.adapters.dynamodb.store import (
     DynamoMessageStore,
     default_client,
@@ -175,7 +175,7 @@ class DynamoStatusLog:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
                 item: Any = exc.response.get("Item")  # the item as it is, with the failure
                 return Advanced(
@@ -238,7 +238,7 @@ class DynamoStatusLog:
             try:
                 call(**request)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                if condition_failed(exc):
                     return False
                 raise
         return True
@@ -322,25 +322,6 @@ class DynamoStatusLog:
             ExpressionAttributeValues={":count": {"N": str(len(reports))}},
         )
         return applied
-
-
-def attach_orphans(
-    store: DynamoMessageStore,
-    message_id: str,
-    sms_message_id: str,
-    publisher: status.ChangePublisher | None = None,
-) -> status.StatusChange | None:
-    """Apply the callbacks that arrived for ``sms_message_id`` before its message was known.
-
-    For the dispatcher: call it right after recording the ``sms_message_id`` Plum gave
-    message ``message_id``. Costs one GetItem when there is nothing to attach (the usual
-    case). Returns the status change it made (also handed to ``publisher``), if any.
-    """
-    applied = DynamoStatusLog.from_store(store).attach_orphans(message_id, sms_message_id)
-    change = applied.change if applied is not None else None
-    if change is not None and publisher is not None:
-        publisher.publish([change])
-    return change
 
 
 def _entries(entries: Iterable[HistoryEntry]) -> dict[str, Any]:

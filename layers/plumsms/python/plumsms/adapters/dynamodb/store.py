@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from plumsms.adapters.dynamodb import codec, keys, sharding
 from plumsms.adapters.dynamodb.codec import Item
-from plumsms.adapters.dynamodb.errors import store_errors
+from plumsms.adapters.dynamodb.errors import condition_failed, store_errors
 from plumsms.domain.errors import ConcurrentUpdate, DuplicateInbound, NotFound
 from plumsms.domain.guards import PeerState
 from plumsms.domain.models import Message, OptOut
@@ -96,9 +96,6 @@ class DynamoMessageStore:
         self.client = client or default_client()
         self.retention = retention
 
-    def _message_row(self, message: Message) -> dict[str, Any]:
-        return codec.serialize(codec.message_item(message, self.retention))
-
     # -- inbound ------------------------------------------------------------------------
 
     def record_inbound(
@@ -169,9 +166,9 @@ class DynamoMessageStore:
                 }
                 self.client.transact_write_items(TransactItems=[first, *others])  # type: ignore[list-item]
             except ClientError as exc:
-                if _is_condition_failure(exc):
+                if condition_failed(exc, in_transaction=slice(0, 1)):
                     raise DuplicateInbound(self.earlier_answer(inbound.id) or b"") from exc
-                if _is_later_condition_failure(exc):
+                if condition_failed(exc, in_transaction=slice(1, None)):
                     raise ConcurrentUpdate("reply counters changed; read them again") from exc
                 raise
 
@@ -197,7 +194,7 @@ class DynamoMessageStore:
                 ConditionExpression=f"attribute_not_exists({keys.PK})",
             )
         except ClientError as exc:
-            if not _is_condition_failure(exc):
+            if not condition_failed(exc, in_transaction=slice(0, 1)):
                 raise
             return False
         return True
@@ -218,15 +215,6 @@ class DynamoMessageStore:
         return bytes(stored) if stored else build_reply([])
 
     # -- single messages ----------------------------------------------------------------
-
-    def put_message(self, message: Message) -> None:
-        """Store a new message; it must not exist yet."""
-        with store_errors("put message"):
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=codec.serialize(codec.message_item(message, self.retention)),
-                ConditionExpression=f"attribute_not_exists({keys.PK})",
-            )
 
     def get(self, message_id: str) -> Message:
         """The message with our id ``message_id``; ``NotFound`` otherwise."""
@@ -505,21 +493,3 @@ def _just_below(position: str) -> str:
     every ASCII byte, so nothing stored lies strictly between the result and ``position``.
     """
     return position[:-1] + chr(ord(position[-1]) - 1) + "\U0010ffff"
-
-
-def _is_later_condition_failure(exc: ClientError) -> bool:
-    """A transaction cancelled by the condition of an item other than the first."""
-    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return False
-    reasons = exc.response.get("CancellationReasons", [])
-    return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:])
-
-
-def _is_condition_failure(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = exc.response.get("CancellationReasons", [])
-        return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
-    return False

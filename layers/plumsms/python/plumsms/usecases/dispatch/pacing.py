@@ -1,5 +1,8 @@
 """Pacing: each sender's sends spread at its rate, within one run and across all runs.
 
+Times here are seconds (monotonic within a run, Unix time in the shared book): slots are
+arithmetic, and a float is the clock's own unit.
+
 ``RateLimiter`` paces the sends of one dispatcher run (its threads share it): slots are
 booked in due order, so each sender's sends leave evenly spaced, and no slot is booked
 past the run's deadline. Several runs at once (the minute tick, send-now invokes,
@@ -15,26 +18,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from itertools import zip_longest
+from typing import TYPE_CHECKING
 
-
-class Pacer(Protocol):
-    """What the dispatcher paces its sends with."""
-
-    def reserve(self, key: str, deadline: float | None = None) -> float | None:
-        """Book ``key``'s next local slot (monotonic seconds); None past ``deadline``."""
-
-    def wait_until(self, key: str, slot: float) -> bool:
-        """Sleep until the send may start; False when it may not start in this run."""
-
-
-class SlotBook(Protocol):
-    """Send slots shared by every dispatcher (``DynamoSlotBook`` implements it)."""
-
-    def book(self, number: str, deadline: float) -> tuple[float | None, float]:
-        """Book ``number``'s next slot (wall clock) unless it starts after ``deadline``;
-        returns the slot (or None) and the sender's next free slot after this call."""
+if TYPE_CHECKING:
+    from plumsms.domain.sending import DueRef
+    from plumsms.usecases.ports import SlotBook
 
 
 class RateLimiter:
@@ -88,14 +78,6 @@ class RateLimiter:
             self._sleep(delay)
         return True
 
-    def acquire(self, key: str, deadline: float | None = None) -> bool:
-        """Book the next slot and wait for it; False (at once) past ``deadline``."""
-        slot = self.reserve(key, deadline)
-        if slot is None:
-            return False
-        self.wait_until(key, slot)
-        return True
-
 
 class SharedPacer:
     """A run's ``RateLimiter`` in front of the slot book all runs share."""
@@ -139,3 +121,17 @@ class SharedPacer:
         if delay > 0:
             self._sleep(delay)
         return True
+
+
+def by_sender_in_turn(refs: Sequence[DueRef]) -> list[DueRef]:
+    """Due messages taken one sender at a time, each sender's in due order.
+
+    Each sender is paced on its own; in plain due order a run of one sender's messages
+    would hold every worker waiting for that sender's slots while the others' slots
+    went by unused.
+    """
+    queues: dict[str, list[DueRef]] = {}
+    for ref in refs:
+        queues.setdefault(ref.from_, []).append(ref)
+    turns = zip_longest(*queues.values())
+    return [ref for turn in turns for ref in turn if ref is not None]

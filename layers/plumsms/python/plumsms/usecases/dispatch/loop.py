@@ -1,0 +1,182 @@
+"""The run loop: page through the due messages, claim each, wait for its slot, send it."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from plumsms.domain.errors import ValidationFailed
+from plumsms.domain.models import Status, utc_now
+from plumsms.domain.plum import PlumError, PlumGateway, Unauthorized, UnsubscribedRecipient
+from plumsms.domain.sending import Claim, DueCursor, DueRef
+from plumsms.domain.status import ChangePublisher, change_to
+from plumsms.usecases.dispatch.outcomes import Outcomes, reason
+from plumsms.usecases.dispatch.pacing import RateLimiter, by_sender_in_turn
+from plumsms.usecases.dispatch.recovery import Recovery
+from plumsms.usecases.dispatch.run import DispatchConfig, DispatchReport, Run
+from plumsms.usecases.ports import Clock, DispatchOutbox, Pacer
+
+_log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Sends due messages through a ``PlumGateway``; one instance per cold start."""
+
+    def __init__(
+        self,
+        *,
+        outbox: DispatchOutbox,
+        plum: Callable[[], PlumGateway],
+        result_url: Callable[[str], str | None],
+        config: DispatchConfig | None = None,
+        clock: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        draw: Callable[[], float] = random.random,
+        log: Any = None,
+        publisher: ChangePublisher | None = None,
+        pacer: Callable[[], Pacer] | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._pacer = pacer
+        self._plum = plum
+        self._result_url = result_url
+        self.config = config or DispatchConfig()
+        self._clock = clock
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._log = log if log is not None else _log
+        self._outcomes = Outcomes(outbox, self.config, clock, draw, publisher)
+        self._recovery = Recovery(outbox, self._outcomes, self.config, clock, self._log)
+
+    def run(self, remaining_ms: Callable[[], int]) -> DispatchReport:
+        """Reconcile stale claims, then send due messages while time allows."""
+        config = self.config
+        run = Run(
+            plum_provider=self._plum,
+            remaining_ms=remaining_ms,
+            limiter=self._pacer()
+            if self._pacer is not None
+            else RateLimiter(config.rate_per_second, self._monotonic, self._sleep),
+            report=DispatchReport(),
+            margin_seconds=config.margin_for(remaining_ms() / 1000),
+            monotonic=self._monotonic,
+        )
+        self._recovery.recover(run)
+        with ThreadPoolExecutor(config.concurrency, thread_name_prefix="dispatch") as pool:
+            self._claim_loop(run, pool)
+        return run.report
+
+    def _claim_loop(self, run: Run, pool: ThreadPoolExecutor) -> None:
+        workers = threading.BoundedSemaphore(self.config.concurrency)
+        cursor: DueCursor | None = None
+        in_pass: list[Future[None]] = []
+        full: set[str] = set()  # senders with no slot left before the deadline
+        while run.may_claim():
+            try:
+                page = self._outbox.due(self._clock(), self.config.page(), cursor)
+                blocked = (
+                    self._outbox.opted_out({r.to for r in page.items}) if page.items else set()
+                )
+            except Exception:
+                # Nothing can be claimed safely without the list and its opt-outs; the
+                # claims already made finish, and the next run lists again.
+                run.report.add("errors")
+                run.report.stopped = run.report.stopped or "store"
+                self._log.exception("listing due messages failed")
+                return
+            submitted = 0
+            for ref in by_sender_in_turn(page.items):
+                slot: float | None = None
+                if ref.to not in blocked:
+                    if ref.from_ in full:
+                        continue
+                    if not run.plum_ready():
+                        return
+                    # Booked here, in due order, so each sender's sends leave evenly paced.
+                    slot = run.limiter.reserve(ref.from_, run.deadline())
+                    if slot is None:
+                        full.add(ref.from_)
+                        continue
+                if not self._free_worker(run, workers):
+                    return
+                future = pool.submit(self._deliver, run, ref, slot)
+                future.add_done_callback(lambda _: workers.release())
+                in_pass.append(future)
+                submitted += 1
+            cursor = page.next_position
+            if page.items and not submitted:
+                return  # every sender on this page is out of slots for this run
+            if cursor is None:
+                # End of the due messages: go round again only if this pass sent
+                # something (retries and new sends may have come due meanwhile).
+                wait(in_pass)
+                if not run.take_pass_claims():
+                    return
+                in_pass = []
+
+    @staticmethod
+    def _free_worker(run: Run, workers: threading.BoundedSemaphore) -> bool:
+        while run.may_claim():
+            if workers.acquire(timeout=0.2):
+                if run.may_claim():
+                    return True
+                workers.release()
+                return False
+        return False
+
+    def _deliver(self, run: Run, ref: DueRef, slot: float | None) -> None:
+        """Suppress (``slot`` None: opted out) or claim, wait for the slot, and send."""
+        try:
+            if slot is None:
+                suppressed = self._outbox.suppress(ref.message_id, self._clock(), "dispatcher")
+                if suppressed is not None:
+                    run.report.add("suppressed")
+                    self._outcomes.publish(change_to(suppressed, Status.SCHEDULED))
+                return
+            now = self._clock()
+            claim = self._outbox.claim(
+                ref,
+                uuid.uuid4().hex,
+                now,
+                now + self.config.stale_after,
+                self._result_url(ref.message_id),
+            )
+            if claim is None:
+                run.report.add("lost_race")
+                return
+            run.claimed()
+            run.report.add("claimed")
+            if not run.limiter.wait_until(ref.from_, slot) or run.halted.is_set():
+                # No shared slot left in this run, or credentials were refused meanwhile:
+                # hand it back untouched.
+                self._outcomes.retry_now(claim)
+                return
+            self._send(run, claim)
+        except Exception:
+            # The claim (if any) stays; a later run reconciles it with Plum.
+            run.report.add("errors")
+            self._log.exception(
+                "dispatch of a message failed", extra={"message_id": ref.message_id}
+            )
+
+    def _send(self, run: Run, claim: Claim) -> None:
+        message = claim.message
+        try:
+            resources = run.plum.queue(message.to, message.from_, message.body, message.result_url)
+        except UnsubscribedRecipient as exc:
+            self._outcomes.unsubscribed(run, claim, exc)
+        except Unauthorized as exc:
+            self._outcomes.unauthorized(run, claim, exc)
+        except PlumError as exc:
+            self._outcomes.plum_failed(run, claim, exc)
+        except ValidationFailed as exc:
+            self._outcomes.fail(run, claim, reason(exc))
+        else:
+            self._outcomes.sent(run, claim, [r.sms_message_id for r in resources])
