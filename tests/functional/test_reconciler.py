@@ -209,7 +209,7 @@ def test_the_plum_clients_backoff_is_the_setting(
         return 0.0
 
     monkeypatch.setattr(Retry, "get_backoff_time", record)
-    store.put_message(in_flight("c" * 32, "queued", timedelta(hours=1)))
+    put_message(store, in_flight("c" * 32, "queued", timedelta(hours=1)))
     # WHEN the reconciler's call to Plum is retried
     reconciler().invoke(scheduled_event())
     # THEN the client waited between retries only when the setting asked for it
