@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -270,6 +271,48 @@ def test_status_of_an_unknown_message_fails(sim: PlumSimulator) -> None:
     response = get(sim, "status.json", sms_message_id="f" * 32)
     assert response.status == 404
     assert failure_json(response) == "SMS message not found"
+
+
+@pytest.mark.parametrize(
+    ("service", "params"),
+    [
+        ("status.json", {"message_id": "f" * 32}),
+        ("messages.json", {"phone": "12025550123"}),
+        ("conversation.json", {"account_phone_number": "2435678910", "customer": "1202"}),
+    ],
+)
+def test_a_parameter_the_service_does_not_take_is_refused_not_ignored(
+    sim: PlumSimulator, service: str, params: dict[str, str]
+) -> None:
+    # GIVEN a client whose (inferred) parameter name differs from the simulator's reading
+    # WHEN it asks a GET service with it
+    response = get(sim, service, **params)
+    # THEN the simulator says which parameter it does not know, instead of ignoring the
+    # filter (which would answer unfiltered and hide the wrong guess)
+    assert response.status == 400
+    assert "unknown parameter" in failure_json(response)
+
+
+def test_the_bundles_client_uses_only_parameters_the_simulator_knows(sim: PlumSimulator) -> None:
+    # GIVEN the bundle's Plum client and the simulator's separate reading of the reference
+    from plumsms.adapters.plum.client import PlumClient  # noqa: PLC0415
+    from plumsms.domain.plum import PlumMessageQuery, PlumPageQuery  # noqa: PLC0415
+
+    client = PlumClient(sim.api_url, USER, PASSWORD, backoff_factor=0)
+    window = {
+        "offset": 1,
+        "limit": 60,
+        "sort": "asc",
+        "start": datetime(2026, 1, 1, tzinfo=UTC),
+        "end": datetime(2026, 1, 2, tzinfo=UTC),
+    }
+    # WHEN it uses every filter of sms/messages and sms/conversation
+    query = PlumMessageQuery(
+        type="outbound", number="+12025550123", number_side="customer", **window
+    )
+    # THEN the simulator takes them all (a drifted name would be a 400)
+    assert client.messages(query) == []
+    assert client.conversation("+12435678910", "+12025550123", PlumPageQuery(**window)) == []
 
 
 def _seed_log(sim: PlumSimulator, clock: Clock) -> None:

@@ -13,32 +13,34 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
-from plumsms.adapters.plum.client import QUERY_PARAMETERS as _CLIENT_NAMES
 from plumsms.domain.phone import plum_from_digits, plum_to_digits
 
 QUERY_PARAMS: Final = MappingProxyType(
     {
         # sms/status
-        "message_id": _CLIENT_NAMES["sms_message_id"],
+        "message_id": "sms_message_id",
         # sms/messages (the documented order: skip, max, sort, start, end, type,
         # phone number, which side that number is on)
-        "skip": _CLIENT_NAMES["offset"],
-        "max": _CLIENT_NAMES["limit"],
-        "sort": _CLIENT_NAMES["sort"],
-        "start": _CLIENT_NAMES["start"],
-        "end": _CLIENT_NAMES["end"],
-        "type": _CLIENT_NAMES["type"],
-        "phone_number": _CLIENT_NAMES["number"],
-        "number_side": _CLIENT_NAMES["number_side"],
+        "skip": "offset",
+        "max": "limit",
+        "sort": "sort",
+        "start": "start",
+        "end": "end",
+        "type": "type",
+        "phone_number": "phone_number",
+        "number_side": "phone_number_type",
         # sms/conversation (plus skip, max, sort, start and end above)
-        "account_number": _CLIENT_NAMES["account_number"],
-        "customer_number": _CLIENT_NAMES["customer_number"],
+        "account_number": "account_phone_number",
+        "customer_number": "customer_phone_number",
     }
 )
 """Meaning -> query parameter name of the GET services.
 
-The names are inferred; the bundle's Plum client holds the one list of them
-(``plumsms.adapters.plum.client.QUERY_PARAMETERS``), so client and simulator agree.
+The names are inferred, and this is the simulator's own reading of Plum's reference,
+written apart from the bundle's client (``plumsms.adapters.plum.client.QUERY_PARAMETERS``)
+on purpose: a simulator that imported the client's guesses could never catch a wrong
+one. The simulator refuses any parameter it does not know (400), so a client whose
+names drift from these fails the contract tests.
 """
 
 LIMIT_MIN: Final = 50

@@ -62,13 +62,35 @@ def _required_number(params: Mapping[str, str], meaning: str) -> str:
     return number
 
 
+_PAGING = ("skip", "max", "sort", "start", "end")
+_KNOWN = {
+    "status": ("message_id",),
+    "messages": (*_PAGING, "type", "phone_number", "number_side"),
+    "conversation": (*_PAGING, "account_number", "customer_number"),
+}
+
+
+def _only_known(params: Mapping[str, str], service: str) -> None:
+    """Refuse a parameter the service does not take: a client whose inferred names drift
+    from the simulator's own reading would otherwise see its filters silently ignored."""
+    known = {QUERY_PARAMS[meaning] for meaning in _KNOWN[service]}
+    for name in params:
+        if name not in known:
+            raise PlumFailure(
+                FailureKind.BAD_REQUEST,
+                inferred.INVALID_PARAMETER_TEMPLATE.format(name=name, rule="unknown parameter"),
+            )
+
+
 def message_id(params: Mapping[str, str]) -> str:
     """The ``sms_message_id`` asked for by ``sms/status``."""
+    _only_known(params, "status")
     return params.get(QUERY_PARAMS["message_id"], "")
 
 
 def message_query(params: Mapping[str, str], conversation: bool = False) -> MessageQuery:
     """Parse paging and filters; raises ``PlumFailure`` naming the bad parameter."""
+    _only_known(params, "conversation" if conversation else "messages")
     default_sort = (
         inferred.CONVERSATION_DEFAULT_SORT if conversation else inferred.MESSAGES_DEFAULT_SORT
     )
