@@ -44,9 +44,8 @@ from tests.mutation.runner import (
     warm_up,
 )
 
-# keywords.py is being rewritten (opt-out intent); it rejoins the default set after that.
 # The dispatcher's modules are run by name until their scores are measured and listed.
-DEFAULT_EXCLUDED = ("keywords", *BEYOND_DOMAIN)
+DEFAULT_EXCLUDED = BEYOND_DOMAIN
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "modules",
         nargs="*",
-        help="domain modules or usecases.dispatch.pacing|recovery (default: domain but keywords)",
+        help="domain modules or usecases.dispatch.pacing|recovery (default: every domain module)",
     )
     parser.add_argument("--sample", type=int, help="run N mutants drawn at random")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
