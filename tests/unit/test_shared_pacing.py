@@ -1,0 +1,153 @@
+"""Pacing across runs: a run's local limiter in front of the slot book every run shares,
+with the wall and monotonic clocks apart (they never agree in a real Lambda)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from plumsms.usecases.dispatch.pacing import RateLimiter, SharedPacer
+
+OFFSET = 1_700_000_000.0
+"""Wall time minus monotonic time in these tests."""
+
+
+class Clocks:
+    """A monotonic and a wall clock ``OFFSET`` apart; sleeping moves both."""
+
+    def __init__(self) -> None:
+        self.mono = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def wall(self) -> float:
+        return self.mono + OFFSET
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.mono += seconds
+
+
+class Book:
+    """An in-memory slot book with the ``SlotBook`` contract, recording its calls."""
+
+    def __init__(self, clocks: Clocks, interval: float) -> None:
+        self.clocks = clocks
+        self.interval = interval
+        self.next: dict[str, float] = {}
+        self.calls: list[tuple[str, float]] = []
+
+    def book(self, number: str, deadline: float) -> tuple[float | None, float]:
+        self.calls.append((number, deadline))
+        slot = max(self.clocks.wall(), self.next.get(number, -math.inf))
+        if slot > deadline:
+            return None, self.next.get(number, slot)
+        self.next[number] = slot + self.interval
+        return slot, self.next[number]
+
+
+def pacer(rate: float = 1.0) -> tuple[SharedPacer, Book, Clocks]:
+    clocks = Clocks()
+    book = Book(clocks, 1 / rate)
+    local = RateLimiter(rate, clocks.monotonic, clocks.sleep)
+    shared = SharedPacer(
+        local, book, wall=clocks.wall, monotonic=clocks.monotonic, sleep=clocks.sleep
+    )
+    return shared, book, clocks
+
+
+def test_the_shared_book_is_asked_with_the_runs_deadline_in_wall_time() -> None:
+    # GIVEN a run whose deadline is 30 s from now on the monotonic clock
+    shared, book, clocks = pacer()
+    slot = shared.reserve("+1", deadline=clocks.mono + 30)
+    assert slot == clocks.mono
+    # WHEN its worker waits for the slot
+    assert shared.wait_until("+1", slot) is True
+    # THEN the book got the same deadline on the wall clock
+    assert book.calls == [("+1", 100.0 + 30 + OFFSET)]
+
+
+def test_without_a_deadline_the_book_is_asked_with_a_far_one() -> None:
+    shared, book, _ = pacer()
+    slot = shared.reserve("+1")
+    assert slot is not None and shared.wait_until("+1", slot)
+    assert book.calls == [("+1", 1e12)]
+
+
+def test_a_later_shared_slot_is_slept_until_and_a_past_one_not() -> None:
+    # GIVEN another run that booked this sender's next two seconds
+    shared, book, clocks = pacer()
+    book.next["+1"] = clocks.wall() + 2.0
+    # WHEN this run sends from it
+    slot = shared.reserve("+1", deadline=clocks.mono + 30)
+    assert slot is not None and shared.wait_until("+1", slot)
+    # THEN it slept exactly until the shared slot
+    assert clocks.slept == [pytest.approx(2.0)]
+    # AND a sender with a free book sends at once
+    other = shared.reserve("+2", deadline=clocks.mono + 30)
+    assert other is not None and shared.wait_until("+2", other)
+    assert clocks.slept == [pytest.approx(2.0)]
+
+
+def test_no_shared_slot_before_the_deadline_means_no_send_and_no_more_local_slots() -> None:
+    # GIVEN other runs that booked this sender for the next minute, and a 10-s deadline
+    shared, book, clocks = pacer()
+    book.next["+1"] = clocks.wall() + 60
+    slot = shared.reserve("+1", deadline=clocks.mono + 10)
+    assert slot is not None
+    # WHEN the worker waits for it
+    sent = shared.wait_until("+1", slot)
+    # THEN it may not send, slept nothing, and the run books no local slot before the
+    # shared book's next free one (a minute away, past the deadline)
+    assert sent is False and clocks.slept == []
+    assert shared.reserve("+1", deadline=clocks.mono + 10) is None
+    assert shared.reserve("+1", deadline=clocks.mono + 61) == pytest.approx(clocks.mono + 60)
+
+
+def test_other_runs_bookings_push_this_runs_schedule_back() -> None:
+    # GIVEN a run at 1 msg/s, and another run that has booked the sender's next 5 s
+    shared, book, clocks = pacer()
+    book.next["+1"] = clocks.wall() + 5
+    first = shared.reserve("+1", deadline=clocks.mono + 30)
+    assert first is not None and shared.wait_until("+1", first)
+    # WHEN this run books its next slot
+    second = shared.reserve("+1", deadline=clocks.mono + 30)
+    # THEN it is after the shared slot it just used, not one local interval after 0
+    assert second == pytest.approx(100.0 + 6)
+
+
+def test_deferring_never_brings_a_slot_closer() -> None:
+    clocks = Clocks()
+    limiter = RateLimiter(1, clocks.monotonic, clocks.sleep)
+    limiter.defer("+1", 110.0)
+    limiter.defer("+1", 105.0)  # an older answer of the book arrives late
+    assert limiter.reserve("+1") == 110.0
+    limiter.defer("+2", 90.0)  # in the past: the next slot is now
+    assert limiter.reserve("+2") == 100.0
+
+
+def test_a_slot_exactly_at_the_deadline_is_still_booked() -> None:
+    clocks = Clocks()
+    limiter = RateLimiter(1, clocks.monotonic, clocks.sleep)
+    assert limiter.reserve("+1", deadline=101.0) == 100.0
+    assert limiter.reserve("+1", deadline=101.0) == 101.0
+    assert limiter.reserve("+1", deadline=101.0) is None
+
+
+@pytest.mark.parametrize("rate", [0, -1.0])
+def test_a_rate_must_be_positive(rate: float) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        RateLimiter(rate)
+
+
+def test_waiting_for_a_past_slot_does_not_sleep() -> None:
+    clocks = Clocks()
+    limiter = RateLimiter(1, clocks.monotonic, clocks.sleep)
+    slot = limiter.reserve("+1")
+    assert slot is not None
+    clocks.mono += 5
+    assert limiter.wait_until("+1", slot) is True
+    assert clocks.slept == []
