@@ -15,6 +15,7 @@
   const UNANSWERED = {
     opt_out_review: "Mentions an opt-out word: a person should read it",
     sender_cannot_receive: "Sender is a short code or name: it cannot receive a reply",
+    card_number: "The answer held a card number: not sent",
     own_number: "Sent from one of this account's own numbers",
     country_not_allowed: "Sender's country is not in the reply allow-list",
     opted_out: "Recipient opted out",
