@@ -7,6 +7,7 @@ import csv
 import io
 import itertools
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -425,11 +426,11 @@ def test_scheduled_view_lists_in_send_order_across_pages_with_series_and_quiet_h
         quiet_hours={"start": "21:00", "end": "08:00", "time_zone": "America/New_York"},
     )  # fmt: skip
     by_due = [m["id"] for m in sorted(sent, key=lambda m: m["send_at"])] + [series["id"]]
-    # AND an API that answers two at a time (the page asks for 1000; pages of two show
+    # AND an API that answers two at a time (the page asks for 100; pages of two show
     # what "More" does with a long list)
     page.route(
         "**/messages?*status=scheduled*",
-        lambda route, request: route.continue_(url=request.url.replace("limit=1000", "limit=2")),
+        lambda route, request: route.continue_(url=re.sub(r"limit=\d+", "limit=2", request.url)),
     )
     sign_in(page, gateway.url)
     # WHEN the scheduled view is opened and More clicked until every send is listed

@@ -93,3 +93,22 @@ def test_a_page_reads_nothing_unless_told_and_cannot_be_altered() -> None:
     assert page.items_read == 0
     with pytest.raises(AttributeError):
         page.next_position = "p"  # type: ignore[misc]
+
+
+def test_send_time_order_is_for_all_pending_sends_only() -> None:
+    # GIVEN a listing of pending sends by due time
+    query = MessageQuery(status="scheduled", sort="send_at", order="asc")
+    # THEN it is accepted, and its cursors are bound to that order
+    assert query.filters()["sort"] == "send_at"
+    assert "sort" not in MessageQuery(status="scheduled").filters()
+    # AND any other status, or any other filter, is refused
+    for other in (
+        {"status": "queued"},
+        {},
+        {"status": "scheduled", "number": "+19998881234"},
+        {"status": "scheduled", "type": MessageType.OUTBOUND},
+        {"status": "scheduled", "start": T0},
+        {"status": "scheduled", "end": T0},
+    ):
+        with pytest.raises(ValidationError, match="send_at lists pending sends only"):
+            MessageQuery(sort="send_at", **other)

@@ -28,7 +28,7 @@ from plumsms.domain.errors import ConfigurationError, NotFound, ValidationFailed
 from plumsms.domain.models import Message, MessageType, OptOut, Status, UtcDatetime
 from plumsms.domain.paging import MAX_CURSOR_CHARS, derive_key
 from plumsms.domain.phone import E164
-from plumsms.domain.queries import MAX_PAGE_SIZE, MessageQuery
+from plumsms.domain.queries import MAX_PAGE_SIZE, SEND_AT_SORT_RULE, MessageQuery, Sort
 from plumsms.entrypoints.webhooks import parse_model
 from plumsms.observability import logger, metrics, tracer
 from plumsms.secrets import SecretValues
@@ -93,10 +93,18 @@ class _Filters(BaseModel):
         None, max_length=MAX_CURSOR_CHARS, description="next_cursor of the previous page."
     )
 
-    def query(self, limit: int) -> MessageQuery:
+    def query(self, limit: int, sort: Sort = "created_at") -> MessageQuery:
         """The store query these filters describe."""
         if self.start and self.end and self.start > self.end:
             raise ValidationFailed("end", "must not be before start")
+        if sort == "send_at" and (
+            self.status is not Status.SCHEDULED
+            or self.number
+            or self.type
+            or self.start
+            or self.end
+        ):
+            raise ValidationFailed("sort", SEND_AT_SORT_RULE)
         return MessageQuery(
             number=self.number,
             type=self.type,
@@ -104,6 +112,7 @@ class _Filters(BaseModel):
             start=self.start,
             end=self.end,
             order=self.order,
+            sort=sort,
             limit=limit,
         )
 
@@ -112,6 +121,13 @@ class ListParams(_Filters):
     """``GET /messages``."""
 
     limit: int = Field(50, ge=1, le=MAX_PAGE_SIZE, description="Page size, up to 1000.")
+    sort: Sort = Field(
+        "created_at",
+        description=(
+            "created_at (default), or send_at: pending sends by due time, soonest first "
+            "with order=asc (only with status=scheduled and no other filter)."
+        ),
+    )
 
 
 class ExportParams(_Filters):
@@ -344,7 +360,7 @@ def build_routes(service: LogService) -> Router:
     @tracer.capture_method(capture_response=False, capture_error=False)
     def list_messages() -> Response[str]:
         params = query_params(router, ListParams)
-        found = service.page(params.query(params.limit), params.cursor)
+        found = service.page(params.query(params.limit, params.sort), params.cursor)
         metrics.add_metric(name="LogItemsRead", unit="Count", value=found.items_read)
         logger.info("log page", extra={"items": len(found.items), "read": found.items_read})
         items = [m.to_json() for m in found.items]

@@ -39,14 +39,13 @@
     cursors: [null],
     page: 0,
     nextCursor: null,
-    scheduled: [],
     scheduledCursor: null,
     optOutsCursor: null,
     logHash: "#/",
     chart: null,
   };
   const BODY_PREVIEW = 60;
-  const SCHEDULED_PAGE = 1000;
+  const SCHEDULED_PAGE = 100;
 
   // -- DOM helpers ----------------------------------------------------------------------
 
@@ -534,15 +533,14 @@
 
   async function loadScheduled(append) {
     const body = $("#scheduled-table tbody");
+    // Listed by the API in send order (the Due index), so "More" continues the order.
     const data = await getJson("messages", {
-      status: "scheduled", order: "asc", limit: SCHEDULED_PAGE, cursor: append ? state.scheduledCursor : null,
+      status: "scheduled", sort: "send_at", order: "asc", limit: SCHEDULED_PAGE,
+      cursor: append ? state.scheduledCursor : null,
     });
-    // The API lists by creation time: what "More" adds joins the list already shown and
-    // the whole list is sorted again, so it stays in send order across pages.
-    state.scheduled = (append ? state.scheduled : []).concat(data.items);
-    state.scheduled.sort((a, b) => String(a.send_at).localeCompare(String(b.send_at)) || a.id.localeCompare(b.id));
-    clear(body);
-    for (const message of state.scheduled) {
+    if (!append) clear(body);
+    body.querySelectorAll("td.empty").forEach((cell) => cell.parentNode.remove());
+    for (const message of data.items) {
       body.append(el(
         "tr", { "data-id": message.id },
         timeCell(message.send_at),
