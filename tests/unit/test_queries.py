@@ -112,3 +112,15 @@ def test_send_time_order_is_for_all_pending_sends_only() -> None:
     ):
         with pytest.raises(ValidationError, match="send_at lists pending sends only"):
             MessageQuery(sort="send_at", **other)
+
+
+def test_the_send_time_rule_compares_values_not_objects() -> None:
+    # GIVEN values built at run time, as a parsed query string gives them (not the
+    # interned literals of source code)
+    scheduled = "".join(["schedul", "ed"])
+    send_at = "".join(["send", "_at"])
+    # THEN the rule reads their values
+    assert MessageQuery(status=scheduled, sort=send_at).sort == "send_at"
+    assert "sort" not in MessageQuery(sort="".join(["created", "_at"])).filters()
+    with pytest.raises(ValidationError, match="send_at lists pending sends only"):
+        MessageQuery(status="queued", sort=send_at)
