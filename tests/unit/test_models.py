@@ -139,3 +139,11 @@ def test_an_opt_out_record_cannot_be_altered() -> None:
     opt_out = OptOut(number="+19998881234", keyword="STOP", at=T0, message_id="m" * 32)
     with pytest.raises(ValidationError, match="frozen"):
         opt_out.keyword = "START"
+
+
+def test_a_schedule_is_in_the_json_only_when_there_is_one() -> None:
+    # GIVEN a plain send and a send in a series
+    schedule = {"series_id": "s" * 32, "occurrence": 2}
+    # THEN the series shows its schedule and the plain send has no such key
+    assert message(schedule=schedule).to_json()["schedule"] == schedule
+    assert "schedule" not in message().to_json()
