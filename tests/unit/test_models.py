@@ -147,3 +147,10 @@ def test_a_schedule_is_in_the_json_only_when_there_is_one() -> None:
     # THEN the series shows its schedule and the plain send has no such key
     assert message(schedule=schedule).to_json()["schedule"] == schedule
     assert "schedule" not in message().to_json()
+
+
+def test_a_time_before_year_1_once_in_utc_is_refused_as_out_of_range() -> None:
+    # GIVEN the first instant of year 1 at +14:00 (before year 1 in UTC)
+    # WHEN a message is built with it THEN the field is refused, not crashed on
+    with pytest.raises(ValidationError, match="out of range once converted to UTC"):
+        message(created_at="0001-01-01T00:00:00+14:00")
