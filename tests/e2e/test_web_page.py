@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 
 from plumsms import bootstrap
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
@@ -190,7 +193,15 @@ def test_find_a_message_by_number_and_status_and_read_its_history(
     # THEN the log shows the newest 50 with Plum's columns, and the chart has bars
     headers = page.eval_on_selector_all("#log-table thead th", "ths => ths.map(t => t.textContent)")
     assert headers[:5] == ["To", "From", "Timestamp", "Status", "Type"]
+    # AND the body (shortened), segments and error of each message, times with their zone
+    assert headers[5:8] == ["Body", "Segments", "Error"]
     assert len(row_ids(page)) == 33
+    hostile_row = page.locator(f"#log-table tr[data-id='{seeded['hostile'].id}'] td")
+    assert hostile_row.nth(5).inner_text() == HOSTILE_BODY[:60] + "…"
+    assert hostile_row.nth(6).inner_text() == "1"
+    assert hostile_row.nth(2).inner_text().endswith("UTC")
+    labels = page.eval_on_selector_all("#filters label", "ls => ls.map(l => l.textContent.trim())")
+    assert "Created after" in labels and "Created before" in labels
     assert page.locator("#chart svg rect").count() >= 4
     assert "failed" in page.inner_text("#chart-legend")
     screenshot(page, tmp_path, "log")
@@ -253,6 +264,12 @@ def test_paging_and_export_of_the_filtered_log(
     assert len(second) == 8
     assert not set(first) & set(second)
     assert page.is_disabled("#next-page")
+    # AND the page number is in the address: a reload opens page 2 again
+    assert "page=2" in page.url
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#page-label').textContent === 'Page 2'")
+    wait_rows(page, 8)
+    assert row_ids(page) == second
     page.click("#prev-page")
     page.wait_for_function("() => document.querySelector('#page-label').textContent === 'Page 1'")
     assert row_ids(page) == first
@@ -270,6 +287,12 @@ def test_paging_and_export_of_the_filtered_log(
     assert {r["id"] for r in rows} == {m.id for m in seeded["all"] if m.to == OTHER}
     assert download.suggested_filename.endswith(".csv")
     assert "Exported 6 messages." in page.inner_text("#export-status")
+    # AND the export's note does not follow the user to other views
+    page.click("nav a[data-view=opt-outs]")
+    page.wait_for_selector("#view-opt-outs:not([hidden])")
+    page.click("nav a[data-view=log]")
+    page.wait_for_selector("#view-log:not([hidden])")
+    assert page.inner_text("#export-status") == ""
     assert not page.errors
 
 
@@ -295,6 +318,9 @@ def test_scheduled_messages_can_be_cancelled(
     # THEN the message is cancelled in the log and the page says nothing is scheduled
     assert store.get(scheduled.id).status == "cancelled"
     assert "Nothing is scheduled." in page.inner_text("#scheduled-table")
+    # AND the page confirms what it did
+    page.wait_for_selector("#done:not([hidden])")
+    assert f"Cancelled: message {scheduled.id} will not be sent." in page.inner_text("#done")
     assert not page.errors
 
 
@@ -395,3 +421,184 @@ def test_swagger_try_it_out_sends_with_the_bearer_token(
     assert json.loads(call.post_data or "{}") == body
     assert status.inner_text().strip() == "201"
     screenshot(page, tmp_path, "api-docs-try-it-out")
+
+
+def post_send(gateway: LocalGateway, **fields: Any) -> dict[str, Any]:
+    """POST /messages through the gateway, as the page's user would with smsctl."""
+    payload = {"to": CUSTOMER, "from": ACCOUNT, "body": "Hello"} | fields
+    answer = urllib3.request(
+        "POST",
+        gateway.url + "messages",
+        json=payload,
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    )
+    assert answer.status == 201, answer.data
+    return dict(answer.json())
+
+
+def iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_scheduled_view_lists_in_send_order_across_pages_with_series_and_quiet_hours(
+    stack: tuple[LocalGateway, DynamoMessageStore], browser_page: Any, tmp_path: Path
+) -> None:
+    gateway, _ = stack
+    page = browser_page
+    now = datetime.now(UTC)
+    # GIVEN five scheduled sends created in an order unlike their send order, one of them
+    # a daily series with quiet hours
+    hours = [5, 1, 4, 2, 3]
+    sent = [
+        post_send(gateway, send_at=iso(now + timedelta(hours=h)), body=f"in {h}h") for h in hours
+    ]
+    series = post_send(
+        gateway, send_at=iso(now + timedelta(hours=6)), body="daily",
+        recurrence={"frequency": "daily", "count": 3, "time_zone": "America/New_York"},
+        quiet_hours={"start": "21:00", "end": "08:00", "time_zone": "America/New_York"},
+    )  # fmt: skip
+    by_due = [m["id"] for m in sorted(sent, key=lambda m: m["send_at"])] + [series["id"]]
+    # AND an API that answers two at a time (the page asks for 100; pages of two show
+    # what "More" does with a long list)
+    page.route(
+        "**/messages?*status=scheduled*",
+        lambda route, request: route.continue_(url=re.sub(r"limit=\d+", "limit=2", request.url)),
+    )
+    sign_in(page, gateway.url)
+    # WHEN the scheduled view is opened and More clicked until every send is listed
+    page.click("nav a[data-view=scheduled]")
+    page.wait_for_selector("#scheduled-table tr[data-id]")
+    while page.is_visible("#scheduled-more"):
+        shown = len(row_ids(page, "#scheduled-table"))
+        page.click("#scheduled-more")
+        page.wait_for_function(
+            "n => document.querySelectorAll('#scheduled-table tr[data-id]').length > n", arg=shown
+        )
+    # THEN the whole list is in send order, not page by page
+    assert row_ids(page, "#scheduled-table") == by_due
+    # AND the series shows its rule and quiet hours
+    cells = page.locator(f"#scheduled-table tr[data-id='{series['id']}'] td")
+    assert cells.nth(4).inner_text() == "daily in America/New_York, 3 times"
+    assert cells.nth(5).inner_text() == "21:00-08:00 America/New_York"
+    screenshot(page, tmp_path, "scheduled-series")
+    # WHEN its detail is opened
+    page.click(f"#scheduled-table tr[data-id='{series['id']}'] a")
+    page.wait_for_function(
+        "() => document.querySelector('#detail-fields').textContent.includes('Quiet hours')"
+    )
+    # THEN it names the series, this message's place in it and the quiet hours
+    fields = page.inner_text("#detail-fields")
+    assert "daily in America/New_York, 3 times (this is #1)" in fields
+    assert series["id"] in fields.split("Series", 1)[1]
+    assert "21:00-08:00 America/New_York" in fields
+    assert not page.errors
+
+
+def test_an_unknown_id_clears_the_previous_message_and_its_cancel_button(
+    stack: tuple[LocalGateway, DynamoMessageStore], seeded: dict[str, Any], browser_page: Any
+) -> None:
+    gateway, _ = stack
+    page = browser_page
+    sign_in(page, gateway.url)
+    scheduled = seeded["scheduled"]
+    # GIVEN the detail of a scheduled message, with its Cancel button
+    page.goto(gateway.url + f"ui#/messages/{scheduled.id}")
+    page.wait_for_selector("#detail-cancel:not([hidden])")
+    # WHEN an id that does not exist is opened
+    unknown = uuid.uuid4().hex
+    page.goto(gateway.url + f"ui#/messages/{unknown}")
+    page.wait_for_selector("#notice:not([hidden])")
+    # THEN nothing of the previous message is left, and the page says the id is unknown
+    assert f"No message has the id {unknown}." in page.inner_text("#notice")
+    assert page.locator("#detail-cancel").is_hidden()
+    assert page.inner_text("#detail-fields") == ""
+    assert page.text_content("#detail-body") == ""
+    assert page.inner_text("#detail-id") == unknown
+    # WHEN the user goes on to another view THEN the notice goes
+    page.click("nav a[data-view=scheduled]")
+    page.wait_for_selector("#scheduled-table tr[data-id]")
+    assert page.locator("#notice").is_hidden()
+    # (the browser itself logs the API's 404 answer; the page adds no error of its own)
+    assert [e for e in page.errors if "status of 404" not in e] == []
+
+
+def test_a_token_link_pasted_into_an_open_tab_signs_in(
+    stack: tuple[LocalGateway, DynamoMessageStore], seeded: dict[str, Any], browser_page: Any
+) -> None:
+    gateway, _ = stack
+    page = browser_page
+    # GIVEN the page open at its sign-in form
+    page.goto(gateway.url + "ui")
+    page.wait_for_selector("#login:not([hidden])")
+    # WHEN a "#token=" link is pasted into the same tab (only the fragment changes)
+    page.goto(gateway.url + f"ui#token={API_TOKEN}")
+    # THEN the page signs in and the token leaves the address
+    page.wait_for_selector("#log-table tbody tr[data-id]")
+    assert page.locator("#login").is_hidden()
+    assert "token=" not in page.url
+    assert not page.errors
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def assert_fits_the_phone(page: Any, view: str) -> None:
+    width = page.evaluate("() => document.scrollingElement.scrollWidth")
+    assert width <= PHONE["width"], f"{view}: the page is {width} px wide"
+    header = page.locator("header.top").bounding_box()
+    sign_out = page.locator("#sign-out").bounding_box()
+    assert header is not None and sign_out is not None
+    assert sign_out["x"] >= header["x"]
+    assert sign_out["x"] + sign_out["width"] <= header["x"] + header["width"]
+    assert sign_out["y"] >= header["y"]
+    assert sign_out["y"] + sign_out["height"] <= header["y"] + header["height"]
+    assert header["x"] + header["width"] <= PHONE["width"]
+
+
+def test_the_page_fits_a_phone(
+    stack: tuple[LocalGateway, DynamoMessageStore],
+    seeded: dict[str, Any],
+    browser_page: Any,
+    tmp_path: Path,
+) -> None:
+    gateway, _ = stack
+    # GIVEN the page on a 390 px wide phone, and the same page on a desktop
+    desktop = browser_page
+    sign_in(desktop, gateway.url)
+    screenshot(desktop, tmp_path, "desktop-1280-log")
+    context = desktop.context.browser.new_context(
+        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True,
+        timezone_id="UTC", locale="en-US",
+    )  # fmt: skip
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # WHEN each view is opened
+    sign_in(page, gateway.url)
+    # THEN nothing scrolls sideways, Sign out stays inside the header
+    assert_fits_the_phone(page, "log")
+    # AND the chart's labels are drawn at a readable size without overlapping
+    ticks = page.eval_on_selector_all(
+        "#chart svg text.tick",
+        "ts => ts.map(t => { const b = t.getBoundingClientRect();"
+        " return [b.left, b.right, b.height, t.textContent]; })",
+    )
+    dates = sorted((t for t in ticks if "-" in t[3]), key=lambda t: t[0])
+    assert len(dates) >= 4
+    assert all(height >= 10 for _, _, height, _ in ticks), ticks
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(dates)), dates
+    screenshot(page, tmp_path, "phone-390-log")
+    hostile = seeded["hostile"]
+    page.goto(gateway.url + f"ui#/messages/{hostile.id}")
+    page.wait_for_function("() => document.querySelectorAll('#detail-history li').length === 3")
+    assert_fits_the_phone(page, "detail")
+    screenshot(page, tmp_path, "phone-390-detail")
+    page.click("nav a[data-view=scheduled]")
+    page.wait_for_selector("#scheduled-table tr[data-id]")
+    assert_fits_the_phone(page, "scheduled")
+    screenshot(page, tmp_path, "phone-390-scheduled")
+    page.click("nav a[data-view=opt-outs]")
+    page.wait_for_selector("#view-opt-outs:not([hidden])")
+    assert_fits_the_phone(page, "opt-outs")
+    assert not errors
+    context.close()

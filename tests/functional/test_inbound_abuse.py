@@ -14,7 +14,7 @@ import pytest
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.domain.errors import ConcurrentUpdate
 from plumsms.domain.guards import ReplyLimits
-from plumsms.domain.models import InboundSms, Message
+from plumsms.domain.models import InboundSms, Message, derived_id
 from plumsms.domain.rules import RulesConfig
 from plumsms.usecases.inbound import InboundService
 from plumsms_local.lambda_runtime import LocalFunction
@@ -291,3 +291,70 @@ class _StaleOnce:
 
     def record_inbound(self, *args: Any, **kwargs: Any) -> None:
         self.store.record_inbound(*args, **kwargs)
+
+
+# -- 4. no card number in any automatic answer ----------------------------------------
+
+CARD = "4111.1111.1111.1111"
+
+
+def test_a_default_reply_echoing_a_card_number_is_not_sent(
+    inbound: Callable[[], Inbound], rules: Callable[[str], None], ddb: Any, table_name: str
+) -> None:
+    # GIVEN a default reply that quotes the text received, and a keyword reply that
+    # itself holds a card number (a mistaken rules file)
+    rules(
+        "default_reply: 'You said: {body}'\n"
+        "keywords:\n  - keywords: [PAY]\n    reply: 'Pay with 4111  1111 - 1111/1111'\n"
+    )
+    fn = inbound()
+    # WHEN a customer texts their card number, and another texts PAY
+    quoted, quoted_replies = fn.text(new_sender(), f"my card is {CARD}")
+    keyword, keyword_replies = fn.text(new_sender(), "PAY")
+    # THEN neither answer is sent, both messages are stored with the reason, and no
+    # reply record holds the card number
+    assert quoted_replies == [] and keyword_replies == []
+    assert message(ddb, table_name, quoted)["unanswered"]["S"] == "card_number"
+    assert message(ddb, table_name, keyword)["unanswered"]["S"] == "card_number"
+    for sms_id in (quoted, keyword):
+        assert item(ddb, table_name, f"MSG#{derived_id(sms_id, 'reply', 0)}", "MSG") is None
+    # AND an ordinary text still gets its default reply
+    assert [r.body for r in fn.text(new_sender(), "call 555-123-4567 on 12/29")[1]] == [
+        "You said: call 555-123-4567 on 12/29"
+    ]
+
+
+def test_a_group_forward_of_a_card_number_is_not_sent(
+    inbound: Callable[[], Inbound], rules: Callable[[str], None], ddb: Any, table_name: str
+) -> None:
+    # GIVEN a group of three
+    members = ["+19998881234", "+19998881235", "+19998881236"]
+    rules(f"groups:\n  - name: team\n    number: '{SMS_NUMBER}'\n    members: {members}\n")
+    # WHEN a member texts a card number to the group
+    sms_id, replies = inbound().text(members[0][1:], f"customer card {CARD}")
+    # THEN nothing is forwarded and the reason is on the message
+    assert replies == []
+    assert message(ddb, table_name, sms_id)["unanswered"]["S"] == "card_number"
+
+
+def test_a_hook_reply_holding_a_card_number_is_not_sent(
+    inbound: Callable[[], Inbound],
+    rules: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    ddb: Any,
+    table_name: str,
+) -> None:
+    # GIVEN a user hook that answers with a card number
+    (tmp_path / "card_hook.py").write_text(
+        "def on_inbound(sms):\n"
+        f"    return [{{'to': sms.from_, 'from': sms.to, 'body': 'Use {CARD}'}}]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("REPLY_HOOK", "card_hook:on_inbound")
+    rules("default_reply: 'Thanks'\n")
+    # WHEN a text arrives
+    sms_id, replies = inbound().text(new_sender(), "hello")
+    # THEN the hook's reply is withheld with the reason
+    assert replies == []
+    assert message(ddb, table_name, sms_id)["unanswered"]["S"] == "card_number"

@@ -168,6 +168,27 @@ def test_a_recurring_send_carries_its_schedule(api: Api) -> None:
     assert local.weekday() < 5
 
 
+def test_the_log_shows_a_sends_series_and_quiet_hours(api: Api) -> None:
+    # GIVEN a recurring send with quiet hours, and a plain one-off send
+    recurring = api.send(
+        send_at=iso(datetime.now(UTC) + timedelta(hours=1)),
+        recurrence={"frequency": "daily", "count": 3, "time_zone": "America/New_York"},
+        quiet_hours={"start": "21:00", "end": "08:00"},
+    ).body
+    plain = api.send(send_at=iso(datetime.now(UTC) + timedelta(hours=2))).body
+    # WHEN each is read back from the log (GET /messages/{id})
+    shown = api.call("GET", f"{API_BASE}/{recurring['id']}")
+    shown_plain = api.call("GET", f"{API_BASE}/{plain['id']}")
+    # THEN the recurring one shows its rule, its place in the series and its quiet
+    # hours, as POST answered them; the plain one shows no schedule at all
+    assert shown.status == 200, shown.body
+    assert shown.body["schedule"] == recurring["schedule"]
+    assert shown.body["schedule"]["recurrence"]["frequency"] == "daily"
+    assert shown.body["schedule"]["series_id"] == recurring["id"]
+    assert shown.body["schedule"]["quiet_hours"]["start"] == "21:00"
+    assert shown_plain.status == 200 and "schedule" not in shown_plain.body
+
+
 def test_quiet_hours_move_a_send_now_to_the_windows_end(api: Api, wakeups: list[Any]) -> None:
     # GIVEN quiet hours (UTC) from five minutes ago to two hours ahead
     now = datetime.now(UTC)

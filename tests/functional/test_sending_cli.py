@@ -142,3 +142,29 @@ def test_bad_usage_exits_2_before_calling_the_api(
     # The URL points nowhere: bad usage must be caught before any request.
     assert main(["--url", "http://127.0.0.1:9/", *argv]) == 2
     assert capsys.readouterr().err.startswith("smsctl: ")
+
+
+def test_show_and_scheduled_name_the_series_and_its_quiet_hours(
+    gateway: LocalGateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    day = (datetime.now(UTC) + timedelta(days=2)).date()
+    # GIVEN a weekly series on Mondays and Wednesdays with quiet hours
+    created = smsctl(
+        gateway, capsys, "schedule", "--to", RECIPIENT, "--from", SMS_NUMBER,
+        "--at", f"{day}T09:00", "--tz", "America/New_York", "--every", "weekly",
+        "--on", "MO,WE", "--count", "4", "--quiet", "21:00-08:00", "Stand-up",
+    )  # fmt: skip
+    # WHEN `show` and `scheduled` print it as text
+    base = ["--url", gateway.url, "--token", TOKEN]
+    assert main([*base, "show", created["id"]]) == 0
+    shown = cli_output(capsys.readouterr().out)
+    assert main([*base, "scheduled"]) == 0
+    listed = cli_output(capsys.readouterr().out)
+    # THEN show names the rule, the message's place in the series, the series id and
+    # the quiet hours; the scheduled list names the rule
+    assert "weekly on MO,WE in America/New_York, 4 times (this is #1)" in shown
+    assert [line.split() for line in shown.splitlines() if line.startswith("series")] == [
+        ["series", created["id"]]
+    ]
+    assert "21:00-08:00 America/New_York" in shown
+    assert "weekly on MO,WE" in listed

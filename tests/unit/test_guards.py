@@ -120,3 +120,36 @@ def test_a_members_forward_log_keeps_only_the_last_hour_plus_this_forward() -> N
     [written] = [p for p in screened.peers if p.number == member]
     assert written.forwards == (recent, NOW)
     assert written.replies == ()
+
+
+def test_a_reply_holding_a_card_number_is_withheld_whoever_gets_it() -> None:
+    # GIVEN a reply to the sender and a forward to a group member, both quoting a card
+    # number written with dots (rules, hooks and forwards build bodies from the texts)
+    card = "4111.1111.1111.1111"
+    member = "+19998885678"
+    replies = [
+        Reply(to=SENDER, from_=OWN, body=f"You said {card}"),
+        Reply(to=member, from_=OWN, body=f"{SENDER}: {card}"),
+        Reply(to=member, from_=OWN, body="Call 555-123-4567 on 12/29"),
+    ]
+    # WHEN the guards screen them
+    result = screen(SENDER, replies, peers={}, limits=LIMITS, now=NOW, digest="d")
+    # THEN only the card-free forward goes out, the reason is card_number, and the
+    # withheld reply is not counted against the sender
+    assert [r.body for r in result.replies] == ["Call 555-123-4567 on 12/29"]
+    assert result.reason is Unanswered.CARD_NUMBER
+    assert [p.number for p in result.peers] == [member]
+
+
+def test_a_card_number_outranks_the_recipient_guards() -> None:
+    # GIVEN a reply with a card number to one of the account's own numbers
+    result = screen(
+        OWN,
+        [Reply(to=OWN, from_=OWN, body="4111 1111 1111 1111")],
+        peers={},
+        limits=LIMITS,
+        now=NOW,
+        digest="d",
+    )
+    # THEN the card number is the reason given (the first check)
+    assert result.reason is Unanswered.CARD_NUMBER

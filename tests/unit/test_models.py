@@ -162,3 +162,18 @@ def test_a_new_message_starts_its_history_with_its_status() -> None:
     # THEN it was created and last updated then, and its history is that one entry
     assert (message.created_at, message.updated_at) == (at, at)
     assert [(e.status, e.at, e.source) for e in message.history] == [(Status.QUEUED, at, "inbound")]
+
+
+def test_a_schedule_is_in_the_json_only_when_there_is_one() -> None:
+    # GIVEN a plain send and a send in a series
+    schedule = {"series_id": "s" * 32, "occurrence": 2}
+    # THEN the series shows its schedule and the plain send has no such key
+    assert message(schedule=schedule).to_json()["schedule"] == schedule
+    assert "schedule" not in message().to_json()
+
+
+def test_a_time_before_year_1_once_in_utc_is_refused_as_out_of_range() -> None:
+    # GIVEN the first instant of year 1 at +14:00 (before year 1 in UTC)
+    # WHEN a message is built with it THEN the field is refused, not crashed on
+    with pytest.raises(ValidationError, match="out of range once converted to UTC"):
+        message(created_at="0001-01-01T00:00:00+14:00")

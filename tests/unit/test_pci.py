@@ -61,6 +61,50 @@ def test_grouped_and_embedded_card_numbers_are_caught(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("style", "text"),
+    [
+        ("dots", "4111.1111.1111.1111"),
+        ("double spaces", "4111  1111  1111  1111"),
+        ("spaced dash", "4111 - 1111 - 1111 - 1111"),
+        ("slashes", "4111/1111/1111/1111"),
+        ("spaced slash", "3782 / 822463 / 10005"),
+        ("dot and space", "5555. 5555. 5555. 4444"),
+        ("mixed", "card 4111.1111-1111/1111 thanks"),
+        ("long run", "4111 --- 1111 ... 1111 /// 1111"),
+    ],
+)
+def test_any_run_of_separators_between_groups_is_caught(style: str, text: str) -> None:
+    # GIVEN a card number whose groups are separated by a run of spaces, dots, dashes
+    # or slashes (the style named)
+    # WHEN the guard reads the text
+    # THEN it is caught, and the span covers the grouped number
+    span = find_card_number(text)
+    assert span is not None, style
+    assert text[span[0] : span[1]].startswith(("4111", "3782", "5555"))
+    assert text[span[0] : span[1]].endswith(("1111", "10005", "4444"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call 555-123-4567 on 12/29",
+        "call 555-123-4567 on 12/29/2026",
+        "555-123-4567 12/29",
+        "Meet 12.29.2026 at 10.30",
+        "Order #A-2026-000123 ships 12/29/2026",
+        "Order 123456789 / 42",
+        "192.168.100.200",
+        "+1 243 567 8910 / +1 999 888 1234",
+    ],
+)
+def test_phone_numbers_dates_and_order_numbers_are_not_card_numbers(text: str) -> None:
+    # GIVEN everyday numbers written with the same separators (phone, date, order number)
+    # WHEN the guard reads the text
+    # THEN nothing is found
+    assert not contains_card_number(text)
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "",
@@ -101,14 +145,19 @@ def test_luhn_rejects_non_digits() -> None:
 
 @given(
     stem=st.text(alphabet="0123456789", min_size=12, max_size=18),
-    separators=st.lists(st.sampled_from(["", " ", "-"]), min_size=18, max_size=18),
+    separators=st.lists(
+        st.sampled_from(["", " ", "-", ".", "/", "  ", " - ", " / ", ".-"]),
+        min_size=18,
+        max_size=18,
+    ),
     before=st.text(alphabet="abc XYZ.,:", max_size=10),
     after=st.text(alphabet="abc XYZ.,:", max_size=10),
 )
 def test_any_luhn_valid_number_with_any_separators_is_caught(
     stem: str, separators: list[str], before: str, after: str
 ) -> None:
-    # GIVEN any 13-19 digit Luhn-valid number, with spaces or dashes between any digits,
+    # GIVEN any 13-19 digit Luhn-valid number, with runs of spaces, dashes, dots or
+    # slashes between any digits,
     # between letters and punctuation
     number = luhn_complete(stem)
     written = "".join(

@@ -93,3 +93,34 @@ def test_a_page_reads_nothing_unless_told_and_cannot_be_altered() -> None:
     assert page.items_read == 0
     with pytest.raises(AttributeError):
         page.next_position = "p"  # type: ignore[misc]
+
+
+def test_send_time_order_is_for_all_pending_sends_only() -> None:
+    # GIVEN a listing of pending sends by due time
+    query = MessageQuery(status="scheduled", sort="send_at", order="asc")
+    # THEN it is accepted, and its cursors are bound to that order
+    assert query.filters()["sort"] == "send_at"
+    assert "sort" not in MessageQuery(status="scheduled").filters()
+    # AND any other status, or any other filter, is refused
+    for other in (
+        {"status": "queued"},
+        {},
+        {"status": "scheduled", "number": "+19998881234"},
+        {"status": "scheduled", "type": MessageType.OUTBOUND},
+        {"status": "scheduled", "start": T0},
+        {"status": "scheduled", "end": T0},
+    ):
+        with pytest.raises(ValidationError, match="send_at lists pending sends only"):
+            MessageQuery(sort="send_at", **other)
+
+
+def test_the_send_time_rule_compares_values_not_objects() -> None:
+    # GIVEN values built at run time, as a parsed query string gives them (not the
+    # interned literals of source code)
+    scheduled = "".join(["schedul", "ed"])
+    send_at = "".join(["send", "_at"])
+    # THEN the rule reads their values
+    assert MessageQuery(status=scheduled, sort=send_at).sort == "send_at"
+    assert "sort" not in MessageQuery(sort="".join(["created", "_at"])).filters()
+    with pytest.raises(ValidationError, match="send_at lists pending sends only"):
+        MessageQuery(status="queued", sort=send_at)

@@ -429,3 +429,24 @@ def test_moving_a_series_message_reads_its_wall_time_in_the_series_zone() -> Non
     # and a message with neither zone must give an offset
     with pytest.raises(ValidationFailed, match="needs an offset"):
         plan_edit(EditRequest(send_at="2025-06-12T09:00"), Schedule(), NOW)
+
+
+def test_the_log_shows_a_schedule_only_for_a_series_or_quiet_hours() -> None:
+    # GIVEN a plain one-off send, a send with quiet hours, a series and a later message
+    # of a series
+    quiet = Schedule(quiet_hours={"start": "21:00", "end": "08:00", "time_zone": "UTC"})
+    series = Schedule(recurrence={"frequency": "daily", "count": 2, "time_zone": "UTC"})
+    later = Schedule(series_id="s" * 32, occurrence=2)
+    # WHEN the log asks what to show of each
+    # THEN the plain send shows nothing, the others what POST /messages answered
+    assert Schedule().shown() is None
+    assert (
+        quiet.shown()
+        == quiet.public()
+        == {
+            "quiet_hours": {"start": "21:00", "end": "08:00", "time_zone": "UTC"},
+            "occurrence": 1,
+        }
+    )
+    assert series.shown() == series.public()
+    assert later.shown() == {"series_id": "s" * 32, "occurrence": 2}

@@ -196,3 +196,42 @@ def print_table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
 def progress(message: str) -> None:
     """A progress line on stderr, so stdout stays clean for --json."""
     print(message, file=sys.stderr, flush=True)
+
+
+def repeats(schedule: Mapping[str, Any] | None) -> str:
+    """A series' rule in a few words (``daily``, ``every 2 weeks on MO,WE``, ``cron 0 9 * * *``),
+    with its zone and end; empty for a send that does not repeat."""
+    rule = (schedule or {}).get("recurrence") or {}
+    if not rule:
+        return ""
+    if rule.get("cron"):
+        what = f"cron {rule['cron']}"
+    else:
+        unit = {"daily": "day", "weekly": "week", "monthly": "month"}[rule["frequency"]]
+        interval = int(rule.get("interval") or 1)
+        what = rule["frequency"] if interval == 1 else f"every {interval} {unit}s"
+        if rule.get("by_weekday"):
+            what += " on " + ",".join(rule["by_weekday"])
+    if rule.get("time_zone"):
+        what += f" in {rule['time_zone']}"
+    if rule.get("count"):
+        what += f", {rule['count']} times"
+    elif rule.get("until"):
+        what += f", until {rule['until']}"
+    return what
+
+
+def schedule_lines(schedule: Mapping[str, Any] | None) -> list[str]:
+    """The series and quiet hours of a send, one ``name: value`` line each."""
+    schedule = schedule or {}
+    lines = []
+    rule = repeats(schedule)
+    if rule:
+        lines.append(f"repeats: {rule} (this is #{schedule.get('occurrence', 1)})")
+    if schedule.get("series_id"):
+        lines.append(f"series: {schedule['series_id']}")
+    quiet = schedule.get("quiet_hours")
+    if quiet:
+        zone = f" {quiet['time_zone']}" if quiet.get("time_zone") else ""
+        lines.append(f"quiet hours: {quiet['start']}-{quiet['end']}{zone}")
+    return lines

@@ -34,7 +34,14 @@ import urllib3
 from plumsms.domain.status import is_final
 from plumsms_local.cli import times
 from plumsms_local.cli.api import ApiClient, _sign
-from plumsms_local.cli.common import api_client, print_json, print_table, progress
+from plumsms_local.cli.common import (
+    api_client,
+    print_json,
+    print_table,
+    progress,
+    repeats,
+    schedule_lines,
+)
 from plumsms_local.cli.errors import ApiError, CliError, UsageError
 from plumsms_local.httpio import BAD_LENGTH_RULE, content_length
 from plumsms_local.quiet_http import QuietHTTPServer
@@ -227,6 +234,9 @@ def _show(args: argparse.Namespace) -> int:
         value = message.get(name)
         if value is not None:
             print(f"{name.ljust(width)}  {value}")
+    for line in schedule_lines(message.get("schedule")):
+        name, value = line.split(": ", 1)
+        print(f"{name.ljust(width)}  {value}")
     print("\nbody:")
     for line in (message.get("body") or "").splitlines() or [""]:
         print(f"  {line}")
@@ -360,16 +370,12 @@ def _scheduled(args: argparse.Namespace) -> int:
         print_json({"items": pending})
         return 0
     print_table(
-        ([m.get("send_at"), m["id"], m["to"], m["from"], _repeats(m), _short(m["body"], 40)]
+        ([m.get("send_at"), m["id"], m["to"], m["from"], repeats(m.get("schedule")),
+          _short(m["body"], 40)]
          for m in pending),
         ["send at", "id", "to", "from", "repeats", "body"],
     )  # fmt: skip
     return 0
-
-
-def _repeats(message: dict[str, Any]) -> str:
-    rule = (message.get("schedule") or {}).get("recurrence") or {}
-    return str(rule.get("cron") or rule.get("frequency") or "")
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -19,7 +19,13 @@ import uuid
 from typing import Any
 
 from plumsms_local.cli import times
-from plumsms_local.cli.common import api_client, print_json, print_table, progress
+from plumsms_local.cli.common import (
+    api_client,
+    print_json,
+    print_table,
+    progress,
+    schedule_lines,
+)
 from plumsms_local.cli.errors import UsageError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -289,16 +295,7 @@ def _show(args: argparse.Namespace, message: dict[str, Any]) -> None:
         print_json(message)
         return
     print_table([[message.get(c) for c in _COLUMNS]], _COLUMNS)
-    schedule = message.get("schedule") or {}
-    if schedule.get("recurrence"):
-        rule = schedule["recurrence"]
-        what = rule.get("cron") or rule.get("frequency")
-        end = f"{rule['count']} times" if rule.get("count") else f"until {rule.get('until')}"
-        print(
-            f"repeats: {what} in {rule.get('time_zone')}, {end} (this is #{schedule['occurrence']})"
-        )
-    if schedule.get("quiet_hours"):
-        quiet = schedule["quiet_hours"]
-        print(f"quiet hours: {quiet['start']}-{quiet['end']} {quiet.get('time_zone')}")
+    for line in schedule_lines(message.get("schedule")):
+        print(line)
     if message.get("error"):
         print(f"error: {message['error']}")

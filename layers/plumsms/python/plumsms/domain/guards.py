@@ -6,14 +6,17 @@ the inbound message and its replies, conditional on the revision it read.
 
 Checks, in order; the first that withholds something names the message's ``unanswered``:
 
-1. ``own_number``: never answer or forward to one of the account's own numbers;
-2. ``country_not_allowed``: a recipient outside the allowed countries (default: the
+1. ``card_number``: a reply whose body holds a payment card number never goes out (SMS
+   is unencrypted: the same guard as ``POST /messages``, here for rule, hook and
+   forwarded bodies);
+2. ``own_number``: never answer or forward to one of the account's own numbers;
+3. ``country_not_allowed``: a recipient outside the allowed countries (default: the
    countries of the account's numbers) gets nothing (SMS pumping bills every reply);
-3. ``opted_out``: a recipient who opted out gets nothing;
-4. ``repeated_body``: the sender sent the same text, already answered, within the
+4. ``opted_out``: a recipient who opted out gets nothing;
+5. ``repeated_body``: the sender sent the same text, already answered, within the
    repeat window (an auto-responder echoing itself);
-5. ``reply_cap``: the sender already got the most auto-replies allowed in the last hour;
-6. ``forward_cap``: a group member already got the most forwards allowed in the last hour.
+6. ``reply_cap``: the sender already got the most auto-replies allowed in the last hour;
+7. ``forward_cap``: a group member already got the most forwards allowed in the last hour.
 
 Limits count what was actually sent; a person's conversation (a few texts an hour) never
 reaches them, a machine sending dozens a minute does.
@@ -29,6 +32,7 @@ from enum import StrEnum
 
 from plumsms.domain.keywords import normalize
 from plumsms.domain.models import Reply
+from plumsms.domain.pci import contains_card_number
 from plumsms.domain.phone import calling_code, in_countries
 
 WINDOW = timedelta(hours=1)
@@ -39,6 +43,7 @@ class Unanswered(StrEnum):
 
     OPT_OUT_REVIEW = "opt_out_review"
     SENDER_CANNOT_RECEIVE = "sender_cannot_receive"
+    CARD_NUMBER = "card_number"
     OWN_NUMBER = "own_number"
     COUNTRY_NOT_ALLOWED = "country_not_allowed"
     OPTED_OUT = "opted_out"
@@ -128,7 +133,9 @@ def screen(
         state = peers.get(reply.to, PeerState(reply.to))
         to_sender = reply.to == sender
         reason: Unanswered | None = None
-        if reply.to in limits.own_numbers:
+        if contains_card_number(reply.body):
+            reason = Unanswered.CARD_NUMBER
+        elif reply.to in limits.own_numbers:
             reason = Unanswered.OWN_NUMBER
         elif not in_countries(reply.to, limits.countries):
             reason = Unanswered.COUNTRY_NOT_ALLOWED

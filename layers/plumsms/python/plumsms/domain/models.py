@@ -6,7 +6,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -170,6 +170,9 @@ class Message(BaseModel):
     error: str | None = None
     unanswered: str | None = None
     """Why an inbound message got no answer, or fewer forwards (``Unanswered`` values)."""
+    schedule: dict[str, Any] | None = None
+    """A send's series and quiet hours (``recurrence``, ``occurrence``, ``series_id``,
+    ``quiet_hours``), as ``POST /messages`` answers them; absent for a plain send."""
     history: list[HistoryEntry] = Field(default_factory=list)
 
     @field_validator("history")
@@ -194,6 +197,8 @@ class Message(BaseModel):
         show where Plum reports, never the secret it reports with.
         """
         data = self.model_dump(mode="json", by_alias=True)
+        if data["schedule"] is None:
+            del data["schedule"]
         if self.result_url:
             data["result_url"] = mask_key(self.result_url)
         return data

@@ -1,8 +1,9 @@
 """The PCI guard: payment card numbers must never travel by SMS (SMS is unencrypted).
 
 A card number here is 13 to 19 digits that pass the Luhn check, written together or in
-groups separated by single spaces or dashes (``4111 1111 1111 1111``,
-``3782-822463-10005``). Digits glued to letters or to longer digit runs are still
+groups separated by any run of ASCII spaces, dots, dashes and slashes
+(``4111 1111 1111 1111``, ``3782-822463-10005``, ``4111.1111.1111.1111``,
+``4111  1111 - 1111/1111``). Digits glued to letters or to longer digit runs are still
 checked: a run of groups is searched for any consecutive groups that form a card number,
 so ``order 12345 4111 1111 1111 1111`` is caught. One unbroken run of more than 19
 digits is an identifier of another kind (a tracking number) and is not searched inside:
@@ -16,7 +17,7 @@ import re
 MIN_DIGITS = 13
 MAX_DIGITS = 19
 
-_GROUPED_DIGITS = re.compile(r"[0-9]+(?:[ -][0-9]+)*")
+_GROUPED_DIGITS = re.compile(r"[0-9]+(?:[ ./-]+[0-9]+)*")
 _GROUP = re.compile(r"[0-9]+")
 
 

@@ -11,6 +11,11 @@ from plumsms.domain.models import Message, MessageType, UtcDatetime
 from plumsms.domain.phone import E164
 
 MAX_PAGE_SIZE = 1000
+SCHEDULED = "scheduled"
+Sort = Literal["created_at", "send_at"]
+
+
+SEND_AT_SORT_RULE = "send_at lists pending sends only: give status=scheduled and no other filter"
 
 
 class MessageQuery(BaseModel):
@@ -24,6 +29,8 @@ class MessageQuery(BaseModel):
     start: UtcDatetime | None = None
     end: UtcDatetime | None = None
     order: Literal["asc", "desc"] = "desc"
+    sort: Sort = "created_at"
+    """``send_at``: pending sends (status ``scheduled``, no other filter) by due time."""
     limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
     after: str | None = Field(default=None, max_length=128)
     """The position (sort key) of the last item already returned."""
@@ -32,6 +39,10 @@ class MessageQuery(BaseModel):
     def _range(self) -> MessageQuery:
         if self.start and self.end and self.start > self.end:
             raise ValueError("start must not be after end")
+        if self.sort == "send_at" and (
+            self.status != SCHEDULED or self.number or self.type or self.start or self.end
+        ):
+            raise ValueError(SEND_AT_SORT_RULE)
         return self
 
     def filters(self) -> dict[str, str | None]:
@@ -43,6 +54,8 @@ class MessageQuery(BaseModel):
             "start": self.start.isoformat() if self.start else None,
             "end": self.end.isoformat() if self.end else None,
             "order": self.order,
+            # Only when asked for: cursors issued before sorting existed stay valid.
+            **({"sort": self.sort} if self.sort != "created_at" else {}),
         }
 
 

@@ -104,6 +104,13 @@ class Schedule(BaseModel):
         )
         return {k: v for k, v in shown.items() if v is not None}
 
+    def shown(self) -> dict[str, Any] | None:
+        """What the log shows: the public schedule of a series or of a send with quiet
+        hours; None for a plain one-off send."""
+        if self.recurrence is None and self.quiet_hours is None and self.series_id is None:
+            return None
+        return self.public()
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:

@@ -30,7 +30,7 @@ from plumsms.domain.errors import NotFound, ValidationFailed
 from plumsms.domain.models import Message, MessageType, OptOut, Status, UtcDatetime
 from plumsms.domain.paging import MAX_CURSOR_CHARS, derive_key
 from plumsms.domain.phone import E164
-from plumsms.domain.queries import MAX_PAGE_SIZE, MessageQuery
+from plumsms.domain.queries import MAX_PAGE_SIZE, SEND_AT_SORT_RULE, MessageQuery, Sort
 from plumsms.entrypoints.webhooks import error_responses
 from plumsms.observability import logger, metrics, tracer
 from plumsms.secrets import SecretValues
@@ -95,6 +95,15 @@ CursorParam = Annotated[
     Query(max_length=MAX_CURSOR_CHARS, description="next_cursor of the previous page."),
 ]
 PageSizeParam = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size, up to 1000.")]
+SortParam = Annotated[
+    Sort,
+    Query(
+        description=(
+            "created_at (default), or send_at: pending sends by due time, soonest first "
+            "with order=asc (only with status=scheduled and no other filter)."
+        )
+    ),
+]
 
 
 def _query(
@@ -106,10 +115,13 @@ def _query(
     end: datetime | None,
     order: Literal["asc", "desc"],
     limit: int,
+    sort: Sort = "created_at",
 ) -> MessageQuery:
     """The store query the filters describe."""
     if start and end and start > end:
         raise ValidationFailed("end", "must not be before start")
+    if sort == "send_at" and (status is not Status.SCHEDULED or number or kind or start or end):
+        raise ValidationFailed("sort", SEND_AT_SORT_RULE)
     return MessageQuery(
         number=number,
         type=kind,
@@ -117,6 +129,7 @@ def _query(
         start=start,
         end=end,
         order=order,
+        sort=sort,
         limit=limit,
     )
 
@@ -306,9 +319,17 @@ def build_routes(service: LogService) -> Router:
         order: OrderParam = "desc",
         limit: PageSizeParam = 50,
         cursor: CursorParam = None,
+        sort: SortParam = "created_at",
     ) -> Response[str]:
         query = _query(
-            number=number, kind=kind, status=status, start=start, end=end, order=order, limit=limit
+            number=number,
+            kind=kind,
+            status=status,
+            start=start,
+            end=end,
+            order=order,
+            limit=limit,
+            sort=sort,
         )
         found = service.page(query, cursor)
         metrics.add_metric(name="LogItemsRead", unit="Count", value=found.items_read)

@@ -15,6 +15,7 @@
   const UNANSWERED = {
     opt_out_review: "Mentions an opt-out word: a person should read it",
     sender_cannot_receive: "Sender is a short code or name: it cannot receive a reply",
+    card_number: "The answer held a card number: not sent",
     own_number: "Sent from one of this account's own numbers",
     country_not_allowed: "Sender's country is not in the reply allow-list",
     opted_out: "Recipient opted out",
@@ -34,13 +35,17 @@
 
   const state = {
     filters: {},
+    filterKey: null,
     cursors: [null],
     page: 0,
     nextCursor: null,
     scheduledCursor: null,
     optOutsCursor: null,
     logHash: "#/",
+    chart: null,
   };
+  const BODY_PREVIEW = 60;
+  const SCHEDULED_PAGE = 100;
 
   // -- DOM helpers ----------------------------------------------------------------------
 
@@ -76,7 +81,38 @@
   function formatTime(iso) {
     if (!iso) return "";
     const when = new Date(iso);
-    return Number.isNaN(when.getTime()) ? iso : when.toLocaleString();
+    // With the zone's name: a time without one is read in whoever's zone reads it.
+    return Number.isNaN(when.getTime()) ? iso : when.toLocaleString(undefined, { timeZoneName: "short" });
+  }
+
+  function preview(body) {
+    const text = body || "";
+    return text.length > BODY_PREVIEW ? `${text.slice(0, BODY_PREVIEW)}…` : text;
+  }
+
+  // One line of free text, cut to the column's width; the whole text in its title.
+  function clipCell(text, full) {
+    return el("td", {}, el("div", { class: "clip", title: full, text }));
+  }
+
+  // The series rule of a send in a few words (Message.schedule; docs/log.md).
+  function repeats(schedule) {
+    const rule = (schedule && schedule.recurrence) || null;
+    if (!rule) return "";
+    const units = { daily: "day", weekly: "week", monthly: "month" };
+    let what = rule.cron ? `cron ${rule.cron}`
+      : (rule.interval || 1) === 1 ? rule.frequency : `every ${rule.interval} ${units[rule.frequency]}s`;
+    if (!rule.cron && rule.by_weekday) what += ` on ${rule.by_weekday.join(",")}`;
+    if (rule.time_zone) what += ` in ${rule.time_zone}`;
+    if (rule.count) what += `, ${rule.count} times`;
+    else if (rule.until) what += `, until ${rule.until}`;
+    return what;
+  }
+
+  function quietHours(schedule) {
+    const quiet = schedule && schedule.quiet_hours;
+    if (!quiet) return "";
+    return `${quiet.start}-${quiet.end}${quiet.time_zone ? ` ${quiet.time_zone}` : ""}`;
   }
 
   function timeCell(iso) {
@@ -91,6 +127,14 @@
 
   function notice(message) {
     const box = $("#notice");
+    box.textContent = message || "";
+    box.hidden = !message;
+    if (message) done("");
+  }
+
+  // What an action did (a cancel): shown until the next navigation.
+  function done(message) {
+    const box = $("#done");
     box.textContent = message || "";
     box.hidden = !message;
   }
@@ -246,8 +290,23 @@
       timeCell(message.created_at),
       el("td", {}, statusBadge(message.status)),
       el("td", { text: message.type }),
+      clipCell(preview(message.body), message.body),
+      el("td", { class: "number", text: message.segments }),
+      clipCell(message.error || "", message.error || ""),
       el("td", {}, el("a", { href: `#/messages/${encodeURIComponent(message.id)}`, text: "View" })),
     );
+  }
+
+  // The log's address: its filters, and past page 1 the page number and its cursor, so
+  // reload, back and forward return to the same page.
+  function logHash(filters, page, cursor) {
+    const params = new URLSearchParams(filters);
+    if (page > 0 && cursor) {
+      params.set("page", String(page + 1));
+      params.set("cursor", cursor);
+    }
+    const query = params.toString();
+    return query ? `#/?${query}` : "#/";
   }
 
   async function loadLogPage() {
@@ -256,7 +315,7 @@
     const data = await getJson("messages", { ...state.filters, cursor });
     clear(body);
     if (!data.items.length) {
-      body.append(el("tr", {}, el("td", { colspan: 6, class: "empty", text: "No messages match." })));
+      body.append(el("tr", {}, el("td", { colspan: 9, class: "empty", text: "No messages match." })));
     }
     for (const message of data.items) body.append(messageRow(message));
     state.nextCursor = data.next_cursor;
@@ -268,10 +327,18 @@
   async function showLog() {
     state.logHash = window.location.hash || "#/";
     state.filters = filtersFromHash();
-    state.cursors = [null];
-    state.page = 0;
+    const key = JSON.stringify(state.filters);
+    if (key !== state.filterKey) {
+      state.filterKey = key;
+      state.cursors = [null];
+    }
+    const params = new URLSearchParams(window.location.hash.split("?")[1] || "");
+    const page = Math.max(0, (parseInt(params.get("page"), 10) || 1) - 1);
+    const cursor = params.get("cursor");
+    state.page = page > 0 && cursor ? page : 0;
+    if (state.page > 0) state.cursors[state.page] = cursor;
     fillFilterForm(state.filters);
-    await Promise.all([loadLogPage(), loadChart()]);
+    await Promise.all([loadLogPage(), state.page > 0 && state.chart ? drawChart(state.chart) : loadChart()]);
   }
 
   // -- the chart --------------------------------------------------------------------------
@@ -289,6 +356,7 @@
       if (error.status === 400) data = await getJson("messages/stats", { days: CHART_DAYS });
       else throw error;
     }
+    state.chart = data;
     drawChart(data);
   }
 
@@ -297,9 +365,10 @@
     const legend = $("#chart-legend");
     clear(box);
     clear(legend);
-    const width = 1000;
-    const height = 220;
-    const pad = { left: 40, right: 10, top: 12, bottom: 28 };
+    // Drawn at the width it is shown at, so its labels keep their size on a phone.
+    const width = Math.max(280, Math.round(box.clientWidth || 1000));
+    const height = width < 600 ? 180 : 220;
+    const pad = { left: 32, right: 8, top: 12, bottom: 28 };
     const plotW = width - pad.left - pad.right;
     const plotH = height - pad.top - pad.bottom;
     const max = Math.max(1, ...data.days.map((d) => d.total));
@@ -325,7 +394,8 @@
           fill: colorOf(status, statusIndex), "data-status": status, "data-date": day.date,
         }, svg("title", { text: `${day.date}: ${count} ${status}` })));
       });
-      if (data.days.length <= 31 || index % Math.ceil(data.days.length / 31) === 0) {
+      // One date label per 44 px at most: "12-04" needs about 30.
+      if (index % Math.max(1, Math.ceil(44 / slot)) === 0) {
         chart.append(svg("text", {
           x: (x + barW / 2).toFixed(1), y: height - 8, "text-anchor": "middle", class: "tick",
           text: day.date.slice(5),
@@ -389,12 +459,29 @@
     list.append(dd);
   }
 
+  function clearDetail(id) {
+    // Nothing of the previous message may stay on screen (least of all its Cancel).
+    $("#detail-id").textContent = id;
+    clear($("#detail-fields"));
+    $("#detail-body").textContent = "";
+    clear($("#detail-history"));
+    const cancel = $("#detail-cancel");
+    cancel.hidden = true;
+    cancel.onclick = null;
+  }
+
   async function showDetail(id) {
-    const message = await getJson(`messages/${encodeURIComponent(id)}`);
     $("#back-link").setAttribute("href", state.logHash);
+    clearDetail(id);
+    let message;
+    try {
+      message = await getJson(`messages/${encodeURIComponent(id)}`);
+    } catch (error) {
+      if (error.status === 404) throw new ApiError(404, `No message has the id ${id}.`);
+      throw error;
+    }
     $("#detail-id").textContent = message.id;
     const list = $("#detail-fields");
-    clear(list);
     field(list, "Status", message.status, statusBadge);
     field(list, "Type", message.type);
     field(list, "From", message.from);
@@ -407,6 +494,12 @@
     field(list, "Segments", `${message.segments} (${message.encoding})`);
     field(list, "Error", message.error);
     field(list, "Not answered", message.unanswered, (v) => el("span", { title: v, text: UNANSWERED[v] || v }));
+    if (message.schedule) {
+      const schedule = message.schedule;
+      if (schedule.recurrence) field(list, "Repeats", `${repeats(schedule)} (this is #${schedule.occurrence || 1})`);
+      field(list, "Series", schedule.series_id, (v) => el("code", { text: v }));
+      if (schedule.quiet_hours) field(list, "Quiet hours", quietHours(schedule));
+    }
     $("#detail-body").textContent = message.body;
     const timeline = $("#detail-history");
     clear(timeline);
@@ -430,6 +523,7 @@
       await call("DELETE", `messages/${encodeURIComponent(id)}`);
       notice("");
       await then();
+      done(`Cancelled: message ${id} will not be sent.`);
     } catch (error) {
       notice(`Could not cancel: ${error.message}`);
     }
@@ -439,19 +533,22 @@
 
   async function loadScheduled(append) {
     const body = $("#scheduled-table tbody");
+    // Listed by the API in send order (the Due index), so "More" continues the order.
     const data = await getJson("messages", {
-      status: "scheduled", order: "asc", limit: 1000, cursor: append ? state.scheduledCursor : null,
+      status: "scheduled", sort: "send_at", order: "asc", limit: SCHEDULED_PAGE,
+      cursor: append ? state.scheduledCursor : null,
     });
     if (!append) clear(body);
-    const items = data.items.slice().sort((a, b) => String(a.send_at).localeCompare(String(b.send_at)));
-    for (const message of items) {
-      const preview = message.body.length > 60 ? `${message.body.slice(0, 60)}…` : message.body;
+    body.querySelectorAll("td.empty").forEach((cell) => cell.parentNode.remove());
+    for (const message of data.items) {
       body.append(el(
         "tr", { "data-id": message.id },
         timeCell(message.send_at),
         el("td", { text: message.to }),
         el("td", { text: message.from }),
-        el("td", { class: "preview", text: preview }),
+        clipCell(preview(message.body), message.body),
+        el("td", { class: "text", text: repeats(message.schedule) }),
+        el("td", { class: "text", text: quietHours(message.schedule) }),
         el("td", {}, el("a", { href: `#/messages/${encodeURIComponent(message.id)}`, text: "View" })),
         el("td", {}, el("button", {
           type: "button", class: "danger small", text: "Cancel",
@@ -460,7 +557,7 @@
       ));
     }
     if (!body.children.length) {
-      body.append(el("tr", {}, el("td", { colspan: 6, class: "empty", text: "Nothing is scheduled." })));
+      body.append(el("tr", {}, el("td", { colspan: 8, class: "empty", text: "Nothing is scheduled." })));
     }
     state.scheduledCursor = data.next_cursor;
     $("#scheduled-more").hidden = !data.next_cursor;
@@ -502,7 +599,12 @@
     }
     const hash = window.location.hash || "#/";
     const path = hash.slice(1).split("?")[0];
+    // Nothing said about the previous view stays on the next one.
     notice("");
+    done("");
+    $("#export-status").textContent = "";
+    // Shown before the view loads, so the chart is drawn at the width it will have.
+    signedIn();
     try {
       const detail = path.match(/^\/messages\/([^/]+)$/);
       if (detail) {
@@ -518,7 +620,6 @@
         showView("log");
         await showLog();
       }
-      signedIn();
       document.body.dataset.ready = "true";
     } catch (error) {
       if (error.status !== 401 && error.status !== 403) notice(error.message);
@@ -548,21 +649,27 @@
     });
     $("#next-page").addEventListener("click", () => {
       if (!state.nextCursor) return;
-      state.page += 1;
-      state.cursors[state.page] = state.nextCursor;
-      loadLogPage().catch((error) => notice(error.message));
+      state.cursors[state.page + 1] = state.nextCursor;
+      window.location.hash = logHash(state.filters, state.page + 1, state.nextCursor);
     });
     $("#prev-page").addEventListener("click", () => {
       if (state.page === 0) return;
-      state.page -= 1;
-      loadLogPage().catch((error) => notice(error.message));
+      const cursor = state.cursors[state.page - 1];
+      // A page opened from its address knows its own cursor only: back to page 1 then.
+      window.location.hash = cursor ? logHash(state.filters, state.page - 1, cursor) : logHash(state.filters, 0, null);
     });
     for (const button of document.querySelectorAll("[data-export]")) {
       button.addEventListener("click", () => exportMessages(button.dataset.export));
     }
     $("#scheduled-more").addEventListener("click", () => loadScheduled(true).catch((e) => notice(e.message)));
     $("#opt-outs-more").addEventListener("click", () => loadOptOuts(true).catch((e) => notice(e.message)));
-    window.addEventListener("hashchange", route);
+    // A "#token=" or "#code=" link pasted into a tab already open signs in too.
+    window.addEventListener("hashchange", () => takeTokenFromFragment().finally(route));
+    let resized = null;
+    window.addEventListener("resize", () => {
+      clearTimeout(resized);
+      resized = setTimeout(() => { if (state.chart && !$("#view-log").hidden) drawChart(state.chart); }, 150);
+    });
   }
 
   bind();

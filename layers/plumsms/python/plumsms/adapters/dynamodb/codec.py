@@ -13,6 +13,8 @@ from plumsms.domain.models import Message, MessageType, OptOut, Status
 
 Item = dict[str, Any]
 
+SCHEDULE_ATTR = "schedule"
+"""A send's ``plumsms.domain.sending.Schedule``, as JSON (written by the outbox)."""
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 MESSAGE_FIELDS = (
@@ -100,6 +102,12 @@ def message_from_item(item: Item) -> Message:
     data["updated_at"] = data["updated_at"] or data["created_at"]
     if data["type"] == MessageType.INBOUND.value and data["sms_message_id"] is None:
         data["sms_message_id"] = data["id"]
+    stored_schedule = item.get(SCHEDULE_ATTR)
+    if stored_schedule:
+        # Only sends carry one: the inbound path never imports the send stack.
+        from plumsms.domain.sending import Schedule  # noqa: PLC0415
+
+        data["schedule"] = Schedule.from_json(stored_schedule).shown()
     return Message.model_validate(data)
 
 

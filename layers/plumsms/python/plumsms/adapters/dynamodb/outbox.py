@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from plumsms.adapters.dynamodb.store import DynamoMessageStore
 
 IDEMPOTENCY_SK = "IDEM"
-SCHEDULE_ATTR = "schedule"
+SCHEDULE_ATTR = codec.SCHEDULE_ATTR
 CLAIM_TOKEN = "claim_token"  # noqa: S105 - an attribute name
 CLAIMED_AT = "claimed_at"
 CHECK_AFTER = "check_after"

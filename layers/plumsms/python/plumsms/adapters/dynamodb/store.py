@@ -19,7 +19,7 @@ from plumsms.adapters.dynamodb.codec import Item
 from plumsms.adapters.dynamodb.errors import condition_failed, store_errors
 from plumsms.domain.errors import ConcurrentUpdate, DuplicateInbound, NotFound
 from plumsms.domain.guards import PeerState
-from plumsms.domain.models import Message, OptOut
+from plumsms.domain.models import Message, OptOut, Status
 from plumsms.domain.queries import MessageQuery, Page
 from plumsms.domain.replyxml import build_reply
 
@@ -251,7 +251,7 @@ class DynamoMessageStore:
         rows = rows[: query.limit]
         return Page(
             items=[codec.message_from_item(r) for r in rows],
-            next_position=rows[-1][keys.TIME_SK] if more and rows else None,
+            next_position=rows[-1][_position_attr(query)] if more and rows else None,
             items_read=counter.count,
         )
 
@@ -262,17 +262,19 @@ class DynamoMessageStore:
         streams = self._index_streams(query)
         if counter is not None:
             streams = [counter.wrap(s) for s in streams]
-        merged = heapq.merge(
-            *streams, key=lambda row: row[keys.TIME_SK], reverse=query.order == "desc"
-        )
+        position = _position_attr(query)
+        merged = heapq.merge(*streams, key=lambda row: row[position], reverse=query.order == "desc")
         keep = None
-        if query.number is not None and query.status is not None:
+        if query.sort == "send_at":
+            # A send claimed between the index read and the item read is not pending.
+            keep = lambda item: item.get("status") == Status.SCHEDULED  # noqa: E731
+        elif query.number is not None and query.status is not None:
             # Status is not projected into the number indexes (it would make every status
             # change rewrite them): it is checked on the items read.
             wanted = query.status
             keep = lambda item: item.get("status") == wanted  # noqa: E731
         for _, item in sharding.hydrate(
-            self.client, self.table_name, _distinct(merged), chunk=chunk, keep=keep
+            self.client, self.table_name, _distinct(merged, position), chunk=chunk, keep=keep
         ):
             yield item
 
@@ -282,6 +284,9 @@ class DynamoMessageStore:
         A number reads both the customer-side and the account-side index; otherwise
         status, then type, then the time index (the last three sharded).
         """
+        if query.sort == "send_at":
+            values = keys.shard_values(keys.DUE_KIND)
+            return [self._query_index(keys.DUE, keys.DUE_PK, values, query)]
         if query.number is not None:
             return [
                 self._query_index(keys.BY_CUSTOMER, keys.CUSTOMER_PK, [query.number], query),
@@ -305,7 +310,8 @@ class DynamoMessageStore:
         extra_filter: tuple[str, dict[str, str], dict[str, Any]] | None = None,
     ) -> Iterator[Item]:
         """Yield the index rows of ``pk_values`` (shards merged) in order, lazily."""
-        names = {"#pk": pk_attr, "#sk": keys.TIME_SK}
+        position = _position_attr(query)
+        names = {"#pk": pk_attr, "#sk": position}
         values: dict[str, Any] = {}
         low = keys.timestamp(query.start) if query.start else None
         high = keys.timestamp(query.end) + "~" if query.end else None
@@ -360,7 +366,7 @@ class DynamoMessageStore:
             rows = sharding.merged_query(
                 self.client,
                 requests,
-                keys.TIME_SK,
+                position,
                 descending=query.order == "desc",
                 operation="list messages",
             )
@@ -368,7 +374,7 @@ class DynamoMessageStore:
             rows = sharding.query_stream(self.client, requests[0], "list messages")
         for row in rows:
             # The exclusive bound: BETWEEN and <= include the cursor row itself.
-            if query.after is not None and row[keys.TIME_SK] == query.after:
+            if query.after is not None and row[position] == query.after:
                 continue
             yield row
 
@@ -383,7 +389,7 @@ class DynamoMessageStore:
         index choice is ``list_messages``'s.
         """
         for item in self._matching_items(query):
-            yield codec.message_from_item(item), str(item[keys.TIME_SK])
+            yield codec.message_from_item(item), str(item[_position_attr(query)])
 
     def iter_statuses(
         self, start: datetime, end: datetime, page_size: int = 1000
@@ -475,12 +481,17 @@ class _ReadCounter:
             yield row
 
 
-def _distinct(rows: Iterator[Item]) -> Iterator[Item]:
+def _position_attr(query: MessageQuery) -> str:
+    """The sort key a listing is ordered and resumed by: creation time, or due time."""
+    return keys.DUE_SK if query.sort == "send_at" else keys.TIME_SK
+
+
+def _distinct(rows: Iterator[Item], position_attr: str = keys.TIME_SK) -> Iterator[Item]:
     """Drop repeated rows: a message between two of the account's own numbers is in
     both number indexes; its copies share a sort key, so they arrive side by side."""
     previous: str | None = None
     for row in rows:
-        position = str(row[keys.TIME_SK])
+        position = str(row[position_attr])
         if position != previous:
             yield row
         previous = position
