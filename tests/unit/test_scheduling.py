@@ -859,3 +859,56 @@ def test_a_cron_series_is_what_the_cron_libraries_answer(expression: str, start:
     assume("*" in (dom, dow) or not (dom.startswith("*") or dow.startswith("*")))
     library = CronSim(expression, start - timedelta(seconds=1))
     assert ours == [next(library).replace(tzinfo=UTC) for _ in ours]
+
+
+def test_a_cron_series_from_within_a_minute_starts_at_the_next_match() -> None:
+    # GIVEN every minute, searched from one second past 09:00
+    walls = cron_walls("* * * * *", datetime(2025, 1, 1, 9, 0, 1))
+    # THEN 09:00 is already past: the first match is 09:01
+    assert next(walls) == datetime(2025, 1, 1, 9, 1)
+
+
+def test_until_without_an_offset_is_a_wall_time_in_the_series_zone() -> None:
+    # GIVEN daily at 09:00 New York until 09:00 on the 3rd, written without an offset
+    rule = Recurrence(frequency="daily", until=datetime(2025, 6, 3, 9, 0))
+    start = wall_to_utc(datetime(2025, 6, 1, 9, 0), NY)
+    # THEN the 3rd at 09:00 New York is the last send
+    assert occurrences(rule, start, "America/New_York")[-1] == "2025-06-03 09:00 EDT"
+
+
+def test_a_series_asked_for_within_a_second_starts_at_that_very_moment() -> None:
+    # GIVEN a daily rule asked for at 09:00:30.5 (rrule keeps whole seconds)
+    start = datetime(2025, 6, 2, 9, 0, 30, 500000, tzinfo=UTC)
+    found = Recurrence(frequency="daily", count=2).first(start, zone("UTC"))
+    # THEN the first send is at that moment; the series goes on at 09:00:30
+    assert found is not None and found == (datetime(2025, 6, 2, 9, 0, 30), start)
+
+
+@pytest.mark.parametrize(
+    ("until", "accepted"),
+    [
+        ("2000-01-01", True),
+        ("9000-12-31", True),
+        ("9000-12-31T23:59:00", True),
+        ("1999-12-31", False),
+        ("9001-01-01", False),
+        ("9999-12-31T23:59:00", False),
+    ],
+)
+def test_until_is_refused_outside_the_years_2000_to_9000(until: str, accepted: bool) -> None:
+    # GIVEN an end far in the past or future (the calendar's edges overflow in UTC)
+    data = {"frequency": "daily", "until": until}
+    # THEN years 2000 to 9000 are accepted, the others refused naming the field
+    if accepted:
+        assert Recurrence.model_validate(data).until is not None
+    else:
+        with pytest.raises(ValidationError, match="until"):
+            Recurrence.model_validate(data)
+
+
+def test_an_every_minute_cron_rule_asked_for_in_the_repeated_hour_starts_after_it() -> None:
+    # GIVEN every minute, asked for at 02:11 on Paris's second pass (01:11 UTC): every
+    # match of the repeated hour maps to its first pass, already over
+    found = Recurrence(cron="* * * * *", count=1).first(utc(2025, 10, 26, 1, 11), PARIS)
+    # THEN it starts at 03:00 local, the first minute after the repeated hour
+    assert found is not None and local(found[1], "Europe/Paris") == "2025-10-26 03:00 CET"

@@ -269,7 +269,7 @@ def cron_parts(expression: str) -> tuple[str, ...]:
         parts = (f"{minute} {hour} {dom} {month} *", f"{minute} {hour} * {month} {dow}")
     for part in parts:
         try:
-            CronSim(part, datetime(2000, 1, 1))
+            CronSim(part, datetime.min)
         except CronSimError as exc:
             name = _CRON_FIELDS.get(str(exc).removeprefix("Bad "), "minute")
             raise ValueError(f"cron {name} field: bad step, range or value") from exc
