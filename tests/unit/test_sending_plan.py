@@ -176,7 +176,8 @@ def test_a_recurrence_without_any_zone_for_an_unplaceable_number_is_refused() ->
 
 
 def test_a_recurrence_that_never_matches_is_refused() -> None:
-    refused("recurrence", recurrence={"cron": "0 9 30 2 *", "count": 2})
+    # 30 February: refused as a day of the month no chosen month has
+    refused("recurrence.cron", recurrence={"cron": "0 9 30 2 *", "count": 2})
 
 
 def test_next_occurrence_follows_the_rule_and_ends_with_the_count() -> None:
