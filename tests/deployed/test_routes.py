@@ -214,6 +214,19 @@ def test_schedule_patch_cancel_list_export_and_stats(stack: Stack, phone: str) -
     assert stats.status == 200 and isinstance(stats.json(), dict)
 
 
+def test_pending_sends_list_in_send_order(stack: Stack, phone: str) -> None:
+    # GIVEN two sends scheduled in the opposite order of their send times
+    soon = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    later = _send(stack, phone, send_at=(soon + timedelta(hours=2)).isoformat())
+    first = _send(stack, phone, send_at=soon.isoformat())
+    # WHEN the scheduled list is asked in send order (the Due index, as the page does)
+    answer = stack.request("GET", "/messages?status=scheduled&sort=send_at&order=asc&limit=1000")
+    # THEN the sooner one comes first
+    assert answer.status == 200, answer.body
+    ids = [m["id"] for m in answer.json()["items"]]
+    assert ids.index(first["id"]) < ids.index(later["id"])
+
+
 def test_the_page_its_assets_and_the_api_document(stack: Stack) -> None:
     page = stack.request("GET", "/ui", iam_user=None)
     assert page.status == 200 and page.headers["content-type"].startswith("text/html")

@@ -31,6 +31,7 @@ from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import DETAIL_TYPE, RecordingPublisher
 from plumsms.adapters.plum.client import PlumClient
+from plumsms.domain.models import utc_now
 from plumsms.domain.plum import PlumGateway, PlumSmsResource, PlumUnavailable
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, DispatchReport
 from plumsms_local import dynamodb
@@ -424,8 +425,28 @@ def plum_client(sim: PlumSimulator) -> PlumClient:
     return PlumClient(sim.api_url, USER, PASSWORD, timeout=FAST, retries=1, backoff_factor=0.01)
 
 
+class Timeline:
+    """The dispatchers' clock in these tests: real time plus what the test fast-forwarded,
+    so backoffs and stale claims come due without sleeping. Steps stay small (seconds):
+    a stale claim is looked up at Plum in a window around its claim time, and Plum's
+    stand-in records real time."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return utc_now() + self.offset
+
+    def step(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
 def dispatcher_for(
-    outbox: DynamoOutbox, plum: PlumGateway, callbacks: RecordingServer, **config: Any
+    outbox: DynamoOutbox,
+    plum: PlumGateway,
+    callbacks: RecordingServer,
+    clock: Timeline | None = None,
+    **config: Any,
 ) -> Dispatcher:
     settings: dict[str, Any] = {
         "rate_per_second": 500.0,
@@ -442,6 +463,7 @@ def dispatcher_for(
         plum=lambda: plum,
         result_url=lambda ref: f"{base}plum/status?key=k&ref={ref}",
         config=DispatchConfig(**settings),
+        clock=clock or utc_now,
     )
 
 
@@ -454,16 +476,22 @@ def statuses(ddb: Any, table: str, ids: Sequence[str]) -> Counter[str]:
 
 
 def run_until_all_sent(
-    dispatcher: Dispatcher, ddb: Any, table: str, ids: Sequence[str], rounds: int = 40
+    dispatcher: Dispatcher,
+    ddb: Any,
+    table: str,
+    ids: Sequence[str],
+    clock: Timeline,
+    rounds: int = 40,
 ) -> list[DispatchReport]:
-    """Run the dispatcher as the schedule would, until every message left the outbox."""
+    """Run the dispatcher as the schedule would, until every message left the outbox;
+    between runs its clock moves on a second (backoffs and checks come due)."""
     reports = []
     for _ in range(rounds):
         reports.append(dispatcher.run(plenty_of_time))
         pending = statuses(ddb, table, ids)
         if pending["scheduled"] + pending["sending"] == 0:
             return reports
-        time.sleep(0.06)  # backoffs and checks come due
+        clock.step(1)
     raise AssertionError(f"still pending after {rounds} runs: {statuses(ddb, table, ids)}")
 
 
@@ -501,9 +529,10 @@ def test_latency_5xx_and_timeouts_at_random_still_send_each_message_once(
             "api_timeout_seconds": 0.3,
         }
     )
-    dispatcher = dispatcher_for(outbox, plum_client(sim), callbacks)
+    clock = Timeline()
+    dispatcher = dispatcher_for(outbox, plum_client(sim), callbacks, clock)
     # WHEN the dispatcher runs until the outbox is empty
-    reports = run_until_all_sent(dispatcher, ddb, table_name, ids)
+    reports = run_until_all_sent(dispatcher, ddb, table_name, ids, clock)
     # THEN faults happened (retries and checks) and every message went out exactly once
     totals: Counter[str] = sum((r.counts for r in reports), Counter())
     assert totals["retried"] + totals["to_check"] > 0
@@ -543,8 +572,9 @@ def test_answers_lost_after_plum_queued_are_reconciled_not_resent(
 ) -> None:
     ids = schedule_many(outbox, 12)
     plum = LosesAnswers(plum_client(sim))
-    dispatcher = dispatcher_for(outbox, plum, callbacks)
-    reports = run_until_all_sent(dispatcher, ddb, table_name, ids)
+    clock = Timeline()
+    dispatcher = dispatcher_for(outbox, plum, callbacks, clock)
+    reports = run_until_all_sent(dispatcher, ddb, table_name, ids, clock)
     totals: Counter[str] = sum((r.counts for r in reports), Counter())
     # THEN the lost ones were found in Plum's list (by ref), none was sent twice
     assert totals["reconciled"] == 6
@@ -610,10 +640,11 @@ def test_a_dispatcher_killed_mid_batch_loses_nothing_and_sends_nothing_twice(
     left = statuses(ddb, table_name, ids)
     assert left["sending"] == 15
     assert sum(sends_by_ref(sim).values()) == 8
-    # WHEN a new dispatcher runs after the claims went stale
-    time.sleep(0.4)
-    healthy = dispatcher_for(outbox, plum_client(sim), callbacks)
-    reports = run_until_all_sent(healthy, ddb, table_name, ids)
+    # WHEN a new dispatcher runs after the claims went stale (its clock a second on)
+    clock = Timeline()
+    clock.step(1)
+    healthy = dispatcher_for(outbox, plum_client(sim), callbacks, clock)
+    reports = run_until_all_sent(healthy, ddb, table_name, ids, clock)
     # THEN the ones Plum had are recorded, the others sent: each exactly once
     totals: Counter[str] = sum((r.counts for r in reports), Counter())
     assert totals["reconciled"] == 3
