@@ -151,3 +151,16 @@ def test_waiting_for_a_past_slot_does_not_sleep() -> None:
     clocks.mono += 5
     assert limiter.wait_until("+1", slot) is True
     assert clocks.slept == []
+
+
+def test_a_first_send_is_not_held_back_even_at_the_clocks_origin() -> None:
+    # GIVEN a monotonic clock that starts at 0 (a freshly booted host)
+    clocks = Clocks()
+    clocks.mono = 0.0
+    limiter = RateLimiter(1, clocks.monotonic, clocks.sleep)
+    # WHEN a sender's first send takes its slot
+    slot = limiter.reserve("+1")
+    assert slot == 0.0
+    limiter.wait_until("+1", slot)
+    # THEN it goes at once: there is no previous send to keep an interval from
+    assert clocks.slept == []
