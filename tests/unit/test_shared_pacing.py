@@ -164,3 +164,30 @@ def test_a_first_send_is_not_held_back_even_at_the_clocks_origin() -> None:
     limiter.wait_until("+1", slot)
     # THEN it goes at once: there is no previous send to keep an interval from
     assert clocks.slept == []
+
+
+def test_a_shared_slot_half_a_second_away_is_slept_for_exactly() -> None:
+    shared, book, clocks = pacer()
+    book.next["+1"] = clocks.wall() + 0.5
+    slot = shared.reserve("+1", deadline=clocks.mono + 30)
+    assert slot is not None and shared.wait_until("+1", slot)
+    assert clocks.slept == [pytest.approx(0.5)]
+
+
+def test_a_shared_slot_that_passed_while_booking_is_used_at_once() -> None:
+    # GIVEN a slot book that takes 300 ms to answer (a slow DynamoDB call), so the slot
+    # it grants is already in the past when the answer arrives
+    shared, book, clocks = pacer()
+    booking = book.book
+
+    def slow_book(number: str, deadline: float) -> tuple[float | None, float]:
+        answer = booking(number, deadline)
+        clocks.mono += 0.3
+        return answer
+
+    book.book = slow_book  # type: ignore[method-assign]
+    slot = shared.reserve("+1", deadline=clocks.mono + 30)
+    # WHEN the worker gets it
+    assert slot is not None and shared.wait_until("+1", slot) is True
+    # THEN it sends at once, sleeping nothing
+    assert clocks.slept == []
