@@ -393,6 +393,15 @@ def test_the_api_explorer_renders_offline(
     screenshot(page, tmp_path, "api-docs")
 
 
+def authorize_swagger(page: Any, gateway: LocalGateway) -> None:
+    """Open the API page and give Swagger the API token through its own dialog."""
+    page.goto(gateway.url + "api-docs")
+    page.click(".swagger-ui .btn.authorize")
+    page.fill(".modal-ux input[type=text], .modal-ux input[type=password]", API_TOKEN)
+    page.click(".modal-ux .auth-btn-wrapper .btn.authorize")
+    page.click(".modal-ux .btn-done")
+
+
 def test_swagger_try_it_out_sends_with_the_bearer_token(
     stack: tuple[LocalGateway, DynamoMessageStore], browser_page: Any, tmp_path: Path
 ) -> None:
@@ -401,11 +410,7 @@ def test_swagger_try_it_out_sends_with_the_bearer_token(
     sent: list[Any] = []
     page.on("request", lambda request: sent.append(request))  # noqa: PLW0108 (playwright wants a function)
     # GIVEN the API page, authorised with the API token through Swagger's own dialog
-    page.goto(gateway.url + "api-docs")
-    page.click(".swagger-ui .btn.authorize")
-    page.fill(".modal-ux input[type=text], .modal-ux input[type=password]", API_TOKEN)
-    page.click(".modal-ux .auth-btn-wrapper .btn.authorize")
-    page.click(".modal-ux .btn-done")
+    authorize_swagger(page, gateway)
     # WHEN "Try it out" on POST /messages is given a JSON body and executed
     operation = page.locator("#operations-sending-send_message_messages_post")
     operation.locator(".opblock-summary").click()
@@ -449,11 +454,7 @@ def test_swagger_try_it_out_works_for_every_route(
     # GIVEN a scheduled send to look at, change and cancel, and the API page authorised
     later = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
     message_id = post_send(gateway, send_at=iso(later))["id"]
-    page.goto(gateway.url + "api-docs")
-    page.click(".swagger-ui .btn.authorize")
-    page.fill(".modal-ux input[type=text], .modal-ux input[type=password]", API_TOKEN)
-    page.click(".modal-ux .auth-btn-wrapper .btn.authorize")
-    page.click(".modal-ux .btn-done")
+    authorize_swagger(page, gateway)
     document = urllib3.request("GET", gateway.url + "openapi.json").json()
     # Swagger names each operation's element after its first tag and its id.
     operations = {
