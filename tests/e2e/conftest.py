@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ import urllib3
 
 from plumsms_local.dynamodb import free_port
 from plumsms_local.simulator.client import SimulatorClient
-from plumsms_local.template import PROJECT_ROOT
+from tests.e2e.local_stack import spawn_stack, stack_env
 
 WEBHOOK_KEY = "e2e-webhook-key-0123456789"
 API_TOKEN = "e2e-api-token"
@@ -103,38 +101,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     rules.write_text(
         "help_text: 'E2E help'\nkeywords:\n  - keywords: [ping]\n    reply: 'pong {body}'\n"
     )
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "SIM_PORT": str(sim_port),
-        "WEBHOOK_KEY": WEBHOOK_KEY,
-        "API_TOKEN": API_TOKEN,
-        "SMS_NUMBERS": SMS_NUMBER,
-        "RULES_FILE": str(rules),
-        "DISPATCH_INTERVAL_SECONDS": "0.5",
-        "SIM_DELAY_SENT_SECONDS": "0.05",
-        "SIM_DELAY_FINAL_SECONDS": "0.05",
-        "SIM_SEED": "7",
-        # Callbacks arrive twice and out of order; the reconciler covers dropped ones.
-        "SIM_CALLBACK_DUPLICATE_RATE": "0.3",
-        "SIM_CALLBACK_REORDER_RATE": "0.3",
-        "SIM_CALLBACK_DROP_RATE": "0.2",
-        "RECONCILE_AFTER_MINUTES": "0.02",
-        "SEND_RATE_PER_SECOND": "20",
-        "PYTHONUNBUFFERED": "1",
-        # Not the checkout's .local-data/stack.json: a person's own make run may own it.
-        "LOCAL_STATE_FILE": str(tmp_path_factory.mktemp("state") / "stack.json"),
-    }
-    env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
-    env.pop("PLUM_API_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "plumsms_local.stack"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    env = stack_env(
+        **{
+            "PORT": str(port),
+            "SIM_PORT": str(sim_port),
+            "WEBHOOK_KEY": WEBHOOK_KEY,
+            "API_TOKEN": API_TOKEN,
+            "SMS_NUMBERS": SMS_NUMBER,
+            "RULES_FILE": str(rules),
+            "DISPATCH_INTERVAL_SECONDS": "0.5",
+            "SIM_DELAY_SENT_SECONDS": "0.05",
+            "SIM_DELAY_FINAL_SECONDS": "0.05",
+            "SIM_SEED": "7",
+            # Callbacks arrive twice and out of order; the reconciler covers dropped ones.
+            "SIM_CALLBACK_DUPLICATE_RATE": "0.3",
+            "SIM_CALLBACK_REORDER_RATE": "0.3",
+            "SIM_CALLBACK_DROP_RATE": "0.2",
+            "RECONCILE_AFTER_MINUTES": "0.02",
+            "SEND_RATE_PER_SECOND": "20",
+            # Not the checkout's .local-data/stack.json: a person's own make run may own it.
+            "LOCAL_STATE_FILE": str(tmp_path_factory.mktemp("state") / "stack.json"),
+        }
     )
+    process = spawn_stack(env)
     lines: list[str] = []
     ready: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_reader, args=(process.stdout, lines, ready), daemon=True).start()

@@ -10,7 +10,6 @@ stops after one poll, ``ui`` opens no browser window, and deployed-stack lines a
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ import pytest
 
 from plumsms_local.dynamodb import free_port
 from plumsms_local.template import PROJECT_ROOT
+from tests.e2e.local_stack import spawn_stack, stack_env
 
 pytestmark = pytest.mark.e2e
 
@@ -103,27 +103,17 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """make run with its shipped rules, on ports that are not the defaults."""
     state_dir = tmp_path_factory.mktemp("doc-stack")
-    env = {
-        **os.environ,
-        "PORT": str(free_port()),
-        "SIM_PORT": str(free_port()),
-        "LOCAL_STATE_FILE": str(state_dir / "stack.json"),
-        "DISPATCH_INTERVAL_SECONDS": "0.5",
-        "SIM_DELAY_SENT_SECONDS": "0.05",
-        "SIM_DELAY_FINAL_SECONDS": "0.05",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("API_TOKEN", "WEBHOOK_KEY", "SMS_NUMBERS", "RULES_FILE", "SMSCTL_URL",
-                 "SMSCTL_SIM_URL", "AWS_ENDPOINT_URL_DYNAMODB", "PLUM_API_URL"):  # fmt: skip
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "plumsms_local.stack"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    env = stack_env(
+        **{
+            "PORT": str(free_port()),
+            "SIM_PORT": str(free_port()),
+            "LOCAL_STATE_FILE": str(state_dir / "stack.json"),
+            "DISPATCH_INTERVAL_SECONDS": "0.5",
+            "SIM_DELAY_SENT_SECONDS": "0.05",
+            "SIM_DELAY_FINAL_SECONDS": "0.05",
+        }
     )
+    process = spawn_stack(env, quiet=True)
     deadline = time.monotonic() + 60
     while not (state_dir / "stack.json").exists():
         assert time.monotonic() < deadline and process.poll() is None, "make run did not start"

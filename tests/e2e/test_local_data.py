@@ -4,10 +4,8 @@ save interval. The stack runs as ``make run`` runs it, in a subprocess."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ import urllib3
 from plumsms_local import snapshot
 from plumsms_local.dynamodb import free_port
 from plumsms_local.simulator.client import SimulatorClient
-from plumsms_local.template import PROJECT_ROOT
+from tests.e2e.local_stack import spawn_stack, stack_env
 
 pytestmark = pytest.mark.e2e
 
@@ -58,28 +56,19 @@ class Stack:
 
 def start(tmp_path: Path, data_file: Path) -> Stack:
     port, sim_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "SIM_PORT": str(sim_port),
-        "SMS_NUMBERS": SMS_NUMBER,
-        "LOCAL_DATA_FILE": str(data_file),
-        "LOCAL_SAVE_INTERVAL_SECONDS": str(SAVE_INTERVAL),
-        "LOCAL_STATE_FILE": str(tmp_path / "stack.json"),
-        "SIM_DELAY_SENT_SECONDS": "0.05",
-        "SIM_DELAY_FINAL_SECONDS": "0.05",
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("API_TOKEN", "WEBHOOK_KEY", "AWS_ENDPOINT_URL_DYNAMODB", "PLUM_API_URL"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "plumsms_local.stack"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    env = stack_env(
+        **{
+            "PORT": str(port),
+            "SIM_PORT": str(sim_port),
+            "SMS_NUMBERS": SMS_NUMBER,
+            "LOCAL_DATA_FILE": str(data_file),
+            "LOCAL_SAVE_INTERVAL_SECONDS": str(SAVE_INTERVAL),
+            "LOCAL_STATE_FILE": str(tmp_path / "stack.json"),
+            "SIM_DELAY_SENT_SECONDS": "0.05",
+            "SIM_DELAY_FINAL_SECONDS": "0.05",
+        }
     )
+    process = spawn_stack(env)
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 60

@@ -17,29 +17,17 @@ import urllib3
 
 from plumsms_local.dynamodb import free_port
 from plumsms_local.template import PROJECT_ROOT
+from tests.e2e.local_stack import spawn_stack, stack_env
 
 pytestmark = pytest.mark.e2e
 
 
 def test_banner_names_everything_and_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     port, sim_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "SIM_PORT": str(sim_port),
-        "PYTHONUNBUFFERED": "1",
-        "LOCAL_STATE_FILE": str(tmp_path / "stack.json"),
-    }
-    for name in ("WEBHOOK_KEY", "API_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB", "PLUM_API_URL"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "plumsms_local.stack"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    env = stack_env(
+        PORT=str(port), SIM_PORT=str(sim_port), LOCAL_STATE_FILE=str(tmp_path / "stack.json")
     )
+    process = spawn_stack(env)
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 60
@@ -71,28 +59,19 @@ def test_banner_names_everything_and_ctrl_c_stops_cleanly(tmp_path: Path) -> Non
 
 def _start(tmp_path: Path, *args: str, **env_vars: str) -> tuple[subprocess.Popen[str], int, str]:
     port, sim_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "SIM_PORT": str(sim_port),
-        "PYTHONUNBUFFERED": "1",
-        "API_TOKEN": "lifecycle-token",
-        "DISPATCH_INTERVAL_SECONDS": "0.3",
-        "SIM_DELAY_SENT_SECONDS": "0.05",
-        "SIM_DELAY_FINAL_SECONDS": "0.05",
-        "LOCAL_STATE_FILE": str(tmp_path / "stack.json"),
-        **env_vars,
-    }
-    for name in ("AWS_ENDPOINT_URL_DYNAMODB", "PLUM_API_URL", "LOG_LEVEL"):
-        env.pop(name, None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "plumsms_local.stack", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    env = stack_env(
+        **{
+            "PORT": str(port),
+            "SIM_PORT": str(sim_port),
+            "API_TOKEN": "lifecycle-token",
+            "DISPATCH_INTERVAL_SECONDS": "0.3",
+            "SIM_DELAY_SENT_SECONDS": "0.05",
+            "SIM_DELAY_FINAL_SECONDS": "0.05",
+            "LOCAL_STATE_FILE": str(tmp_path / "stack.json"),
+            **env_vars,
+        }
     )
+    process = spawn_stack(env, *args)
     assert process.stdout is not None
     banner = ""
     deadline = time.monotonic() + 60
