@@ -2,9 +2,11 @@
 
 Four dispatcher instances (as four Lambda execution environments: each its own client
 and thread pool) run at once against the embedded DynamoDB server over HTTP and a Plum
-stand-in that records when each ``sms/queue`` request arrives. With the shared slot book
-no sender goes faster than its rate; with per-run limiters only (the control) the same
-set-up sends each number about four times too fast.
+stand-in that records when each ``sms/queue`` request arrives. As deployed, one of them
+holds the run lease and the others coalesce into it; without the lease (as when a lease
+lapses while its holder still sends) the shared slot book alone keeps every sender at
+its rate. With per-run limiters only (the control) the same set-up sends each number
+about four times too fast.
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from plumsms.adapters.dynamodb.lease import DynamoRunLease
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.pacing import DynamoSlotBook
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.plum.client import PlumClient
 from plumsms.domain.sending import Schedule
-from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter, SharedPacer
+from plumsms.usecases.dispatch import (
+    DispatchConfig,
+    Dispatcher,
+    DispatchReport,
+    RateLimiter,
+    SharedPacer,
+)
 from plumsms.usecases.ports import Pacer
 from plumsms_local import dynamodb
 from plumsms_local.simulator.testing import queued_answer
@@ -101,9 +110,14 @@ def schedule_due(outbox: DynamoOutbox) -> set[str]:
 
 
 def run_dispatchers(
-    server: dynamodb.EmbeddedDynamoDB, table_name: str, plum_url: str, shared: bool
-) -> None:
+    server: dynamodb.EmbeddedDynamoDB,
+    table_name: str,
+    plum_url: str,
+    shared: bool,
+    leased: bool = False,
+) -> list[DispatchReport]:
     """``DISPATCHERS`` dispatchers started together, each with its own client (environment)."""
+    reports: list[DispatchReport] = []
 
     def one() -> None:
         store = DynamoMessageStore(table_name, client=server.client())
@@ -124,8 +138,9 @@ def run_dispatchers(
                 rate_per_second=RATE, concurrency=4, stop_margin=timedelta(0), page_size=20
             ),
             pacer=pacer,
+            lease=DynamoRunLease(table_name, store.client) if leased else None,
         )
-        dispatcher.run(lambda: 60_000)
+        reports.append(dispatcher.run(lambda: 60_000))
 
     threads = [threading.Thread(target=one) for _ in range(DISPATCHERS)]
     for thread in threads:
@@ -134,6 +149,7 @@ def run_dispatchers(
     for thread in threads:
         thread.join(timeout=120)
     assert not any(t.is_alive() for t in threads)
+    return reports
 
 
 def busiest(times: list[float], window: float) -> int:
@@ -142,15 +158,20 @@ def busiest(times: list[float], window: float) -> int:
     return max(sum(1 for t in times[i:] if t < start + window) for i, start in enumerate(times))
 
 
+@pytest.mark.parametrize("leased", [True, False], ids=["lease and book", "book alone"])
 def test_concurrent_dispatchers_keep_every_sender_within_its_rate(
-    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str, plum: PlumStandIn
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str, plum: PlumStandIn, leased: bool
 ) -> None:
     # GIVEN 5 due messages from each of three senders, 1 msg/s per sender
     outbox = DynamoOutbox(DynamoMessageStore(table_name, client=dynamo_server.client()))
     bodies = schedule_due(outbox)
-    # WHEN four dispatchers run at once, sharing the slot book
-    run_dispatchers(dynamo_server, table_name, plum.url, shared=True)
-    # THEN every message reached Plum exactly once
+    # WHEN four dispatchers run at once, sharing the slot book (and, as deployed, the lease)
+    reports = run_dispatchers(dynamo_server, table_name, plum.url, shared=True, leased=leased)
+    # THEN with the lease one run sent everything and the others coalesced into it
+    if leased:
+        assert sorted(r.stopped or "worked" for r in reports) == ["coalesced"] * 3 + ["worked"]
+        assert sum(r["lost_race"] for r in reports) == 0
+    # AND every message reached Plum exactly once
     assert sorted(plum.bodies) == sorted(bodies)
     for sender in SENDERS:
         arrivals = sorted(plum.arrivals[sender])

@@ -186,6 +186,7 @@ def dispatcher(
     publisher: ChangePublisher,
 ) -> Dispatcher:
     """The dispatcher as the deployment configures it, publishing what it fails or suppresses."""
+    from plumsms.adapters.dynamodb.lease import DynamoRunLease  # noqa: PLC0415
     from plumsms.adapters.dynamodb.outbox import DynamoOutbox  # noqa: PLC0415
     from plumsms.adapters.dynamodb.pacing import DynamoSlotBook  # noqa: PLC0415
     from plumsms.usecases.dispatch import (  # noqa: PLC0415
@@ -199,7 +200,8 @@ def dispatcher(
         return status_url(secrets.public_base_url(), secrets.webhook_key(), message_id)
 
     rate = settings.send_rate_per_second
-    # The rate holds across concurrent runs: every run books its sends in the same book.
+    # One run works at a time (the lease); the rate also holds across the hand-over from
+    # one run to the next, and past a lapsed lease: every run books in the same book.
     book = DynamoSlotBook(store.table_name, store.client, interval=1 / rate)
 
     def pacer() -> Pacer:
@@ -217,6 +219,7 @@ def dispatcher(
         log=logger,
         publisher=publisher,
         pacer=pacer,
+        lease=DynamoRunLease(store.table_name, store.client),
     )
 
 

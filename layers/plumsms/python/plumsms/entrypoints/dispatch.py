@@ -9,7 +9,7 @@ from typing import Any
 
 from plumsms.observability import logger, metrics
 from plumsms.secrets import NOT_CONFIGURED_WARNING
-from plumsms.usecases.dispatch import NOT_CONFIGURED, DispatchReport
+from plumsms.usecases.dispatch import COALESCED, NOT_CONFIGURED, DispatchReport
 
 _METRICS = {
     "sent": "MessagesSent",
@@ -20,6 +20,7 @@ _METRICS = {
     "failed": "SendFailures",
     "suppressed": "SendsSuppressed",
     "lost_race": "ClaimsLost",
+    "requested_passes": "PassesRequested",
     "errors": "DispatchErrors",
 }
 
@@ -30,6 +31,8 @@ def observe_dispatch(report: DispatchReport, event: dict[str, Any]) -> dict[str,
     for name, metric in _METRICS.items():
         if report[name]:
             metrics.add_metric(name=metric, unit="Count", value=report[name])
+    if report.stopped == COALESCED:
+        metrics.add_metric(name="RunsCoalesced", unit="Count", value=1)
     if report.stopped == NOT_CONFIGURED:
         logger.warning(NOT_CONFIGURED_WARNING)
     logger.info(

@@ -136,6 +136,26 @@ class SlotBook(Protocol):
         returns the slot (or None) and the sender's next free slot after this call."""
 
 
+class RunLease(Protocol):
+    """At most one dispatcher run at a time (``DynamoRunLease`` implements it).
+
+    A run that finds the lease held asks the holder for one more pass and ends; the
+    holder serves every such request before it lets go.
+    """
+
+    def acquire(self, holder: str, now: datetime, until: datetime) -> bool:
+        """Hold the lease until ``until`` if nobody holds it (or the hold lapsed)."""
+
+    def request(self, now: datetime) -> bool:
+        """Ask the holder for one more pass; False when nobody holds the lease."""
+
+    def release(self, holder: str) -> bool:
+        """Let go unless a pass was requested; False (request taken) when one was."""
+
+    def give_up(self, holder: str) -> None:
+        """Let go whatever was requested (the run has no time for another pass)."""
+
+
 class SendingOutbox(PendingMessages, Protocol):
     """The part of the outbox the API's use cases need."""
 

@@ -1,6 +1,10 @@
 """The dispatcher: send every due message exactly once, under a per-sender rate limit.
 
-One run (an EventBridge tick, or a direct call for a send due now):
+One run (an EventBridge tick, or a direct call for a send due now) at a time: a run
+takes the dispatcher's lease first. One that finds it held leaves the holder a request
+for one more pass and ends (``coalesced``); the holder makes that pass before letting
+go. So one run sends at any moment, at ``concurrency`` sends in flight, and no two runs
+race for the same due messages. The holder:
 
 1. Reconcile stale claims: a message held in ``sending`` past its ``check_after``
    belongs to a dispatcher that died, or whose Plum call ended without an answer
@@ -34,7 +38,7 @@ when the current one is sent or has failed for good.
 The package, one concern a module: ``run`` (tuning, report, the state a run's threads
 share), ``loop`` (paging, claiming, sending), ``pacing`` (the rate limit), ``outcomes``
 (what a claim becomes once Plum answered), ``recovery`` (stale claims). Its ports
-(``DispatchOutbox``, ``Pacer``, ``SlotBook``) are in ``plumsms.usecases.ports``; its
+(``DispatchOutbox``, ``Pacer``, ``SlotBook``, ``RunLease``) are in ``plumsms.usecases.ports``; its
 wiring in ``plumsms.bootstrap``.
 """
 
@@ -43,9 +47,15 @@ from __future__ import annotations
 from plumsms.usecases.dispatch.loop import Dispatcher
 from plumsms.usecases.dispatch.outcomes import PLUM_OPT_OUT_KEYWORD
 from plumsms.usecases.dispatch.pacing import RateLimiter, SharedPacer, by_sender_in_turn
-from plumsms.usecases.dispatch.run import NOT_CONFIGURED, DispatchConfig, DispatchReport
+from plumsms.usecases.dispatch.run import (
+    COALESCED,
+    NOT_CONFIGURED,
+    DispatchConfig,
+    DispatchReport,
+)
 
 __all__ = [
+    "COALESCED",
     "NOT_CONFIGURED",
     "PLUM_OPT_OUT_KEYWORD",
     "DispatchConfig",

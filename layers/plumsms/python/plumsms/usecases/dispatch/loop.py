@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import timedelta
 from typing import Any
 
 from plumsms.domain.errors import ValidationFailed
@@ -19,10 +20,13 @@ from plumsms.domain.status import ChangePublisher, change_to
 from plumsms.usecases.dispatch.outcomes import Outcomes, reason
 from plumsms.usecases.dispatch.pacing import RateLimiter, by_sender_in_turn
 from plumsms.usecases.dispatch.recovery import Recovery
-from plumsms.usecases.dispatch.run import DispatchConfig, DispatchReport, Run
-from plumsms.usecases.ports import Clock, DispatchOutbox, Pacer
+from plumsms.usecases.dispatch.run import COALESCED, DispatchConfig, DispatchReport, Run
+from plumsms.usecases.ports import Clock, DispatchOutbox, Pacer, RunLease
 
 _log = logging.getLogger(__name__)
+
+LEASE_ROUNDS = 4
+"""Tries at taking the lease or leaving a request (each lost only to a release)."""
 
 
 class Dispatcher:
@@ -42,9 +46,11 @@ class Dispatcher:
         log: Any = None,
         publisher: ChangePublisher | None = None,
         pacer: Callable[[], Pacer] | None = None,
+        lease: RunLease | None = None,
     ) -> None:
         self._outbox = outbox
         self._pacer = pacer
+        self._lease = lease
         self._plum = plum
         self._result_url = result_url
         self.config = config or DispatchConfig()
@@ -56,7 +62,13 @@ class Dispatcher:
         self._recovery = Recovery(outbox, self._outcomes, self.config, clock, self._log)
 
     def run(self, remaining_ms: Callable[[], int]) -> DispatchReport:
-        """Reconcile stale claims, then send due messages while time allows."""
+        """Reconcile stale claims, then send due messages while time allows.
+
+        With a lease, only one run works at a time: a run that finds it held asks the
+        holder for another pass and ends (``stopped`` ``coalesced``); the holder makes
+        one more pass for every such request before it lets go, so a send-now that
+        arrives while a run is finishing is still sent by it.
+        """
         config = self.config
         run = Run(
             plum_provider=self._plum,
@@ -68,10 +80,68 @@ class Dispatcher:
             margin_seconds=config.margin_for(remaining_ms() / 1000),
             monotonic=self._monotonic,
         )
-        self._recovery.recover(run)
-        with ThreadPoolExecutor(config.concurrency, thread_name_prefix="dispatch") as pool:
-            self._claim_loop(run, pool)
+        if self._lease is None:
+            self._work(run, self._lease, "")
+            return run.report
+        holder = uuid.uuid4().hex
+        try:
+            held = self._hold(self._lease, holder, remaining_ms)
+        except Exception:
+            # Without the lease no run may start: the next tick tries again.
+            run.report.add("errors")
+            run.report.stopped = "store"
+            self._log.exception("taking the dispatcher's lease failed")
+            return run.report
+        if not held:
+            run.report.stopped = COALESCED
+            return run.report
+        self._work(run, self._lease, holder)
         return run.report
+
+    def _hold(self, lease: RunLease, holder: str, remaining_ms: Callable[[], int]) -> bool:
+        """Take the lease, or leave a request with its holder; True when taken."""
+        for _ in range(LEASE_ROUNDS):
+            now = self._clock()
+            # The lease lapses when this invocation's time is up (the function is gone).
+            if lease.acquire(holder, now, now + timedelta(milliseconds=remaining_ms())):
+                return True
+            if lease.request(now):
+                return False
+            # Released (or lapsed) between the two writes: try to take it again.
+        self._log.warning("the dispatcher's lease changed hands too often; leaving it")
+        return False
+
+    def _work(self, run: Run, lease: RunLease | None, holder: str) -> None:
+        """Recover, then pass over the due messages until no pass is owed."""
+        released = lease is None
+        try:
+            self._recovery.recover(run)
+            with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="dispatch") as pool:
+                self._claim_loop(run, pool)
+                while lease is not None and run.may_claim():
+                    try:
+                        released = lease.release(holder)
+                    except Exception:
+                        run.report.add("errors")
+                        self._log.exception("letting go of the dispatcher's lease failed")
+                        break  # giving it up is tried next
+                    if released:
+                        break
+                    run.report.add("requested_passes")
+                    self._claim_loop(run, pool)
+        finally:
+            if not released:
+                self._give_up(lease, holder, run)
+
+    def _give_up(self, lease: RunLease | None, holder: str, run: Run) -> None:
+        if lease is None:
+            return
+        try:
+            lease.give_up(holder)
+        except Exception:
+            # The lease lapses by itself when this invocation's time is up.
+            run.report.add("errors")
+            self._log.exception("giving up the dispatcher's lease failed")
 
     def _claim_loop(self, run: Run, pool: ThreadPoolExecutor) -> None:
         workers = threading.BoundedSemaphore(self.config.concurrency)

@@ -16,6 +16,8 @@ from plumsms.usecases.ports import Pacer
 
 MIN_STOP_MARGIN_SECONDS = 2.0
 NOT_CONFIGURED = "not_configured"
+COALESCED = "coalesced"
+"""A run that found another one working and left it a request for one more pass."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,8 @@ class DispatchReport:
     stopped: str | None = None
     """Why the run stopped claiming early: ``time``, ``unauthorized`` (Plum refused the
     credentials), ``not_configured`` (there are none yet), ``store`` (the due messages
-    could not be listed) or None."""
+    or the lease could not be read), ``coalesced`` (another run holds the lease and
+    will make one more pass for this one) or None."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:

@@ -1,0 +1,278 @@
+"""One dispatcher run at a time: the run lease as the dispatcher uses it (fakes only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from plumsms.domain.errors import StoreUnavailable
+from plumsms.domain.sending import DueCursor, DuePage
+from plumsms.usecases.dispatch import COALESCED, DispatchConfig, Dispatcher
+from plumsms.usecases.dispatch.loop import LEASE_ROUNDS
+from tests.unit.test_sending_dispatch import NOW, FakeOutbox, ScriptedPlum, message
+
+
+class FakeLease:
+    """The lease's contract in memory, with a script for what other runs do meanwhile."""
+
+    def __init__(self) -> None:
+        self.holder: str | None = None
+        self.until: datetime | None = None
+        self.wanted = False
+        self.calls: list[str] = []
+        self.acquired: list[tuple[str, datetime, datetime]] = []
+        self.on_release: list[Callable[[], None]] = []
+        """Run before each ``release`` (another invocation's moves, one per release)."""
+        self.on_request: list[Callable[[], None]] = []
+        self.fail: set[str] = set()
+
+    def _call(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.fail:
+            raise StoreUnavailable(f"{name} failed (ProvisionedThroughputExceededException)")
+
+    def acquire(self, holder: str, now: datetime, until: datetime) -> bool:
+        self._call("acquire")
+        if self.holder is not None and self.until is not None and self.until >= now:
+            return False
+        self.holder, self.until, self.wanted = holder, until, False
+        self.acquired.append((holder, now, until))
+        return True
+
+    def request(self, now: datetime) -> bool:
+        self._call("request")
+        if self.on_request:
+            self.on_request.pop(0)()
+        if self.holder is None or self.until is None or self.until < now:
+            return False
+        self.wanted = True
+        return True
+
+    def release(self, holder: str) -> bool:
+        self._call("release")
+        if self.on_release:
+            self.on_release.pop(0)()
+        if self.holder != holder:
+            return True
+        if self.wanted:
+            self.wanted = False
+            return False
+        self.holder = self.until = None
+        return True
+
+    def give_up(self, holder: str) -> None:
+        self._call("give_up")
+        if self.holder == holder:
+            self.holder = self.until = None
+            self.wanted = False
+
+
+class CountingOutbox(FakeOutbox):
+    """Counts the due listings (one per page read)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listings = 0
+        self.after_listing: list[Callable[[DuePage], None]] = []
+
+    def due(self, now: datetime, limit: int, after: DueCursor | None = None) -> DuePage:
+        self.listings += 1
+        page = super().due(now, limit, after)
+        if self.after_listing:
+            self.after_listing.pop(0)(page)
+        return page
+
+
+def leased(outbox: FakeOutbox, plum: ScriptedPlum, lease: FakeLease, **config: Any) -> Dispatcher:
+    settings = {"rate_per_second": 1000.0, "concurrency": 4} | config
+    return Dispatcher(
+        outbox=outbox,
+        plum=lambda: plum,
+        result_url=lambda ref: f"https://sms.example.test/plum/status?key=k&ref={ref}",
+        config=DispatchConfig(**settings),
+        clock=lambda: NOW,
+        draw=lambda: 1.0,
+        lease=lease,
+    )
+
+
+def plenty() -> int:
+    return 600_000
+
+
+def test_a_run_holds_the_lease_until_its_invocation_ends_and_lets_go_when_done() -> None:
+    # GIVEN two due messages and a free lease
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(2):
+        outbox.add(message(index))
+    # WHEN a run with 600 s left works
+    report = leased(outbox, plum, lease).run(plenty)
+    # THEN it held the lease until its invocation's end, sent both, and let go
+    [(_, at, until)] = lease.acquired
+    assert (at, until) == (NOW, NOW + timedelta(seconds=600))
+    assert report["sent"] == 2
+    assert report.stopped is None
+    assert lease.holder is None
+    assert lease.calls == ["acquire", "release"]
+
+
+def test_a_run_that_finds_the_lease_held_asks_for_a_pass_and_touches_nothing() -> None:
+    # GIVEN a due message and a lease another run holds for a minute more
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.holder, lease.until = "other", NOW + timedelta(minutes=1)
+    # WHEN a run starts
+    report = leased(outbox, plum, lease).run(plenty)
+    # THEN it leaves the holder a request and ends coalesced, without listing or sending
+    assert report.stopped == COALESCED == "coalesced"
+    assert lease.wanted
+    assert lease.holder == "other"
+    assert outbox.listings == 0
+    assert plum.queued == []
+    assert outbox.status(message(1).id) == "scheduled"
+    assert lease.calls == ["acquire", "request"]
+
+
+def test_a_lapsed_lease_is_taken_over() -> None:
+    # GIVEN a lease whose holder's invocation ended a second ago without letting go
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.holder, lease.until = "dead", NOW - timedelta(seconds=1)
+    # WHEN a run starts
+    report = leased(outbox, plum, lease).run(plenty)
+    # THEN it takes the lease and sends
+    assert report["sent"] == 1
+    assert report.stopped is None
+    assert lease.acquired[0][0] != "dead"
+
+
+def test_a_send_now_arriving_after_the_last_listing_gets_one_more_pass() -> None:
+    # GIVEN a run whose last listing found nothing more; right after it, a send-now
+    # stores its message and its invoke finds the lease held (it leaves a request)
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    late = message(2)
+    newcomer = leased(outbox, plum, lease)
+
+    def send_now_arrives(page: DuePage) -> None:
+        outbox.add(late)
+        assert newcomer.run(plenty).stopped == COALESCED
+
+    # listing 1 finds message 1; listing 2 (the pass's end: nothing new) is followed by
+    # the send-now; its request must give message 2 a pass
+    outbox.after_listing = [lambda page: None, send_now_arrives]
+    report = leased(outbox, plum, lease).run(plenty)
+    # THEN the holder made one more pass before letting go, and sent the late message
+    assert report["requested_passes"] == 1
+    assert report["sent"] == 2
+    assert outbox.status(late.id) == "queued"
+    assert lease.holder is None
+    assert lease.calls.count("release") == 2
+
+
+def test_without_the_request_the_late_message_would_wait_for_the_next_tick() -> None:
+    # The control of the test above: a newcomer that finds the lease held but asks for
+    # nothing (a lease without requests) leaves the late message unsent by this run.
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    late = message(2)
+    outbox.after_listing = [lambda page: None, lambda page: outbox.add(late)]
+    report = leased(outbox, plum, lease).run(plenty)
+    assert report["sent"] == 1
+    assert outbox.status(late.id) == "scheduled"
+
+
+def test_a_lease_let_go_between_the_take_and_the_request_is_taken_again() -> None:
+    # GIVEN a lease held by another run that lets go right as this run asks it for a pass
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.holder, lease.until = "other", NOW + timedelta(minutes=1)
+
+    def other_lets_go() -> None:
+        lease.holder = lease.until = None
+
+    lease.on_request = [other_lets_go]
+    # WHEN the run starts
+    report = leased(outbox, plum, lease).run(plenty)
+    # THEN its request found nobody, so it took the lease itself and sent
+    assert lease.calls[:3] == ["acquire", "request", "acquire"]
+    assert report["sent"] == 1
+    assert report.stopped is None
+
+
+def test_a_lease_changing_hands_at_every_try_ends_the_run_coalesced() -> None:
+    # GIVEN a lease that is always held when taken and always free when asked
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.holder, lease.until = "other", NOW + timedelta(minutes=1)
+
+    def flip() -> None:
+        lease.holder = None
+
+    def hold_again(_: str, __: datetime, ___: datetime) -> bool:
+        lease.calls.append("acquire")
+        lease.holder = "other"
+        return False
+
+    lease.acquire = hold_again  # type: ignore[method-assign]
+    lease.on_request = [flip] * LEASE_ROUNDS
+    report = leased(outbox, plum, lease).run(plenty)
+    # THEN after LEASE_ROUNDS tries it leaves the messages to the holder
+    assert lease.calls.count("acquire") == LEASE_ROUNDS == 4
+    assert report.stopped == COALESCED
+    assert plum.queued == []
+
+
+def test_a_run_out_of_time_gives_the_lease_up_even_with_a_request_waiting() -> None:
+    # GIVEN a run whose time is up once its first pass is over, and a request waiting
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    left = [600_000]
+
+    def remaining() -> int:
+        return left[0]
+
+    def time_is_up(page: DuePage) -> None:
+        left[0] = 0
+        lease.wanted = True
+
+    outbox.after_listing = [lambda page: None, time_is_up]
+    report = leased(outbox, plum, lease, stop_margin=timedelta(seconds=1)).run(remaining)
+    # THEN it gives the lease up (the next tick serves the request) and says why
+    assert lease.calls[-1] == "give_up"
+    assert lease.holder is None
+    assert report.stopped == "time"
+    assert "release" not in lease.calls
+
+
+@pytest.mark.parametrize("failing", ["acquire", "request"])
+def test_a_lease_the_store_cannot_read_stops_the_run_before_any_claim(failing: str) -> None:
+    # GIVEN a store that fails on the lease
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.holder, lease.until = "other", NOW + timedelta(minutes=1)
+    lease.fail = {failing}
+    # WHEN a run starts
+    report = leased(outbox, plum, lease).run(plenty)
+    # THEN nothing is claimed; the error is counted and the run says why it stopped
+    assert report.stopped == "store"
+    assert report["errors"] == 1
+    assert outbox.listings == 0
+    assert outbox.status(message(1).id) == "scheduled"
+
+
+def test_a_failing_release_gives_up_and_a_failing_give_up_is_counted() -> None:
+    # GIVEN a store that fails when the run lets go
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.fail = {"release", "give_up"}
+    # WHEN the run works
+    report = leased(outbox, plum, lease).run(plenty)
+    # THEN the send stands, it tried to give the lease up after the failed release (the
+    # lease lapses by itself at the invocation's end anyway), and both failures count
+    assert report["sent"] == 1
+    assert lease.calls[-2:] == ["release", "give_up"]
+    assert report["errors"] == 2
