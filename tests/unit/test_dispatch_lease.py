@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -276,3 +277,38 @@ def test_a_failing_release_gives_up_and_a_failing_give_up_is_counted() -> None:
     assert report["sent"] == 1
     assert lease.calls[-2:] == ["release", "give_up"]
     assert report["errors"] == 2
+
+
+def test_a_run_out_of_time_lets_go_before_its_last_sends_have_left() -> None:
+    # GIVEN three due messages, one worker, and a run whose time runs out while the
+    # first send is with Plum
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(3):
+        outbox.add(message(index))
+    left = [600_000]
+    let_go = threading.Event()
+    give_up = lease.give_up
+
+    def giving_up(holder: str) -> None:
+        give_up(holder)
+        let_go.set()
+
+    lease.give_up = giving_up  # type: ignore[method-assign]
+    queue = plum.queue
+
+    def slow_queue(to: str, from_: str, body: str, result_url: str | None = None) -> Any:
+        left[0] = 0
+        # THEN the lease is let go while the send is still in flight (the next run can
+        # start claiming; the send keeps its booked slot)
+        assert let_go.wait(timeout=5)
+        return queue(to, from_, body, result_url)
+
+    plum.queue = slow_queue  # type: ignore[method-assign]
+    dispatcher = leased(outbox, plum, lease, concurrency=1, stop_margin=timedelta(seconds=1))
+    report = dispatcher.run(lambda: left[0])
+    # AND the send still finished and was recorded; the two others wait for the next run
+    assert report["sent"] == 1
+    assert report["errors"] == 0
+    assert report.stopped == "time"
+    assert lease.holder is None
+    assert [outbox.status(message(i).id) for i in range(3)] == ["queued", "scheduled", "scheduled"]

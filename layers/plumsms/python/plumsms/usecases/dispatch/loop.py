@@ -112,26 +112,32 @@ class Dispatcher:
         return False
 
     def _work(self, run: Run, lease: RunLease | None, holder: str) -> None:
-        """Recover, then pass over the due messages until no pass is owed."""
+        """Recover, then pass over the due messages until no pass is owed.
+
+        The lease is let go as soon as this run stops claiming, before its last sends
+        have left: the next run may start claiming while they finish (each of them holds
+        its booked slot, so the hand-over keeps every sender's pace).
+        """
         released = lease is None
+        pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="dispatch")
         try:
             self._recovery.recover(run)
-            with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="dispatch") as pool:
+            self._claim_loop(run, pool)
+            while lease is not None and run.may_claim():
+                try:
+                    released = lease.release(holder)
+                except Exception:
+                    run.report.add("errors")
+                    self._log.exception("letting go of the dispatcher's lease failed")
+                    break  # giving it up is tried next
+                if released:
+                    break
+                run.report.add("requested_passes")
                 self._claim_loop(run, pool)
-                while lease is not None and run.may_claim():
-                    try:
-                        released = lease.release(holder)
-                    except Exception:
-                        run.report.add("errors")
-                        self._log.exception("letting go of the dispatcher's lease failed")
-                        break  # giving it up is tried next
-                    if released:
-                        break
-                    run.report.add("requested_passes")
-                    self._claim_loop(run, pool)
         finally:
             if not released:
                 self._give_up(lease, holder, run)
+            pool.shutdown(wait=True)
 
     def _give_up(self, lease: RunLease | None, holder: str, run: Run) -> None:
         if lease is None:
@@ -186,6 +192,8 @@ class Dispatcher:
             if cursor is None:
                 # End of the due messages: go round again only if this pass sent
                 # something (retries and new sends may have come due meanwhile).
+                if not run.may_claim():
+                    return  # no next pass: let go of the lease while the sends finish
                 wait(in_pass)
                 if not run.take_pass_claims():
                     return
