@@ -1,71 +1,135 @@
-"""A campaign (issue 12, item 5), scaled to what the embedded DynamoDB server can carry.
+"""A campaign (issue 12, item 5): due messages from 20 senders, four dispatchers at once.
 
-Due messages from 20 senders, four dispatchers running at once (each its own client and
-thread pool, like four Lambda execution environments, each run lasting 30 s and
-started again until the campaign is out), the shared slot book, a Plum stand-in
-answering in 50 ms and recording when each request arrives.
+Four dispatcher environments (each its own client and thread pool, as four Lambda
+execution environments) invoke the dispatcher over and over, each run lasting
+``RUN_SECONDS``, until Plum has the whole campaign: an invocation finds the run lease
+held and coalesces, or holds it and sends; one second after a run ends its environment
+invokes again (the minute tick and send-now bursts, compressed). The wiring is the
+deployed one (lease, shared slot book, per-run limiter), against a Plum stand-in that
+answers in 50 ms and records when each request arrives.
 
-The issue asks for 100,000 messages at 10 msg/s per sender (200 msg/s in all); the
-embedded server (moto, one process) carries about 60 conditional writes' worth of
-messages a second on this machine, so the campaign keeps the shape and scales the
-rate: 1 msg/s per sender, 100 messages each (2,000; ``--quick``: 20 each, 400). The
-figures: for every sender, the worst 10-second window against its rate (target within
-5 %), the slowest sender's rate (no one starved), duplicates and lost messages at Plum
-(target 0), messages per second, and WCU and RCU per message by DynamoDB's rules
-(``bench.capacity`` on every dispatcher's client: its reads before and after each write
-slow the dispatchers, so the rate figures and the capacity ones come from the same,
-slowed, run).
+Full run: the issue's campaign, 100,000 messages, 10 msg/s per sender (200 msg/s in
+all), 32 workers (``SEND_CONCURRENCY``), against dynalite (a DynamoDB implementation in
+Node.js, installed with npm into ``.tools/dynalite`` on first use): the embedded moto
+server carries about 60 conditional writes a second here, far below 200 messages a
+second. ``--quick``: the same shape scaled to moto, 400 messages at 1 msg/s per sender.
+
+Figures: for every sender, the worst full 10-second window against its rate (target
+within 5 %), the busiest sliding window (the carrier's side of the limit), the slowest
+sender's rate (no one starved), duplicates and lost messages at Plum (target 0), runs
+coalesced and claims lost, messages per second; then WCU and RCU per message by
+DynamoDB's rules (``bench.capacity``), priced on a separate 400-message campaign with
+the same wiring, since pricing reads every item before and after each write and would
+slow the rate run.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from bench.bench_dispatch import PlumStandIn, Server, seed
 from bench.capacity import CapacityMeter, Cost, Table
 from bench.harness import Figure, at_most, wait_for_port
 
 SENDERS = tuple(f"+124356789{n:02d}" for n in range(10, 30))
-RATE = 1.0
 DISPATCHERS = 4
-CONCURRENCY = 8
 LATENCY = 0.050
 RUN_SECONDS = 30
 WINDOW = 10.0
+PRICED_PER_SENDER = 20
+DYNALITE = "dynalite@4.0.0"
+TOOLS = Path(__file__).resolve().parent.parent / ".tools" / "dynalite"
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """How big a campaign, how fast, against which server."""
+
+    per_sender: int
+    rate: float
+    concurrency: int
+    store: str  # "dynalite" or "moto"
+
+    @property
+    def total(self) -> int:
+        return self.per_sender * len(SENDERS)
+
+
+FULL = Scale(per_sender=5_000, rate=10.0, concurrency=32, store="dynalite")
+QUICK = Scale(per_sender=20, rate=1.0, concurrency=32, store="moto")
 
 
 def run(quick: bool) -> list[Figure]:
     """Every figure of this module."""
-    from plumsms_local import dynamodb, template  # noqa: PLC0415
-
-    per_sender = 20 if quick else 100
-    total = per_sender * len(SENDERS)
+    scale = QUICK if quick else FULL
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    stand_in = PlumStandIn(LATENCY)
-    try:
-        with serialized_dynamodb() as server:
-            raw = dynamodb.client_for(server.endpoint)
-            table_name = f"bench-campaign-{uuid.uuid4().hex[:8]}"
-            dynamodb.create_table(raw, table_name)
-            seed(raw, table_name, total, SENDERS)
-            meter = CapacityMeter(
-                Table.from_definition(template.table_definition(table_name)), table_name, raw
-            )
+    with server_for(scale.store) as server:
+        stand_in = PlumStandIn(LATENCY)
+        try:
+            table_name = _table(server, scale.total)
             began = time.monotonic()
-            sampled = _campaign(server.endpoint, table_name, stand_in, total, meter)
-            elapsed = time.monotonic() - began
-            return _report(stand_in, total, elapsed, sampled)
-    finally:
-        stand_in.stop()
+            counts = _campaign(server.endpoint, table_name, stand_in, scale, None)
+            figures = _report(stand_in, scale, time.monotonic() - began, counts)
+        finally:
+            stand_in.stop()
+        # The bill, priced on a smaller campaign of the same shape and wiring.
+        priced = Scale(PRICED_PER_SENDER, scale.rate, scale.concurrency, scale.store)
+        stand_in = PlumStandIn(LATENCY)
+        try:
+            table_name = _table(server, priced.total)
+            meter = _meter(server, table_name)
+            with meter.measure() as cost:
+                counts = _campaign(server.endpoint, table_name, stand_in, priced, meter)
+        finally:
+            stand_in.stop()
+    return figures + _bill(cost, counts["sent"], priced.total)
+
+
+@contextmanager
+def server_for(store: str) -> Iterator[Server]:
+    """The DynamoDB-compatible server a campaign runs against."""
+    external = os.environ.get("BENCH_DYNAMODB_ENDPOINT")
+    if external:
+        yield Server(external, 0)
+    elif store == "dynalite":
+        with dynalite() as server:
+            yield server
+    else:
+        with serialized_dynamodb() as server:
+            yield server
+
+
+def _table(server: Server, total: int) -> str:
+    from plumsms_local import dynamodb, template  # noqa: PLC0415
+
+    raw = dynamodb.client_for(server.endpoint)
+    table_name = f"bench-campaign-{uuid.uuid4().hex[:8]}"
+    # The table as template.yaml declares it; time to live plays no part in a campaign
+    # (and dynalite does not have it).
+    raw.create_table(**template.table_definition(table_name))
+    raw.get_waiter("table_exists").wait(TableName=table_name)
+    seed(raw, table_name, total, SENDERS)
+    return table_name
+
+
+def _meter(server: Server, table_name: str) -> CapacityMeter:
+    from plumsms_local import dynamodb, template  # noqa: PLC0415
+
+    table = Table.from_definition(template.table_definition(table_name))
+    return CapacityMeter(table, table_name, dynamodb.client_for(server.endpoint))
 
 
 @contextmanager
@@ -91,15 +155,52 @@ def serialized_dynamodb() -> Iterator[Server]:
         child.wait(timeout=10)
 
 
+@contextmanager
+def dynalite() -> Iterator[Server]:
+    """dynalite (in memory) in a child process, installed with npm on first use."""
+    from plumsms_local import dynamodb  # noqa: PLC0415
+
+    executable = TOOLS / "node_modules" / ".bin" / "dynalite"
+    if not executable.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError("the full campaign needs Node.js and npm (for dynalite)")
+        TOOLS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--prefix", str(TOOLS), "--no-audit", "--no-fund", DYNALITE],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    port = dynamodb.free_port()
+    child = subprocess.Popen(
+        [str(executable), "--port", str(port), "--createTableMs", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, child, 30, "dynalite")
+        yield Server(f"http://127.0.0.1:{port}", child.pid)
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
 def _campaign(
-    endpoint: str, table_name: str, stand_in: PlumStandIn, total: int, meter: CapacityMeter
-) -> tuple[Cost, int]:
-    """Four dispatchers until Plum has every message (or 3x the ideal time passed)."""
+    endpoint: str,
+    table_name: str,
+    stand_in: PlumStandIn,
+    scale: Scale,
+    meter: CapacityMeter | None,
+) -> Counter[str]:
+    """Four environments invoking the dispatcher until Plum has every message (or three
+    times the ideal time passed); the runs' counts added up."""
+    from plumsms.adapters.dynamodb.lease import DynamoRunLease  # noqa: PLC0415
     from plumsms.adapters.dynamodb.outbox import DynamoOutbox  # noqa: PLC0415
     from plumsms.adapters.dynamodb.pacing import DynamoSlotBook  # noqa: PLC0415
     from plumsms.adapters.dynamodb.store import DynamoMessageStore  # noqa: PLC0415
     from plumsms.adapters.plum.client import PlumClient  # noqa: PLC0415
     from plumsms.usecases.dispatch import (  # noqa: PLC0415
+        COALESCED,
         DispatchConfig,
         Dispatcher,
         RateLimiter,
@@ -108,46 +209,49 @@ def _campaign(
     from plumsms.usecases.ports import Pacer  # noqa: PLC0415
     from plumsms_local import dynamodb  # noqa: PLC0415
 
-    give_up = time.monotonic() + 3 * total / (RATE * len(SENDERS)) + 60
-    sent = [0]
+    total, rate = scale.total, scale.rate
+    give_up = time.monotonic() + 3 * total / (rate * len(SENDERS)) + 60
+    counts: Counter[str] = Counter()
     lock = threading.Lock()
 
     def received() -> int:
         with stand_in.lock:
             return sum(len(times) for times in stand_in.arrivals.values())
 
-    def environment(index: int) -> None:
+    def environment() -> None:
         client = dynamodb.client_for(endpoint)
-        meter.watch(client)
+        if meter is not None:
+            meter.watch(client)
         store = DynamoMessageStore(table_name, client=client)
-        book = DynamoSlotBook(table_name, client, interval=1 / RATE)
+        book = DynamoSlotBook(table_name, client, interval=1 / rate)
 
         def pacer() -> Pacer:
-            return SharedPacer(RateLimiter(RATE), book)
+            return SharedPacer(RateLimiter(rate), book)
 
         plum = PlumClient(stand_in.url, "bench", "bench", retries=0)
         dispatcher = Dispatcher(
             outbox=DynamoOutbox(store),
             plum=lambda: plum,
             result_url=lambda ref: f"https://sms.example.test/plum/status?key=k&ref={ref}",
-            config=DispatchConfig(rate_per_second=RATE, concurrency=CONCURRENCY),
+            config=DispatchConfig(rate_per_second=rate, concurrency=scale.concurrency),
             pacer=pacer,
+            lease=DynamoRunLease(table_name, client),
         )
         while received() < total and time.monotonic() < give_up:
             report = dispatcher.run(_remaining_ms(time.monotonic() + RUN_SECONDS))
             with lock:
-                sent[0] += report["sent"]
-            if not report["sent"]:
-                time.sleep(1)  # the next tick
+                counts.update(report.counts)
+                counts["runs"] += 1
+                counts["coalesced"] += report.stopped == COALESCED
+            time.sleep(1)  # the next invocation
 
-    with meter.measure() as cost:
-        threads = [threading.Thread(target=environment, args=(i,)) for i in range(DISPATCHERS)]
-        for thread in threads:
-            thread.start()
-            time.sleep(0.2)
-        for thread in threads:
-            thread.join()
-    return cost, sent[0]
+    threads = [threading.Thread(target=environment) for _ in range(DISPATCHERS)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join()
+    return counts
 
 
 def _remaining_ms(ends: float) -> Callable[[], int]:
@@ -169,13 +273,14 @@ def _busiest(times: list[float], window: float) -> int:
 
 
 def _report(
-    stand_in: PlumStandIn, total: int, elapsed: float, sampled: tuple[Cost, int]
+    stand_in: PlumStandIn, scale: Scale, elapsed: float, counts: Counter[str]
 ) -> list[Figure]:
     with stand_in.lock:
         arrivals = {sender: sorted(times) for sender, times in stand_in.arrivals.items()}
         bodies = list(stand_in.bodies)
+    total, rate = scale.total, scale.rate
     received = sum(len(t) for t in arrivals.values())
-    expected = RATE * WINDOW
+    expected = rate * WINDOW
     worst = 0.0
     busiest = 0.0
     for times in arrivals.values():
@@ -186,11 +291,14 @@ def _report(
     slowest = min(rates) if rates else math.nan
     first = min(t[0] for t in arrivals.values())
     last = max(t[-1] for t in arrivals.values())
-    cost, sent = sampled
     duplicates = len(bodies) - len(set(bodies))
+    where = f"{scale.store}, {scale.concurrency} workers"
     return [
         Figure(
-            "messages at Plum", received, "msg", note=f"of {total} due, {len(arrivals)} senders"
+            "messages at Plum",
+            received,
+            "msg",
+            note=f"of {total} due, {len(arrivals)} senders at {rate:g} msg/s, {where}",
         ),
         at_most("lost", total - min(received, total), "msg", 0),
         at_most("duplicates", duplicates, "msg", 0, "the same body at Plum twice"),
@@ -199,30 +307,38 @@ def _report(
             worst,
             "x",
             0.05,
-            f"every sender, every full 10 s window, against {RATE:g} msg/s",
+            f"every sender, every full 10 s window, against {rate:g} msg/s",
         ),
         at_most(
             "busiest 10-s window / rate",
             busiest,
             "x",
-            1.05,
-            "any 10 s window (sliding), any sender: the carrier's side of the limit",
+            (expected + 1) / expected,
+            "any 10 s window (sliding, opening on a send), any sender: rate x 10 s + 1 at most",
         ),
         Figure(
             "slowest sender / rate",
-            slowest / RATE,
+            slowest / rate,
             "x",
             ">= 0.95",
-            slowest / RATE >= 0.95 if math.isfinite(slowest) else None,
+            slowest / rate >= 0.95 if math.isfinite(slowest) else None,
             "no sender starved",
         ),
-        Figure("messages per second", received / (last - first), "/s", note=f"{elapsed:.0f} s"),
         Figure(
-            "WCU per message",
-            cost.wcu / sent if sent else math.nan,
-            "WCU",
-            note=f"all four dispatchers, {sent} sent, lost races included; {cost.describe()}",
+            "runs: worked / coalesced",
+            counts["runs"] - counts["coalesced"],
+            "runs",
+            note=f"{counts['coalesced']} coalesced, {counts['requested_passes']} passes requested",
         ),
+        at_most("claims lost", counts["lost_race"], "claims", 0, "runs racing for a message"),
+        Figure("messages per second", received / (last - first), "/s", note=f"{elapsed:.0f} s"),
+    ]
+
+
+def _bill(cost: Cost, sent: int, total: int) -> list[Figure]:
+    note = f"priced on a {total}-message campaign, {sent} sent; {cost.describe()}"
+    return [
+        Figure("WCU per message", cost.wcu / sent if sent else math.nan, "WCU", note=note),
         Figure("RCU per message", cost.rcu / sent if sent else math.nan, "RCU"),
     ]
 
