@@ -90,8 +90,9 @@ lock: $(STAMP)
 	$(BIN)/python layers/plumsms/lock.py > layers/plumsms/requirements.lock.new
 	mv layers/plumsms/requirements.lock.new layers/plumsms/requirements.lock
 
-# Mutation testing of the pure domain (docs/mutation.md): every mutant, per-module scores
-# (>= 95 %), 30-60 minutes; CI runs a fixed sample of 40 so the score cannot silently fall.
+# Mutation testing of the pure domain and the dispatcher's pacing and recovery
+# (docs/mutation.md): every mutant, per-module scores (>= 95 %), 30-60 minutes; CI runs a
+# fixed sample of 40 so the score cannot silently fall.
 mutate: $(STAMP)
 	$(BIN)/python -m tests.mutation --jobs 2
 

@@ -1,11 +1,11 @@
 """``python -m tests.mutation [MODULE ...] [--sample N --seed S] [--jobs J]``
 
-Mutation testing of ``plumsms.domain`` (and, named, the dispatcher's
-``usecases.dispatch.pacing`` and ``usecases.dispatch.recovery``): every mutant Cosmic Ray
-makes of each module is run against the unit tests that execute its line (all unit tests
-for code that runs at import), killed past ``--timeout-factor`` times those tests'
-unmutated duration plus ``--timeout-floor`` seconds. Mutants listed in
-``equivalents.toml`` are not run.
+Mutation testing of ``plumsms.domain`` and the dispatcher's ``usecases.dispatch.pacing``
+and ``usecases.dispatch.recovery`` (every one of them unless modules are named): every
+mutant Cosmic Ray makes of each module is run against the unit tests that execute its
+lines (all unit tests for code that runs at import), killed past ``--timeout-factor``
+times those tests' unmutated duration plus ``--timeout-floor`` seconds. Mutants listed
+in ``equivalents.toml`` are not run.
 
 Prints, per module, the mutants killed, survived and equivalent and the score (killed
 over non-equivalent); lists the survivors. Exits 1 when a module's score (or, with
@@ -44,16 +44,13 @@ from tests.mutation.runner import (
     warm_up,
 )
 
-# The dispatcher's modules are run by name until their scores are measured and listed.
-DEFAULT_EXCLUDED = BEYOND_DOMAIN
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__)
     parser.add_argument(
         "modules",
         nargs="*",
-        help="domain modules or usecases.dispatch.pacing|recovery (default: every domain module)",
+        help=f"domain modules or {', '.join(BEYOND_DOMAIN)} (default: all of them)",
     )
     parser.add_argument("--sample", type=int, help="run N mutants drawn at random")
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
@@ -70,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     known = mutable_modules()
-    modules = args.modules or [name for name in known if name not in DEFAULT_EXCLUDED]
+    modules = args.modules or known
     unknown = sorted(set(modules) - set(known))
     if unknown:
         print(f"no such module: {', '.join(unknown)} (known: {', '.join(known)})")
@@ -164,7 +161,10 @@ def _report(
     by_module: dict[str, Counter[str]] = {module: Counter() for module in modules}
     for outcome in outcomes:
         by_module[outcome.mutant.module][outcome.result] += 1
-    header = f"{'module':14}{'killed':>8}{'timeout':>8}{'survived':>9}{'equiv.':>8}{'score':>8}"
+    width = max(14, *(len(module) + 2 for module in modules))
+    header = (
+        f"{'module':{width}}{'killed':>8}{'timeout':>8}{'survived':>9}{'equiv.':>8}{'score':>8}"
+    )
     print("\n" + header + ("   (equivalents not run; annotation mutants left out)"))
     failing = False
     total_killed = total_run = 0
@@ -179,12 +179,16 @@ def _report(
         below = not sampled and score < threshold
         failing |= below
         print(
-            f"{module:14}{killed:>8}{counts[TIMEOUT]:>8}{survived:>9}{listed.get(module, 0):>8}"
+            f"{module:{width}}{killed:>8}{counts[TIMEOUT]:>8}{survived:>9}"
+            f"{listed.get(module, 0):>8}"
             f"{score:>7.1f}%{'  < ' + str(threshold) if below else ''}"
             f"{'  (' + str(annotations[module]) + ' annotation)' if annotations[module] else ''}"
         )
     overall = 100.0 * total_killed / total_run if total_run else 100.0
-    print(f"{'all':14}{total_killed:>8}{'':>8}{total_run - total_killed:>9}{'':>8}{overall:>7.1f}%")
+    print(
+        f"{'all':{width}}{total_killed:>8}{'':>8}{total_run - total_killed:>9}{'':>8}"
+        f"{overall:>7.1f}%"
+    )
     if sampled and overall < threshold:
         failing = True
         print(f"sampled score {overall:.1f}% is below {threshold}%")

@@ -35,6 +35,13 @@ class Mutant:
     mutated: str  # the mutated line, stripped
     code: str  # the whole mutated module
     in_function_body: bool  # False: runs at import (constants, defaults, decorators)
+    end_line: int = 0  # the last line of the mutated code (0: ``line``)
+
+    @property
+    def lines(self) -> range:
+        """The lines of the mutated code: a condition may span several, and coverage
+        records only some of them (never the ``if (`` of a parenthesised one)."""
+        return range(self.line, max(self.line, self.end_line) + 1)
 
     @property
     def qualified_module(self) -> str:
@@ -157,6 +164,7 @@ class Site:
     line: int
     col: int
     in_function_body: bool
+    end_line: int = 0
 
 
 @dataclass
@@ -180,11 +188,11 @@ def sites_of(module: str) -> ModuleSites:
     skipped = 0
     for operator_name, operator in _operators():
         positions = [
-            start
+            (start, end)
             for node in ast_nodes(parso_tree)
-            for start, _end in operator.mutation_positions(node)  # type: ignore[attr-defined]
+            for start, end in operator.mutation_positions(node)  # type: ignore[attr-defined]
         ]
-        for occurrence, start in enumerate(positions):
+        for occurrence, (start, end) in enumerate(positions):
             if _inside(start, unevaluated):
                 skipped += 1
                 continue
@@ -196,6 +204,7 @@ def sites_of(module: str) -> ModuleSites:
                     line=start[0],
                     col=start[1],
                     in_function_body=_inside(start, bodies),
+                    end_line=end[0],
                 )
             )
     sites.sort(key=lambda site: (site.line, site.col, site.operator))
@@ -225,6 +234,7 @@ def make(site: Site) -> Mutant | None:
         mutated=mutated,
         code=code,
         in_function_body=site.in_function_body,
+        end_line=site.end_line,
     )
 
 

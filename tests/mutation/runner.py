@@ -68,7 +68,9 @@ class CoverageMap:
     durations: dict[str, float]  # node id -> seconds (setup + call + teardown)
 
     def tests_for(self, mutant: Mutant) -> list[str]:
-        return self.lines.get(mutant.module, {}).get(mutant.line, [])
+        """The tests that execute any line of the mutated code."""
+        by_line = self.lines.get(mutant.module, {})
+        return sorted({test for line in mutant.lines for test in by_line.get(line, [])})
 
     def tests_touching(self, module: str) -> set[str]:
         return {test for tests in self.lines.get(module, {}).values() for test in tests}

@@ -15,6 +15,7 @@ from tests.mutation.mutants import (
     mutable_modules,
     sites_of,
 )
+from tests.mutation.runner import CoverageMap
 
 
 def _sites_on_line(sites: list[Site], text: str) -> list[Site]:
@@ -74,3 +75,21 @@ def test_the_dispatchers_pacing_and_recovery_can_be_mutated() -> None:
     assert mutant.qualified_module == "plumsms.usecases.dispatch.pacing"
     assert mutant.path.name == "pacing.py" and mutant.path.parent.name == "dispatch"
     assert "usecases.dispatch.recovery" in mutable_modules()
+
+
+def test_a_condition_over_several_lines_is_run_against_the_tests_of_any_of_its_lines() -> None:
+    # GIVEN recovery's content match, a parenthesised condition from "if (" to ")", whose
+    # first line coverage never records
+    found = sites_of("usecases.dispatch.recovery")
+    mutant = next(
+        m
+        for m in map(make, found.sites)
+        if m is not None and m.source == "if (" and m.operator == "core/AddNot"
+    )
+    assert len(mutant.lines) > 2
+    coverage = CoverageMap(
+        lines={mutant.module: {mutant.line + 1: ["t::a", "t::b"], mutant.lines[-1]: ["t::a"]}},
+        durations={},
+    )
+    # THEN the tests of its other lines run it
+    assert coverage.tests_for(mutant) == ["t::a", "t::b"]
