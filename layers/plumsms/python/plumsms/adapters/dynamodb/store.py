@@ -47,18 +47,9 @@ def message_by_plum_id(
     client: DynamoDBClient, table_name: str, sms_message_id: str
 ) -> Message | None:
     """The message Plum knows as ``sms_message_id`` (Query on ``ByPlumId``), if any."""
-    with store_errors("query by plum id"):
-        response = client.query(
-            TableName=table_name,
-            IndexName=keys.BY_PLUM_ID,
-            KeyConditionExpression="#k = :v",
-            ExpressionAttributeNames={"#k": keys.PLUM_ID_ATTR},
-            ExpressionAttributeValues={":v": {"S": sms_message_id}},
-            Limit=1,
-        )
     # Orphan rows carry no plum_id attribute, so only messages are in this index. It
     # projects keys only: the message itself is one GetItem away.
-    items = response.get("Items", [])
+    items = _plum_id_keys(client, table_name, sms_message_id)
     if not items:
         return None
     with store_errors("get message"):
@@ -71,6 +62,13 @@ def message_by_plum_id(
 
 def plum_id_known(client: DynamoDBClient, table_name: str, sms_message_id: str) -> bool:
     """True when one of our messages carries ``sms_message_id`` (one keys-only Query)."""
+    return bool(_plum_id_keys(client, table_name, sms_message_id))
+
+
+def _plum_id_keys(
+    client: DynamoDBClient, table_name: str, sms_message_id: str
+) -> list[dict[str, Any]]:
+    """The ``ByPlumId`` row of ``sms_message_id`` (keys only; empty: none), one Query."""
     with store_errors("query by plum id"):
         response = client.query(
             TableName=table_name,
@@ -80,7 +78,7 @@ def plum_id_known(client: DynamoDBClient, table_name: str, sms_message_id: str) 
             ExpressionAttributeValues={":v": {"S": sms_message_id}},
             Limit=1,
         )
-    return bool(response.get("Items"))
+    return list(response.get("Items", []))
 
 
 class DynamoMessageStore:
