@@ -6,13 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from plumsms.domain.errors import ValidationFailed
-from plumsms.domain.paging import MAX_CURSOR_CHARS, CursorCodec, derive_key
+from plumsms.domain.paging import MAX_CURSOR_CHARS, CursorCodec, LogPosition, derive_key
 
 KEY = derive_key("test-webhook-key-0123456789")
 CODEC = CursorCodec(KEY)
@@ -229,3 +230,51 @@ def test_a_signed_cursor_with_a_128_character_position_is_accepted() -> None:
 def test_a_codec_cannot_be_altered() -> None:
     with pytest.raises(AttributeError):
         CODEC.key = b"other"  # type: ignore[misc]
+
+
+# -- typed positions (LogPosition) -------------------------------------------------------
+
+AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+MESSAGE_ID = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_log_position_is_carried_as_the_text_cursors_always_carried() -> None:
+    # GIVEN the position the frozen cursor ISSUED was made for
+    position = LogPosition(AT, MESSAGE_ID)
+    # THEN its text is that cursor's position, both ways, and the cursor decodes to it
+    assert position.to_text() == POSITION
+    assert LogPosition.from_text(POSITION) == position
+    assert CODEC.decode_position(ISSUED, SCOPE) == position
+    assert CODEC.encode_position(position, SCOPE) == ISSUED
+
+
+def test_a_log_position_is_written_in_utc_whatever_its_zone() -> None:
+    east = AT.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    assert LogPosition(east, "k").to_text() == "2024-05-01T12:00:00.000000Z#k"
+    assert LogPosition.from_text("2024-05-01T12:00:00.000001Z#+19998881234") == LogPosition(
+        AT + timedelta(microseconds=1), "+19998881234"
+    )
+
+
+def test_log_positions_compare_by_time_then_key() -> None:
+    assert LogPosition(AT, "b") < LogPosition(AT + timedelta(microseconds=1), "a")
+    assert LogPosition(AT, "a") < LogPosition(AT, "b")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-05-01T12:00:00.000000Z", "2024-05-01T12:00:00.000000Z#", "#abc", "yesterday#abc",
+     "2024-05-01T12:00:00+00:00#abc"],
+)  # fmt: skip
+def test_text_that_is_no_log_position_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        LogPosition.from_text(text)
+    # AND a cursor signed around it is refused as a cursor, not crashed on
+    with pytest.raises(ValidationFailed, match="not a cursor this API issued"):
+        CODEC.decode_position(CODEC.encode(text, SCOPE), SCOPE)
+
+
+def test_a_position_cursor_is_still_bound_to_its_scope() -> None:
+    cursor = CODEC.encode_position(LogPosition(AT, MESSAGE_ID), SCOPE)
+    with pytest.raises(ValidationFailed, match="different filters"):
+        CODEC.decode_position(cursor, {**SCOPE, "order": "asc"})

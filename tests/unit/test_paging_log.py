@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from plumsms.domain.errors import NotFound, ValidationFailed
 from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut
-from plumsms.domain.paging import derive_key
+from plumsms.domain.paging import LogPosition, derive_key
 from plumsms.domain.queries import MessageQuery, Page
 from plumsms.usecases import log as log_module
 from plumsms.usecases.log import EXPORT_COLUMNS, ExportBudget, ExportFormat, LogService, export_line
@@ -26,8 +26,8 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 KEY = derive_key("unit-test-secret-0123456789")
 
 
-def position(message: Message) -> str:
-    return f"{message.created_at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{message.id}"
+def position(message: Message) -> LogPosition:
+    return LogPosition(message.created_at, message.id)
 
 
 class MemoryLog:
@@ -71,7 +71,7 @@ class MemoryLog:
         more = len(rows) > query.limit
         return Page(page, position(page[-1]) if more and page else None, len(page) + int(more))
 
-    def iter_messages(self, query: MessageQuery) -> Iterator[tuple[Message, str]]:
+    def iter_messages(self, query: MessageQuery) -> Iterator[tuple[Message, LogPosition]]:
         for message in self._matching(query):
             self.reads += 1
             yield message, position(message)
@@ -84,10 +84,10 @@ class MemoryLog:
                 yield message.created_at, message.status
 
     def list_opt_outs(
-        self, limit: int, order: str = "desc", after: str | None = None
-    ) -> tuple[list[OptOut], str | None]:
+        self, limit: int, order: str = "desc", after: LogPosition | None = None
+    ) -> tuple[list[OptOut], LogPosition | None]:
         rows = list(reversed(self.opt_out_rows)) if order == "desc" else list(self.opt_out_rows)
-        keyed = [(f"{o.at.isoformat()}#{o.number}", o) for o in rows]
+        keyed = [(LogPosition(o.at, o.number), o) for o in rows]
         if after is not None:
             keyed = [(k, o) for k, o in keyed if (k < after if order == "desc" else k > after)]
         page = keyed[:limit]

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from plumsms.domain.models import MessageType
+from plumsms.domain.paging import LogPosition
 from plumsms.domain.queries import MessageQuery, Page
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
@@ -38,10 +39,11 @@ def test_a_status_filter_is_1_to_32_characters() -> None:
             MessageQuery(status=bad)
 
 
-def test_a_resume_position_is_at_most_128_characters() -> None:
-    assert MessageQuery(after="p" * 128).after == "p" * 128
+def test_a_resume_position_is_a_typed_log_position_not_a_store_key() -> None:
+    position = LogPosition(T0, "0123456789abcdef0123456789abcdef")
+    assert MessageQuery(after=position).after == position
     with pytest.raises(ValidationError, match="after"):
-        MessageQuery(after="p" * 129)
+        MessageQuery(after="2026-01-15T12:00:00.000000Z#0123456789abcdef0123456789abcdef")
 
 
 def test_a_range_may_be_one_instant_but_not_reversed() -> None:
@@ -68,7 +70,7 @@ def test_filters_name_everything_but_position_and_size() -> None:
         end=T1,
         order="asc",
         limit=7,
-        after="pos",
+        after=LogPosition(T0, "pos"),
     )
     assert query.filters() == {
         "number": "+19998881234",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class PlumSmsError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -14,6 +16,19 @@ class ValidationFailed(PlumSmsError):
         super().__init__(f"{field}: {rule}")
         self.field = field
         self.rule = rule
+
+
+def pydantic_check(parse: Callable[[str], str]) -> Callable[[str], str]:
+    """``parse`` as a pydantic validator: its ``ValidationFailed`` becomes the
+    ``ValueError`` pydantic reports (with the rule; pydantic names the field itself)."""
+
+    def check(value: str) -> str:
+        try:
+            return parse(value)
+        except ValidationFailed as exc:
+            raise ValueError(exc.rule) from exc
+
+    return check
 
 
 class ConfigurationError(PlumSmsError):

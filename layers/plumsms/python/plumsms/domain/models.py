@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from plumsms.domain.errors import ValidationFailed
+from plumsms.domain.errors import ValidationFailed, pydantic_check
 from plumsms.domain.phone import E164, Address
 
 MAX_BODY_CHARS = 1600
@@ -63,11 +63,7 @@ def parse_sms_message_id(value: str, field: str = "sms_message_id") -> str:
     return text
 
 
-def _plum_id(value: str) -> str:
-    try:
-        return parse_sms_message_id(value)
-    except ValidationFailed as exc:
-        raise ValueError(exc.rule) from exc
+_plum_id = pydantic_check(parse_sms_message_id)
 
 
 def _aware_utc(value: datetime) -> datetime:

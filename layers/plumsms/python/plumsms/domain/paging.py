@@ -1,4 +1,4 @@
-"""Opaque page cursors: a store position, bound to the listing's filters and signed.
+"""Opaque page cursors: a listing position, bound to the listing's filters and signed.
 
 A cursor is ``<payload>.<tag>``, both base64url without padding. The payload is a small
 JSON object holding the store's seek position and a digest of the filters it was issued
@@ -19,6 +19,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from plumsms.domain.errors import ValidationFailed
 
@@ -29,9 +30,37 @@ MAX_POSITION_CHARS = 128
 _TAG_BYTES = 16
 _SCOPE_DIGEST_BYTES = 12
 _KEY_PURPOSE = b"plumsms/page-cursor/v1"
+_POSITION_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 Scope = Mapping[str, str | int | None]
 """What a cursor is bound to: the listing's name and filters (never its page size)."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class LogPosition:
+    """Where a log listing resumes: after the entry at ``at`` (timezone-aware) whose
+    tie-break is ``key`` (a message's id; an opt-out's number). The log's listings are
+    ordered by that time, then that key, as positions compare; the store turns a position
+    into its own seek."""
+
+    at: datetime
+    key: str
+
+    def to_text(self) -> str:
+        """The position as a cursor carries it: ``<UTC time, fixed width>#<key>``.
+
+        Cursors issued before positions were typed carried this same text, so they stay
+        valid.
+        """
+        return f"{self.at.astimezone(UTC).strftime(_POSITION_TIME)}#{self.key}"
+
+    @classmethod
+    def from_text(cls, text: str) -> LogPosition:
+        """The position ``to_text`` wrote; ``ValueError`` for any other text."""
+        at, sep, key = text.partition("#")
+        if not sep or not key:
+            raise ValueError("a position is <time>#<key>")
+        return cls(datetime.strptime(at, _POSITION_TIME).replace(tzinfo=UTC), key)
 
 
 def derive_key(secret: str) -> bytes:
@@ -114,3 +143,15 @@ class CursorCodec:
         if not isinstance(position, str) or not 0 < len(position) <= MAX_POSITION_CHARS:
             raise _invalid()
         return position
+
+    def encode_position(self, position: LogPosition, scope: Scope) -> str:
+        """A cursor resuming after ``position`` in the listing described by ``scope``."""
+        return self.encode(position.to_text(), scope)
+
+    def decode_position(self, cursor: str, scope: Scope) -> LogPosition:
+        """The position inside ``cursor``; ``ValidationFailed`` on ``cursor`` otherwise."""
+        text = self.decode(cursor, scope)
+        try:
+            return LogPosition.from_text(text)
+        except ValueError as exc:
+            raise _invalid() from exc

@@ -18,7 +18,7 @@ from typing import Annotated
 import phonenumbers
 from pydantic import AfterValidator
 
-from plumsms.domain.errors import ValidationFailed
+from plumsms.domain.errors import ValidationFailed, pydantic_check
 
 DEFAULT_REGION = "US"
 _NANP_COUNTRY_CODE = 1
@@ -136,18 +136,8 @@ def in_countries(e164: str, countries: frozenset[str]) -> bool:
     return region is not None and region in countries
 
 
-def _pydantic_sender(value: str) -> str:
-    try:
-        return sender_address(value)
-    except ValidationFailed as exc:
-        raise ValueError(exc.rule) from exc
-
-
-def _pydantic_phone(value: str) -> str:
-    try:
-        return normalize(value)
-    except ValidationFailed as exc:
-        raise ValueError(exc.rule) from exc
+_pydantic_sender = pydantic_check(sender_address)
+_pydantic_phone = pydantic_check(normalize)
 
 
 E164 = Annotated[str, AfterValidator(_pydantic_phone)]

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plumsms.domain.models import Message, MessageType, UtcDatetime
+from plumsms.domain.paging import LogPosition
 from plumsms.domain.phone import E164
 
 MAX_PAGE_SIZE = 1000
@@ -32,8 +33,8 @@ class MessageQuery(BaseModel):
     sort: Sort = "created_at"
     """``send_at``: pending sends (status ``scheduled``, no other filter) by due time."""
     limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
-    after: str | None = Field(default=None, max_length=128)
-    """The position (sort key) of the last item already returned."""
+    after: LogPosition | None = None
+    """The position of the last item already returned."""
 
     @model_validator(mode="after")
     def _range(self) -> MessageQuery:
@@ -64,6 +65,6 @@ class Page:
     """One page of messages and where the next page starts (None: no more)."""
 
     items: list[Message]
-    next_position: str | None
+    next_position: LogPosition | None
     items_read: int = 0
     """How many items the store read to fill the page (for cost benchmarks)."""

@@ -20,7 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -162,15 +162,22 @@ def check_recipient(to: str, sms_numbers: tuple[str, ...]) -> None:
         )
 
 
-def _recipient_zone(explicit: str | None, fallback: str | None, to: str, field: str) -> str:
-    name = explicit or fallback or scheduling.zone_for_number(to)
+_Zoned = TypeVar("_Zoned", Recurrence, QuietHours)
+
+
+def _in_recipient_zone(part: _Zoned | None, request: SendRequest, field: str) -> _Zoned | None:
+    """``part`` with its time zone settled: its own, else the request's, else the
+    recipient's number's (``field`` names it in the error when none applies)."""
+    if part is None:
+        return None
+    name = part.time_zone or request.time_zone or scheduling.zone_for_number(request.to)
     if name is None:
         raise ValidationFailed(
             field,
             "is required: the recipient's number does not map to a single time zone",
         )
     scheduling.zone(name, field)
-    return name
+    return part.model_copy(update={"time_zone": name})
 
 
 def plan_send(request: SendRequest, now: datetime, sms_numbers: tuple[str, ...]) -> SendPlan:
@@ -179,24 +186,8 @@ def plan_send(request: SendRequest, now: datetime, sms_numbers: tuple[str, ...])
     check_recipient(request.to, sms_numbers)
     info = check_body(request.body)
     request_zone = scheduling.zone(request.time_zone) if request.time_zone else None
-    recurrence = request.recurrence
-    if recurrence is not None:
-        recurrence = recurrence.model_copy(
-            update={
-                "time_zone": _recipient_zone(
-                    recurrence.time_zone, request.time_zone, request.to, "recurrence.time_zone"
-                )
-            }
-        )
-    quiet = request.quiet_hours
-    if quiet is not None:
-        quiet = quiet.model_copy(
-            update={
-                "time_zone": _recipient_zone(
-                    quiet.time_zone, request.time_zone, request.to, "quiet_hours.time_zone"
-                )
-            }
-        )
+    recurrence = _in_recipient_zone(request.recurrence, request, "recurrence.time_zone")
+    quiet = _in_recipient_zone(request.quiet_hours, request, "quiet_hours.time_zone")
     if request.send_at is not None:
         wall_zone = request_zone
         if wall_zone is None and recurrence is not None and recurrence.time_zone:

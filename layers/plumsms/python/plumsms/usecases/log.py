@@ -19,7 +19,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from plumsms.domain.models import Message, OptOut, Status, utc_now
-from plumsms.domain.paging import CursorCodec, Scope
+from plumsms.domain.paging import CursorCodec, LogPosition, Scope
 from plumsms.domain.queries import MAX_PAGE_SIZE, MessageQuery
 from plumsms.usecases.ports import MessageLog
 
@@ -181,14 +181,14 @@ class LogService:
     def _resume(self, query: MessageQuery, cursor: str | None) -> MessageQuery:
         if cursor is None:
             return query
-        position = self._codec().decode(cursor, messages_scope(query))
+        position = self._codec().decode_position(cursor, messages_scope(query))
         return query.model_copy(update={"after": position})
 
     def page(self, query: MessageQuery, cursor: str | None = None) -> MessagesPage:
         """The page of ``query`` starting after ``cursor`` (or the first page)."""
         found = self.log.list_messages(self._resume(query, cursor))
         next_cursor = (
-            self._codec().encode(found.next_position, messages_scope(query))
+            self._codec().encode_position(found.next_position, messages_scope(query))
             if found.next_position
             else None
         )
@@ -216,7 +216,7 @@ class LogService:
         parts: list[str] = [csv_header()] if fmt is ExportFormat.CSV and cursor is None else []
         size = sum(_escaped_size(p) for p in parts)
         rows = 0
-        last: str | None = None
+        last: LogPosition | None = None
         more = False
         for message, position in self.log.iter_messages(resumed):
             line = export_line(message, fmt)
@@ -229,15 +229,17 @@ class LogService:
             size += line_size
             rows += 1
             last = position
-        next_cursor = self._codec().encode(last, messages_scope(query)) if more and last else None
+        next_cursor = (
+            self._codec().encode_position(last, messages_scope(query)) if more and last else None
+        )
         return ExportPage("".join(parts), rows, next_cursor, fmt)
 
     def opt_outs(self, limit: int, order: Order = "desc", cursor: str | None = None) -> OptOutPage:
         """One page of opted-out numbers, newest opt-out first by default."""
         scope = opt_outs_scope(order)
-        after = self._codec().decode(cursor, scope) if cursor else None
+        after = self._codec().decode_position(cursor, scope) if cursor else None
         items, position = self.log.list_opt_outs(limit, order, after)
-        next_cursor = self._codec().encode(position, scope) if position else None
+        next_cursor = self._codec().encode_position(position, scope) if position else None
         return OptOutPage(items, next_cursor)
 
     def daily_counts(self, days: int, zone: ZoneInfo) -> DailyCounts:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     # Not at run time: the inbound function's cold start would pay for the send stack.
     from plumsms.domain import status
     from plumsms.domain.models import HistoryEntry
+    from plumsms.domain.paging import LogPosition
     from plumsms.domain.queries import MessageQuery, Page
     from plumsms.domain.sending import (
         Claim,
@@ -209,7 +210,7 @@ class MessageLog(Protocol):
     def list_messages(self, query: MessageQuery) -> Page:
         """One page of messages matching ``query``."""
 
-    def iter_messages(self, query: MessageQuery) -> Iterator[tuple[Message, str]]:
+    def iter_messages(self, query: MessageQuery) -> Iterator[tuple[Message, LogPosition]]:
         """Every matching message in order, with its position, fetched lazily."""
 
     def iter_statuses(
@@ -218,8 +219,8 @@ class MessageLog(Protocol):
         """``(created_at, status)`` of messages created in the window, newest first."""
 
     def list_opt_outs(
-        self, limit: int, order: Order = "desc", after: str | None = None
-    ) -> tuple[list[OptOut], str | None]:
+        self, limit: int, order: Order = "desc", after: LogPosition | None = None
+    ) -> tuple[list[OptOut], LogPosition | None]:
         """One page of opt-outs and the next page's position."""
 
 

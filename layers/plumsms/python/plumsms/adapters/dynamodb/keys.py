@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
+from plumsms.domain.paging import LogPosition
+
 PK = "PK"
 SK = "SK"
 
@@ -84,6 +86,17 @@ def peer_pk(number: str) -> str:
 def time_sort_key(created_at: datetime, message_id: str) -> str:
     """Sort key shared by the message indexes."""
     return f"{timestamp(created_at)}#{message_id}"
+
+
+def position_sort_key(position: LogPosition) -> str:
+    """The index sort key a log position stands for (``<time>#<key>``)."""
+    return f"{timestamp(position.at)}#{position.key}"
+
+
+def sort_key_position(sort_key: str) -> LogPosition:
+    """The log position of an index row with this ``<time>#<key>`` sort key."""
+    at, _, key = sort_key.partition("#")
+    return LogPosition(datetime.fromisoformat(at), key)
 
 
 def shard_of(key: str) -> int:

@@ -256,30 +256,46 @@ class DynamoOutbox:
 
     # -- changes while pending (API, opt-out) ----------------------------------------
 
-    def _update_pending(self, message_id: str, update: str, values: dict[str, Any]) -> Message:
-        values = values | {":scheduled": {"S": Status.SCHEDULED}}
-        with store_errors("update message"):
+    def _update_if(
+        self,
+        operation: str,
+        message_id: str,
+        values: dict[str, Any],
+        update: str,
+        condition: str,
+        *,
+        new: bool = True,
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """One conditional UpdateItem of a message: ``(row as written, None)`` (with
+        ``new``; else ``({}, None)``), or ``(None, row as it was)`` when ``condition``
+        failed (``{}``: no such message)."""
+        returns = {"ReturnValues": "ALL_NEW"} if new else {}
+        with store_errors(operation):
             try:
                 response = self.client.update_item(
                     **self._key(message_id),
-                    **expression(
-                        values,
-                        UpdateExpression=update,
-                        ConditionExpression="#status = :scheduled",
-                    ),
-                    ReturnValues="ALL_NEW",
+                    **expression(values, UpdateExpression=update, ConditionExpression=condition),
+                    **returns,  # type: ignore[arg-type]
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
                 if not condition_failed(exc):
                     raise
-                old = _old_row(exc)
-                if not old:
-                    raise NotFound(f"message {message_id}") from None
-                raise Conflict(
-                    f"message is {old.get('status')}; only scheduled messages can be changed"
-                ) from None
-        return codec.message_from_item(codec.deserialize(response["Attributes"]))
+                return None, _old_row(exc)
+        return codec.deserialize(response["Attributes"]) if new else {}, None
+
+    def _update_pending(self, message_id: str, update: str, values: dict[str, Any]) -> Message:
+        values = values | {":scheduled": {"S": Status.SCHEDULED}}
+        row, old = self._update_if(
+            "update message", message_id, values, update, "#status = :scheduled"
+        )
+        if row is None:
+            if not old:
+                raise NotFound(f"message {message_id}")
+            raise Conflict(
+                f"message is {old.get('status')}; only scheduled messages can be changed"
+            )
+        return codec.message_from_item(row)
 
     def _close_pending(
         self, message_id: str, status: str, now: datetime, source: str, error: str | None
@@ -425,22 +441,14 @@ class DynamoOutbox:
         if result_url is not None:
             sets.append("#result_url = :url")
             values[":url"] = {"S": result_url}
-        with store_errors("claim message"):
-            try:
-                response = self.client.update_item(
-                    **self._key(ref.message_id),
-                    **expression(
-                        values,
-                        UpdateExpression=f"SET {', '.join(sets)} REMOVE #due_pk, #due_sk",
-                        ConditionExpression="#status = :scheduled AND #due_sk = :due_sk",
-                    ),
-                    ReturnValues="ALL_NEW",
-                )
-            except ClientError as exc:
-                if condition_failed(exc):
-                    return None
-                raise
-        return _claim_from(codec.deserialize(response["Attributes"]))
+        row, _ = self._update_if(
+            "claim message",
+            ref.message_id,
+            values,
+            f"SET {', '.join(sets)} REMOVE #due_pk, #due_sk",
+            "#status = :scheduled AND #due_sk = :due_sk",
+        )
+        return _claim_from(row) if row is not None else None
 
     def _update_claimed(
         self, claim: Claim, update: str, values: dict[str, Any], require_sending: bool = True
@@ -450,18 +458,10 @@ class DynamoOutbox:
         values = values | {":token": {"S": claim.token}, ":sending": {"S": Status.SENDING}}
         if require_sending:
             condition += " AND #status = :sending"
-        with store_errors("update claimed message"):
-            try:
-                self.client.update_item(
-                    **self._key(claim.message.id),
-                    **expression(values, UpdateExpression=update, ConditionExpression=condition),
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if not condition_failed(exc):
-                    raise
-                return _old_row(exc)
-        return None
+        _, old = self._update_if(
+            "update claimed message", claim.message.id, values, update, condition, new=False
+        )
+        return old
 
     def record_sent(self, claim: Claim, plum_ids: Sequence[str], now: datetime) -> bool:
         """``sending -> queued`` with Plum's ids; False when the claim was lost.
@@ -522,23 +522,14 @@ class DynamoOutbox:
             ":token": {"S": claim.token},
             ":sending": {"S": Status.SENDING},
         }
-        update = f"SET {_SET_STATUS}, #error = :error {_RELEASE_CLAIM}"
-        with store_errors("finish claimed message"):
-            try:
-                response = self.client.update_item(
-                    **self._key(claim.message.id),
-                    **expression(
-                        values,
-                        UpdateExpression=update,
-                        ConditionExpression="#token = :token AND #status = :sending",
-                    ),
-                    ReturnValues="ALL_NEW",
-                )
-            except ClientError as exc:
-                if condition_failed(exc):
-                    return None
-                raise
-        return codec.message_from_item(codec.deserialize(response["Attributes"]))
+        row, _ = self._update_if(
+            "finish claimed message",
+            claim.message.id,
+            values,
+            f"SET {_SET_STATUS}, #error = :error {_RELEASE_CLAIM}",
+            "#token = :token AND #status = :sending",
+        )
+        return codec.message_from_item(row) if row is not None else None
 
     def stale(self, now: datetime, limit: int) -> list[Claim]:
         """Claims whose ``check_after`` has passed (ByStatus shards of ``sending``).

@@ -76,40 +76,51 @@ class DynamoSlotBook:
         seen = self._seen.get(number)
         for _ in range(MAX_ROUNDS):
             now = self._clock()
+            slot: float | None = None
             if seen is None or seen < now:
-                idle = self._update(
-                    number,
-                    "SET #n = :next",
-                    "attribute_not_exists(#n) OR #n < :now",
-                    {":now": _number(now), ":next": _number(now + self.interval)},
-                    returned="NONE",
-                )
-                if isinstance(idle, float) or idle[0]:
-                    self._seen[number] = now + self.interval
-                    return now, now + self.interval
-                seen = idle[1]
-            if seen is not None and seen > deadline:
-                self._seen[number] = seen
-                return None, seen
-            busy = self._update(
-                number,
-                "SET #n = #n + :i",
-                "#n BETWEEN :now AND :deadline",
-                {
-                    ":now": _number(now),
-                    ":deadline": _number(deadline),
-                    ":i": _number(self.interval),
-                },
-                returned="UPDATED_OLD",
-            )
-            if isinstance(busy, float):
-                self._seen[number] = busy + self.interval
-                return busy, busy + self.interval
-            seen = busy[1]
+                slot, seen = self._book_idle(number, now)
+            if slot is None and (seen is None or seen <= deadline):
+                slot, seen = self._book_busy(number, now, deadline)
+            if slot is not None:
+                self._seen[number] = slot + self.interval
+                return slot, slot + self.interval
             if seen is not None and seen > deadline:
                 self._seen[number] = seen
                 return None, seen
         raise StoreUnavailable(f"pacing of {number}: no slot after {MAX_ROUNDS} rounds")
+
+    def _book_idle(self, number: str, now: float) -> tuple[float | None, float | None]:
+        """Take ``now`` if the sender is idle: ``(now, None)``, else ``(None, next_at)``."""
+        idle = self._update(
+            number,
+            "SET #n = :next",
+            "attribute_not_exists(#n) OR #n < :now",
+            {":now": _number(now), ":next": _number(now + self.interval)},
+            returned="NONE",
+        )
+        if isinstance(idle, float) or idle[0]:
+            return now, None
+        return None, idle[1]
+
+    def _book_busy(
+        self, number: str, now: float, deadline: float
+    ) -> tuple[float | None, float | None]:
+        """Take the busy sender's next slot if it starts by ``deadline``: ``(slot, None)``,
+        else ``(None, next_at)``."""
+        busy = self._update(
+            number,
+            "SET #n = #n + :i",
+            "#n BETWEEN :now AND :deadline",
+            {
+                ":now": _number(now),
+                ":deadline": _number(deadline),
+                ":i": _number(self.interval),
+            },
+            returned="UPDATED_OLD",
+        )
+        if isinstance(busy, float):
+            return busy, None
+        return None, busy[1]
 
     def _update(
         self, number: str, update: str, condition: str, values: dict[str, Any], returned: str

@@ -20,6 +20,7 @@ from plumsms.adapters.dynamodb.errors import condition_failed, store_errors
 from plumsms.domain.errors import ConcurrentUpdate, DuplicateInbound, NotFound
 from plumsms.domain.guards import PeerState
 from plumsms.domain.models import Message, OptOut, Status
+from plumsms.domain.paging import LogPosition
 from plumsms.domain.queries import MessageQuery, Page
 from plumsms.domain.replyxml import build_reply
 
@@ -47,18 +48,9 @@ def message_by_plum_id(
     client: DynamoDBClient, table_name: str, sms_message_id: str
 ) -> Message | None:
     """The message Plum knows as ``sms_message_id`` (Query on ``ByPlumId``), if any."""
-    with store_errors("query by plum id"):
-        response = client.query(
-            TableName=table_name,
-            IndexName=keys.BY_PLUM_ID,
-            KeyConditionExpression="#k = :v",
-            ExpressionAttributeNames={"#k": keys.PLUM_ID_ATTR},
-            ExpressionAttributeValues={":v": {"S": sms_message_id}},
-            Limit=1,
-        )
     # Orphan rows carry no plum_id attribute, so only messages are in this index. It
     # projects keys only: the message itself is one GetItem away.
-    items = response.get("Items", [])
+    items = _plum_id_keys(client, table_name, sms_message_id)
     if not items:
         return None
     with store_errors("get message"):
@@ -71,6 +63,13 @@ def message_by_plum_id(
 
 def plum_id_known(client: DynamoDBClient, table_name: str, sms_message_id: str) -> bool:
     """True when one of our messages carries ``sms_message_id`` (one keys-only Query)."""
+    return bool(_plum_id_keys(client, table_name, sms_message_id))
+
+
+def _plum_id_keys(
+    client: DynamoDBClient, table_name: str, sms_message_id: str
+) -> list[dict[str, Any]]:
+    """The ``ByPlumId`` row of ``sms_message_id`` (keys only; empty: none), one Query."""
     with store_errors("query by plum id"):
         response = client.query(
             TableName=table_name,
@@ -80,7 +79,7 @@ def plum_id_known(client: DynamoDBClient, table_name: str, sms_message_id: str) 
             ExpressionAttributeValues={":v": {"S": sms_message_id}},
             Limit=1,
         )
-    return bool(response.get("Items"))
+    return list(response.get("Items", []))
 
 
 class DynamoMessageStore:
@@ -251,7 +250,7 @@ class DynamoMessageStore:
         rows = rows[: query.limit]
         return Page(
             items=[codec.message_from_item(r) for r in rows],
-            next_position=rows[-1][_position_attr(query)] if more and rows else None,
+            next_position=_position(rows[-1], query) if more and rows else None,
             items_read=counter.count,
         )
 
@@ -315,14 +314,15 @@ class DynamoMessageStore:
         values: dict[str, Any] = {}
         low = keys.timestamp(query.start) if query.start else None
         high = keys.timestamp(query.end) + "~" if query.end else None
-        if query.after is not None:
+        after = keys.position_sort_key(query.after) if query.after is not None else None
+        if after is not None:
             if query.order == "desc":
                 # Exclusive, like the ascending bound: the cursor's own row would take a
                 # place of the page's Limit and cost a second Query to fill the page.
-                below = _just_below(query.after)
+                below = _just_below(after)
                 high = min(high, below) if high else below
             else:
-                low = max(low, query.after + "\x00") if low else query.after + "\x00"
+                low = max(low, after + "\x00") if low else after + "\x00"
         condition = "#pk = :pk"
         if not (low or high):
             # DynamoDB rejects attribute names the expressions do not use.
@@ -374,13 +374,13 @@ class DynamoMessageStore:
             rows = sharding.query_stream(self.client, requests[0], "list messages")
         for row in rows:
             # The exclusive bound: BETWEEN and <= include the cursor row itself.
-            if query.after is not None and row[position] == query.after:
+            if after is not None and row[position] == after:
                 continue
             yield row
 
     # -- log listings: export, chart, opt-outs -------------------------------------------
 
-    def iter_messages(self, query: MessageQuery) -> Iterator[tuple[Message, str]]:
+    def iter_messages(self, query: MessageQuery) -> Iterator[tuple[Message, LogPosition]]:
         """Every message matching ``query``, in order, each with its seek position.
 
         Lazy: index pages and BatchGetItem reads (100 items) happen only as the caller
@@ -389,7 +389,7 @@ class DynamoMessageStore:
         index choice is ``list_messages``'s.
         """
         for item in self._matching_items(query):
-            yield codec.message_from_item(item), str(item[_position_attr(query)])
+            yield codec.message_from_item(item), _position(item, query)
 
     def iter_statuses(
         self, start: datetime, end: datetime, page_size: int = 1000
@@ -410,8 +410,8 @@ class DynamoMessageStore:
             yield created, str(item["status"])
 
     def list_opt_outs(
-        self, limit: int, order: Literal["asc", "desc"] = "desc", after: str | None = None
-    ) -> tuple[list[OptOut], str | None]:
+        self, limit: int, order: Literal["asc", "desc"] = "desc", after: LogPosition | None = None
+    ) -> tuple[list[OptOut], LogPosition | None]:
         """One page of opted-out numbers by opt-out time, and the next page's position.
 
         Opt-out rows live in the type index under their own (sharded) partition
@@ -428,7 +428,7 @@ class DynamoMessageStore:
                 break
         more = len(rows) > limit
         rows = rows[:limit]
-        position = str(rows[-1][keys.TIME_SK]) if more and rows else None
+        position = keys.sort_key_position(str(rows[-1][keys.TIME_SK])) if more and rows else None
         return [codec.opt_out_from_item(r) for r in rows], position
 
     # -- opt-outs and reply counters ----------------------------------------------------
@@ -484,6 +484,11 @@ class _ReadCounter:
 def _position_attr(query: MessageQuery) -> str:
     """The sort key a listing is ordered and resumed by: creation time, or due time."""
     return keys.DUE_SK if query.sort == "send_at" else keys.TIME_SK
+
+
+def _position(item: Item, query: MessageQuery) -> LogPosition:
+    """Where a listing resumes after ``item``: its sort key in the listing's index."""
+    return keys.sort_key_position(str(item[_position_attr(query)]))
 
 
 def _distinct(rows: Iterator[Item], position_attr: str = keys.TIME_SK) -> Iterator[Item]:
