@@ -18,7 +18,7 @@ from plumsms.domain.sending import Schedule
 from plumsms.usecases.dispatch import COALESCED, DispatchConfig, Dispatcher, DispatchReport
 from plumsms_local import dynamodb
 from tests.factories import outbound_message
-from tests.unit.test_sending_dispatch import ScriptedPlum
+from tests.fakes import ScriptedPlum
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=60)

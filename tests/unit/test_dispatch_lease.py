@@ -13,7 +13,8 @@ from plumsms.domain.errors import StoreUnavailable
 from plumsms.domain.sending import DueCursor, DuePage
 from plumsms.usecases.dispatch import COALESCED, DispatchConfig, Dispatcher
 from plumsms.usecases.dispatch.loop import LEASE_ROUNDS
-from tests.unit.test_sending_dispatch import NOW, FakeOutbox, ScriptedPlum, message
+from tests.fakes import NOW, FakeOutbox, ScriptedPlum
+from tests.unit.test_sending_dispatch import message
 
 
 class FakeLease:
