@@ -14,7 +14,12 @@ import pytest
 from plumsms.domain import segments
 from plumsms.domain.errors import PlumNotConfigured, StoreUnavailable
 from plumsms.domain.models import Message, Status
-from plumsms.domain.plum import PlumMessageQuery, PlumSmsResource, PlumUnavailable
+from plumsms.domain.plum import (
+    PlumMessageQuery,
+    PlumSmsResource,
+    PlumUnavailable,
+    Unauthorized,
+)
 from plumsms.domain.sending import Claim, Schedule
 from plumsms.usecases.dispatch import DispatchConfig, RateLimiter
 from plumsms.usecases.dispatch.outcomes import Outcomes
@@ -367,6 +372,21 @@ def test_a_plum_error_while_searching_keeps_the_claim_for_a_later_check() -> Non
         2,
     )
     assert row["error"] == "Plum unavailable: HTTP 503"
+
+
+def test_refused_credentials_while_searching_stop_the_run_and_keep_every_claim() -> None:
+    # GIVEN three stale claims and a Plum that refuses the credentials
+    outbox, plum = Outbox(), ScriptedPlum()
+    messages = [stale_claim(outbox, index) for index in (1, 2, 3)]
+    plum.list_error = Unauthorized("HTTP 401")
+    run = recovered(outbox, plum)
+    # THEN Plum is asked once, the run stops as on the send path, and the first claim is
+    # kept for a later check; the two others are not even taken over
+    assert run.report.stopped == "unauthorized"
+    assert run.report.counts == {"to_check": 1}
+    assert len(outbox.taken) == 1
+    assert [outbox.rows[m.id]["token"] for m in messages[1:]] == ["dead", "dead"]
+    assert outbox.rows[messages[0].id]["status"] == Status.SENDING
 
 
 # -- taking claims over ------------------------------------------------------------------

@@ -16,7 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from plumsms.domain import segments
 from plumsms.domain.phone import same_number
-from plumsms.domain.plum import PlumError, PlumGateway, PlumMessageQuery, PlumSmsResource
+from plumsms.domain.plum import (
+    PlumError,
+    PlumGateway,
+    PlumMessageQuery,
+    PlumSmsResource,
+    Unauthorized,
+)
 from plumsms.domain.sending import Claim
 from plumsms.usecases.dispatch.outcomes import Outcomes
 from plumsms.usecases.dispatch.run import DispatchConfig, Run
@@ -87,6 +93,9 @@ class Recovery:
             plum_ids = self.find_at_plum(run.plum, claim, now)
         except PlumError as exc:
             self._outcomes.check_later(run, claim, claim.attempts, exc)
+            if isinstance(exc, Unauthorized):
+                # Every other search would be refused too; the send path stops the same way.
+                run.halt("unauthorized")
             return
         if plum_ids:
             run.report.add("reconciled")
