@@ -62,6 +62,7 @@ def test_the_dispatcher_may_do_only_what_it_does(resources: dict[str, Any]) -> N
     variables = dispatcher["Properties"]["Environment"]["Variables"]
     assert variables["PLUM_CREDENTIALS_SECRET"] == {"Ref": "PlumCredentialsSecret"}
     assert variables["SEND_RATE_PER_SECOND"] == {"Ref": "SendRatePerSecond"}
+    assert variables["SEND_CONCURRENCY"] == {"Ref": "SendConcurrency"}
 
 
 def test_the_api_can_wake_the_dispatcher_and_only_it(resources: dict[str, Any]) -> None:
