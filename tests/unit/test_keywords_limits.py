@@ -3,6 +3,8 @@ which keyword is recorded, and every word that says what to stop."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from plumsms.domain.keywords import (
@@ -85,3 +87,17 @@ def test_what_people_ask_to_stop_is_written_out_here_too(text: str) -> None:
     # The words spelled here, not read from the module: a word dropped from its table
     # must fail this test.
     assert intent(text).kind is OPT_OUT
+
+
+def test_every_flag_letter_reads_as_its_latin_letter() -> None:
+    # GIVEN the 26 regional indicator symbols (the letters of flag emoji), A to Z
+    flags = "".join(chr(0x1F1E6 + i) for i in range(26))
+    # THEN each reads as its letter, Z included
+    assert normalize(flags) == "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def test_an_intent_cannot_be_changed_once_read() -> None:
+    # An intent is a value: the answer decided from it cannot be altered on the way.
+    found = intent("STOP")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        found.kind = None  # type: ignore[misc]

@@ -134,7 +134,7 @@ class Recovery:
         for resource in listed:
             ref = ref_of(resource.result_url)
             if (
-                (ref is None or ref == message.id)
+                ref is None  # a listed ref of ours was matched above; another's is theirs
                 and same_number(resource.to, message.to)
                 and same_number(resource.from_, message.from_)
                 and same_body(resource.body, message.body)
