@@ -71,9 +71,21 @@ FULL = Scale(per_sender=5_000, rate=10.0, concurrency=64, store="dynalite")
 QUICK = Scale(per_sender=20, rate=1.0, concurrency=32, store="moto")
 
 
+def _scale(quick: bool) -> Scale:
+    """The campaign's size, with ``BENCH_CAMPAIGN_PER_SENDER``, ``_RATE`` and
+    ``_CONCURRENCY`` overriding the defaults (to find what a machine carries)."""
+    base = QUICK if quick else FULL
+    return Scale(
+        per_sender=int(os.environ.get("BENCH_CAMPAIGN_PER_SENDER", base.per_sender)),
+        rate=float(os.environ.get("BENCH_CAMPAIGN_RATE", base.rate)),
+        concurrency=int(os.environ.get("BENCH_CAMPAIGN_CONCURRENCY", base.concurrency)),
+        store=base.store,
+    )
+
+
 def run(quick: bool) -> list[Figure]:
     """Every figure of this module."""
-    scale = QUICK if quick else FULL
+    scale = _scale(quick)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     with server_for(scale.store) as server:

@@ -21,6 +21,7 @@ Plum client.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import socket
@@ -38,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from bench.harness import Figure, ratio, wait_for_port
 from plumsms.adapters.dynamodb import codec
@@ -72,6 +73,7 @@ class PlumStandIn:
         self.latency = latency
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self.bodies: list[str] = []
+        self.queued: dict[str, list[dict[str, Any]]] = {}
         self.lock = threading.Lock()
         stand_in = self
 
@@ -93,6 +95,22 @@ class PlumStandIn:
                     stand_in.bodies.append(form["body"])
                 time.sleep(stand_in.latency)
                 body = queued_answer(form, time.time())
+                with stand_in.lock:
+                    stand_in.queued.setdefault(form["to"], []).append(
+                        json.loads(body)["result"]["sms_messages"][0]
+                    )
+                self._answer(body)
+
+            def do_GET(self) -> None:
+                # ``sms/messages``, for the recovery of claims whose answer was lost: what
+                # was queued to the number asked about (every other filter is left out).
+                query = parse_qs(urlsplit(self.path).query)
+                with stand_in.lock:
+                    found = [r for v in query.values() for r in stand_in.queued.get(v[0], [])]
+                envelope = {"status": "success", "error": "", "result": {"sms_messages": found}}
+                self._answer(json.dumps(envelope).encode())
+
+            def _answer(self, body: bytes) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -114,6 +132,7 @@ class PlumStandIn:
         with self.lock:
             self.arrivals.clear()
             self.bodies.clear()
+            self.queued.clear()
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -158,6 +158,14 @@ def functions(
             if not isinstance(policy, dict) or "Statement" not in policy:
                 raise ValueError(f"{logical}: only inline statements are understood")
             statements.extend(resolver.resolve(policy["Statement"]))
+        # Policies attached to the role SAM generates (``<Function>Role``) apply too.
+        for attached in template["Resources"].values():
+            if attached.get("Type") == "AWS::IAM::Policy" and {"Ref": f"{logical}Role"} in (
+                attached["Properties"].get("Roles", [])
+            ):
+                statements.extend(
+                    resolver.resolve(attached["Properties"]["PolicyDocument"]["Statement"])
+                )
         logging = {**globals_.get("LoggingConfig", {}), **props.get("LoggingConfig", {})}
         level = resolver.resolve(logging.get("ApplicationLogLevel")) if logging else None
         built_props = built["Resources"][logical]["Properties"]

@@ -12,7 +12,7 @@ from plumsms_local import template
 from plumsms_local.template import TEMPLATE
 
 from . import cfn
-from .conftest import BUILD_DIR, REFUSED_NUMBER, SMS_NUMBER, Stack
+from .conftest import ACCOUNT, BUILD_DIR, REFUSED_NUMBER, REGION, SMS_NUMBER, STACK, Stack
 from .lambda_host import wait_until
 from .test_routes import FAR
 
@@ -128,6 +128,44 @@ def test_every_status_change_reaches_the_bus_including_refused_and_cancelled(
     # ...which the template's example rule routes to its queue.
     failed = stack.queue_events(stack.failed_queue)
     assert refused_id in {e["detail"]["message_id"] for e in failed}
+
+
+def test_a_run_out_of_time_with_messages_due_starts_the_next_run_itself(
+    stack: Stack, phone: str
+) -> None:
+    # GIVEN three sends from one number (1 msg/s), due in two seconds: scheduled, so no
+    # send-now invoke; then due
+    send_at = (datetime.now(UTC) + timedelta(seconds=2)).isoformat(timespec="seconds")
+    ids = []
+    for index in range(3):
+        body = {"to": phone, "from": SMS_NUMBER, "body": f"hand-over {index}", "send_at": send_at}
+        created = stack.api("POST", "/messages", body)
+        assert created.status == 201, created.body
+        ids.append(created.json()["id"])
+    wait_until(
+        lambda: datetime.now(UTC) > datetime.fromisoformat(send_at) + timedelta(seconds=0.5),
+        timeout=10,
+    )
+    before = len(stack.invoke_api.requests)
+    # WHEN the schedule's run has 3 s left: its claims stop after about one second
+    rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK}-ScheduledSendFunction-schedule"
+    run = stack.host.invoke("ScheduledSendFunction", stack.factory.schedule(rule), timeout=3)
+    # THEN it sent what its time allowed and invoked the next run (its own function,
+    # asynchronously, with the hand-over event), with the grant the template gives it
+    assert run.error is None and not run.denied()
+    assert 1 <= run.result["counts"]["sent"] < 3, run.result
+    assert run.result["counts"]["continued"] == 1, run.result
+    [handover] = stack.invoke_api.requests[before:]
+    assert handover["type"] == "Event"
+    assert handover["payload"]["detail-type"] == "Continue"
+    assert stack.invoke_api.names[handover["function"]] == "ScheduledSendFunction"
+    # AND the next run, a whole invocation, sent the rest: each message once
+    [next_run] = [i for i in stack.invoke_api.wait() if i.request_id != run.request_id][-1:]
+    assert next_run.error is None
+    assert next_run.result["counts"].get("continued", 0) == 0
+    for message_id in ids:
+        status = stack.request("GET", f"/messages/{message_id}").json()["status"]
+        assert status in {"queued", "sent", "delivered"}, (message_id, status)
 
 
 def test_no_trace_carries_the_webhook_key_a_phone_number_or_a_body(

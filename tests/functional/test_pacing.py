@@ -26,7 +26,7 @@ import pytest
 
 from plumsms.adapters.dynamodb.lease import DynamoRunLease
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
-from plumsms.adapters.dynamodb.pacing import DynamoSlotBook
+from plumsms.adapters.dynamodb.pacing import DynamoSlotBook, pace_key
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.plum.client import PlumClient
 from plumsms.domain.sending import Schedule
@@ -249,3 +249,18 @@ def test_the_slot_book_gives_every_booking_its_own_slot_one_interval_apart(
     assert book.book(SENDERS[0], deadline=now + 10) == (now + 2.25, now + 2.5)
     # AND another sender's book is its own
     assert book.book(SENDERS[1], deadline=now) == (now, now + 0.25)
+
+
+def test_a_booking_asked_for_after_its_deadline_books_nothing(
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str
+) -> None:
+    # GIVEN a worker that reaches the book after its run's deadline (a slow claim)
+    now = 1_000_000.0
+    client = dynamo_server.client()
+    book = DynamoSlotBook(table_name, client, interval=0.5, clock=lambda: now)
+    # THEN it gets no slot, learns nothing is free before now, and writes nothing (on
+    # DynamoDB the busy path's BETWEEN with reversed bounds is a ValidationException)
+    assert book.book(SENDERS[0], deadline=now - 0.1) == (None, now)
+    assert "Item" not in client.get_item(TableName=table_name, Key=pace_key(SENDERS[0]))
+    # AND a booking in time still takes the slot now
+    assert book.book(SENDERS[0], deadline=now + 1) == (now, now + 0.5)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from plumsms.domain.errors import StoreUnavailable
+from plumsms.domain.plum import PlumUnavailable
 from plumsms.domain.sending import DueCursor, DuePage
 from plumsms.usecases.dispatch import COALESCED, DispatchConfig, Dispatcher
 from plumsms.usecases.dispatch.loop import LEASE_ROUNDS
@@ -313,3 +314,90 @@ def test_a_run_out_of_time_lets_go_before_its_last_sends_have_left() -> None:
     assert report.stopped == "time"
     assert lease.holder is None
     assert [outbox.status(message(i).id) for i in range(3)] == ["queued", "scheduled", "scheduled"]
+
+
+# -- handing over to the next run ----------------------------------------------------------
+
+
+class Successor:
+    """The next run's trigger: records when it was pulled, and whether the lease was free."""
+
+    def __init__(self, lease: FakeLease, fails: bool = False) -> None:
+        self.lease = lease
+        self.fails = fails
+        self.calls: list[str | None] = []
+
+    def __call__(self) -> None:
+        self.calls.append(self.lease.holder)
+        if self.fails:
+            raise ConnectionError("lambda invoke failed")
+
+
+def handing_over(
+    outbox: FakeOutbox, plum: ScriptedPlum, lease: FakeLease, successor: Successor, **config: Any
+) -> Dispatcher:
+    settings = {"rate_per_second": 1.0, "concurrency": 4} | config
+    return Dispatcher(
+        outbox=outbox,
+        plum=lambda: plum,
+        result_url=lambda ref: f"https://sms.example.test/plum/status?key=k&ref={ref}",
+        config=DispatchConfig(**settings),
+        clock=lambda: NOW,
+        draw=lambda: 1.0,
+        lease=lease,
+        successor=successor,
+        # A still clock that never sleeps: the run's slots are 0, 1, 2, ... exactly.
+        monotonic=lambda: 0.0,
+        sleep=lambda seconds: None,
+    )
+
+
+def test_a_run_out_of_slots_with_messages_due_starts_the_next_run_after_letting_go() -> None:
+    # GIVEN five due messages from one number at 1 msg/s and a run with 3.5 s to claim
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(5):
+        outbox.add(message(index))
+    successor = Successor(lease)
+    dispatcher = handing_over(outbox, plum, lease, successor, stop_margin=timedelta(seconds=2))
+    report = dispatcher.run(lambda: 5_500)
+    # THEN it sent what its slots allowed (0, 1, 2 and 3 s), and started the next run
+    # once the lease was free
+    assert report["sent"] == 4
+    assert report["continued"] == 1
+    assert successor.calls == [None]
+
+
+def test_a_run_that_finished_the_due_messages_starts_nothing() -> None:
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    successor = Successor(lease)
+    report = handing_over(outbox, plum, lease, successor, rate_per_second=1000.0).run(plenty)
+    assert report["sent"] == 1
+    assert report["continued"] == 0
+    assert successor.calls == []
+
+
+def test_a_run_that_moved_nothing_leaves_the_messages_to_the_next_tick() -> None:
+    # GIVEN a due message whose every send attempt fails for now (Plum overloaded)
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1, to="+12125550001"))
+    plum.failures["+12125550001"] = PlumUnavailable("HTTP 503")
+    successor = Successor(lease)
+    dispatcher = handing_over(outbox, plum, lease, successor, stop_margin=timedelta(seconds=2))
+    report = dispatcher.run(lambda: 2_500)
+    # THEN no run is started: it would fail the same way; the tick retries later
+    assert report["sent"] == 0
+    assert successor.calls == []
+
+
+def test_a_failed_hand_over_is_counted_and_the_tick_takes_over() -> None:
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(5):
+        outbox.add(message(index))
+    successor = Successor(lease, fails=True)
+    dispatcher = handing_over(outbox, plum, lease, successor, stop_margin=timedelta(seconds=2))
+    report = dispatcher.run(lambda: 5_500)
+    assert successor.calls == [None]
+    assert report["continued"] == 0
+    assert report["errors"] == 1
+    assert lease.holder is None

@@ -186,6 +186,7 @@ def dispatcher(
     publisher: ChangePublisher,
 ) -> Dispatcher:
     """The dispatcher as the deployment configures it, publishing what it fails or suppresses."""
+    from plumsms.adapters.dispatch_trigger import continue_event, dispatch_trigger  # noqa: PLC0415
     from plumsms.adapters.dynamodb.lease import DynamoRunLease  # noqa: PLC0415
     from plumsms.adapters.dynamodb.outbox import DynamoOutbox  # noqa: PLC0415
     from plumsms.adapters.dynamodb.pacing import DynamoSlotBook  # noqa: PLC0415
@@ -220,6 +221,11 @@ def dispatcher(
         publisher=publisher,
         pacer=pacer,
         lease=DynamoRunLease(store.table_name, store.client),
+        # A run out of time with messages still due starts the next one (itself, on AWS;
+        # the local stack names its dispatcher in SCHEDULED_SEND_FUNCTION).
+        successor=dispatch_trigger(
+            settings.scheduled_send_function or settings.function_name, continue_event()
+        ),
     )
 
 

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
         default=100, ge=1, le=1000, alias=env.RECONCILE_MAX_MESSAGES
     )
     scheduled_send_function: str | None = Field(default=None, alias=env.SCHEDULED_SEND_FUNCTION)
+    function_name: str | None = Field(default=None, alias=env.LAMBDA_FUNCTION_NAME)
+    """The running function's own name (Lambda sets it): the dispatcher hands over to it."""
     send_rate_per_second: float = Field(default=1.0, gt=0, le=1000, alias=env.SEND_RATE_PER_SECOND)
     send_concurrency: int = Field(default=8, ge=1, le=64, alias=env.SEND_CONCURRENCY)
     send_max_attempts: int = Field(default=5, ge=1, le=20, alias=env.SEND_MAX_ATTEMPTS)

@@ -1,4 +1,5 @@
-"""Waking the dispatcher for a message due now (send-now), without waiting for its run.
+"""Waking the dispatcher for a message due now (send-now), or for the next run of a
+campaign (a run that ran out of time with messages still due), without waiting for it.
 
 On AWS: an asynchronous Lambda invoke (``InvocationType=Event``) of the function named by
 ``SCHEDULED_SEND_FUNCTION``; Lambda queues the event, retries it and, when it keeps
@@ -23,6 +24,8 @@ from botocore.config import Config
 
 SEND_NOW_SOURCE = "plumsms.api"
 SEND_NOW_DETAIL_TYPE = "Send Now"
+CONTINUE_SOURCE = "plumsms.dispatcher"
+CONTINUE_DETAIL_TYPE = "Continue"
 
 Hook = Callable[[dict[str, Any]], None]
 
@@ -41,11 +44,19 @@ def send_now_event() -> dict[str, Any]:
     return {"source": SEND_NOW_SOURCE, "detail-type": SEND_NOW_DETAIL_TYPE, "detail": {}}
 
 
+def continue_event() -> dict[str, Any]:
+    """The event a run's hand-over to the next one carries (logged as its trigger)."""
+    return {"source": CONTINUE_SOURCE, "detail-type": CONTINUE_DETAIL_TYPE, "detail": {}}
+
+
 class LambdaDispatchTrigger:
     """Invokes the dispatcher function asynchronously (or its in-process hook)."""
 
-    def __init__(self, function_name: str, client: Any = None) -> None:
+    def __init__(
+        self, function_name: str, client: Any = None, event: dict[str, Any] | None = None
+    ) -> None:
         self.function_name = function_name
+        self.event = event or send_now_event()
         self._client = client
         self._client_lock = threading.Lock()
 
@@ -62,15 +73,18 @@ class LambdaDispatchTrigger:
         with _hooks_lock:
             hook = _hooks.get(self.function_name)
         if hook is not None:
-            hook(send_now_event())
+            hook(self.event)
             return
         self._lambda().invoke(
             FunctionName=self.function_name,
             InvocationType="Event",
-            Payload=json.dumps(send_now_event()).encode(),
+            Payload=json.dumps(self.event).encode(),
         )
 
 
-def dispatch_trigger(function_name: str | None) -> LambdaDispatchTrigger | None:
-    """The trigger for ``function_name``; None when no dispatcher function is configured."""
-    return LambdaDispatchTrigger(function_name) if function_name else None
+def dispatch_trigger(
+    function_name: str | None, event: dict[str, Any] | None = None
+) -> LambdaDispatchTrigger | None:
+    """The trigger for ``function_name`` (sending ``event``, by default a send-now's);
+    None when no dispatcher function is configured."""
+    return LambdaDispatchTrigger(function_name, event=event) if function_name else None

@@ -21,6 +21,7 @@ _METRICS = {
     "suppressed": "SendsSuppressed",
     "lost_race": "ClaimsLost",
     "requested_passes": "PassesRequested",
+    "continued": "RunsContinued",
     "errors": "DispatchErrors",
 }
 

@@ -49,7 +49,7 @@ class DynamoRunLease:
             "attribute_not_exists(#holder) OR #until < :now",
             {":me": holder, ":until": keys.timestamp(until), ":now": keys.timestamp(now)},
             "acquire run lease",
-        )[0]
+        )
 
     def request(self, now: datetime) -> bool:
         """Ask the holder for one more pass; False when nobody holds the lease."""
@@ -58,24 +58,25 @@ class DynamoRunLease:
             "attribute_exists(#holder) AND #until >= :now",
             {":yes": True, ":now": keys.timestamp(now)},
             "request a dispatch pass",
-        )[0]
+        )
 
     def release(self, holder: str) -> bool:
         """Give the lease up unless a pass was requested; False (the request now taken)
         when one was and ``holder`` still holds the lease."""
-        released, old = self._update(
+        released = self._update(
             "REMOVE #holder, #until",
             "#holder = :me AND attribute_not_exists(#wanted)",
             {":me": holder},
             "release run lease",
         )
-        if released or old.get(HOLDER) != holder:
-            return True  # released, or lapsed and taken by another run: not ours to serve
-        # A pass was requested: take the request (a later one sets it again) and serve it.
-        taken, _ = self._update(
+        if released:
+            return True
+        # Either a pass was requested or the lease lapsed to another run; taking the
+        # request tells which (without relying on the item the refusal may hand back).
+        taken = self._update(
             "REMOVE #wanted", "#holder = :me", {":me": holder}, "take a dispatch pass request"
         )
-        return not taken
+        return not taken  # not ours any more: nothing to serve
 
     def give_up(self, holder: str) -> None:
         """Give the lease up whatever was requested (the run cannot do another pass)."""
@@ -85,8 +86,8 @@ class DynamoRunLease:
 
     def _update(
         self, update: str, condition: str, values: dict[str, Any], operation: str
-    ) -> tuple[bool, dict[str, Any]]:
-        """``(written, the item as it was when the condition failed)``."""
+    ) -> bool:
+        """True when written; False when the condition refused it."""
         names = {name: attr for name, attr in _NAMES.items() if name in update + condition}
         with store_errors(operation):
             try:
@@ -97,11 +98,9 @@ class DynamoRunLease:
                     ConditionExpression=condition,
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=codec.serialize(values),
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if not condition_failed(exc):
-                    raise
-                old: Any = exc.response.get("Item") or {}
-                return False, codec.deserialize(old)
-        return True, {}
+                if condition_failed(exc):
+                    return False
+                raise
+        return True

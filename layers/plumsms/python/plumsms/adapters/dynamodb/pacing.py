@@ -76,6 +76,10 @@ class DynamoSlotBook:
         seen = self._seen.get(number)
         for _ in range(MAX_ROUNDS):
             now = self._clock()
+            if now > deadline:
+                # No slot can start in time; and DynamoDB refuses a BETWEEN whose bounds
+                # are reversed (ValidationException), so nothing is asked.
+                return None, max(seen if seen is not None else now, now)
             slot: float | None = None
             if seen is None or seen < now:
                 slot, seen = self._book_idle(number, now)

@@ -47,10 +47,12 @@ class Dispatcher:
         publisher: ChangePublisher | None = None,
         pacer: Callable[[], Pacer] | None = None,
         lease: RunLease | None = None,
+        successor: Callable[[], None] | None = None,
     ) -> None:
         self._outbox = outbox
         self._pacer = pacer
         self._lease = lease
+        self._successor = successor
         self._plum = plum
         self._result_url = result_url
         self.config = config or DispatchConfig()
@@ -112,17 +114,28 @@ class Dispatcher:
         return False
 
     def _work(self, run: Run, lease: RunLease | None, holder: str) -> None:
-        """Recover, then pass over the due messages until no pass is owed.
+        """Recover, pass over the due messages until no pass is owed, and start the next
+        run at once when this one ran out of time (or slots) with messages still due.
 
         The lease is let go as soon as this run stops claiming, before its last sends
         have left: the next run may start claiming while they finish (each of them holds
         its booked slot, so the hand-over keeps every sender's pace).
         """
-        released = lease is None
         pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="dispatch")
         try:
+            if self._passes(run, pool, lease, holder):
+                self._hand_over(run)
+        finally:
+            pool.shutdown(wait=True)
+
+    def _passes(
+        self, run: Run, pool: ThreadPoolExecutor, lease: RunLease | None, holder: str
+    ) -> bool:
+        """Every pass this run owes; True when messages it could not take are still due."""
+        released = lease is None
+        try:
             self._recovery.recover(run)
-            self._claim_loop(run, pool)
+            more = self._claim_loop(run, pool)
             while lease is not None and run.may_claim():
                 try:
                     released = lease.release(holder)
@@ -133,11 +146,28 @@ class Dispatcher:
                 if released:
                     break
                 run.report.add("requested_passes")
-                self._claim_loop(run, pool)
+                more = self._claim_loop(run, pool)
+            return more
         finally:
             if not released:
                 self._give_up(lease, holder, run)
-            pool.shutdown(wait=True)
+
+    def _hand_over(self, run: Run) -> None:
+        """Start the next run now (a campaign would otherwise idle until the next tick)."""
+        if self._successor is None or run.halted.is_set():
+            return
+        if not (run.report["sent"] or run.report["suppressed"]):
+            # A run that moved nothing (every slot taken far ahead, Plum failing) would
+            # hand over to one that moves nothing either: the next tick tries instead.
+            return
+        try:
+            self._successor()
+        except Exception:
+            # The next tick starts it instead.
+            run.report.add("errors")
+            self._log.exception("starting the next dispatcher run failed")
+            return
+        run.report.add("continued")
 
     def _give_up(self, lease: RunLease | None, holder: str, run: Run) -> None:
         if lease is None:
@@ -149,7 +179,9 @@ class Dispatcher:
             run.report.add("errors")
             self._log.exception("giving up the dispatcher's lease failed")
 
-    def _claim_loop(self, run: Run, pool: ThreadPoolExecutor) -> None:
+    def _claim_loop(self, run: Run, pool: ThreadPoolExecutor) -> bool:
+        """Pass over the due messages while the run may claim; True when it stopped with
+        due messages it had no time or no slot for (the next run should start now)."""
         workers = threading.BoundedSemaphore(self.config.concurrency)
         cursor: DueCursor | None = None
         in_pass: list[Future[None]] = []
@@ -166,7 +198,7 @@ class Dispatcher:
                 run.report.add("errors")
                 run.report.stopped = run.report.stopped or "store"
                 self._log.exception("listing due messages failed")
-                return
+                return False
             submitted = 0
             for ref in by_sender_in_turn(page.items):
                 slot: float | None = None
@@ -174,30 +206,32 @@ class Dispatcher:
                     if ref.from_ in full:
                         continue
                     if not run.plum_ready():
-                        return
+                        return False
                     # Booked here, in due order, so each sender's sends leave evenly paced.
                     slot = run.limiter.reserve(ref.from_, run.deadline())
                     if slot is None:
                         full.add(ref.from_)
                         continue
                 if not self._free_worker(run, workers):
-                    return
+                    return not run.halted.is_set()
                 future = pool.submit(self._deliver, run, ref, slot)
                 future.add_done_callback(lambda _: workers.release())
                 in_pass.append(future)
                 submitted += 1
             cursor = page.next_position
             if page.items and not submitted:
-                return  # every sender on this page is out of slots for this run
+                return True  # every sender on this page is out of slots for this run
             if cursor is None:
                 # End of the due messages: go round again only if this pass sent
                 # something (retries and new sends may have come due meanwhile).
                 if not run.may_claim():
-                    return  # no next pass: let go of the lease while the sends finish
+                    # No next pass: let go of the lease while the sends finish.
+                    return not run.halted.is_set()
                 wait(in_pass)
                 if not run.take_pass_claims():
-                    return
+                    return False
                 in_pass = []
+        return not run.halted.is_set()
 
     @staticmethod
     def _free_worker(run: Run, workers: threading.BoundedSemaphore) -> bool:
