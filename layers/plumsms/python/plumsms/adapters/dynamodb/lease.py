@@ -84,9 +84,7 @@ class DynamoRunLease:
             "REMOVE #holder, #until, #wanted", "#holder = :me", {":me": holder}, "give up lease"
         )
 
-    def _update(
-        self, update: str, condition: str, values: dict[str, Any], operation: str
-    ) -> bool:
+    def _update(self, update: str, condition: str, values: dict[str, Any], operation: str) -> bool:
         """True when written; False when the condition refused it."""
         names = {name: attr for name, attr in _NAMES.items() if name in update + condition}
         with store_errors(operation):
