@@ -67,7 +67,7 @@ class Scale:
         return self.per_sender * len(SENDERS)
 
 
-FULL = Scale(per_sender=5_000, rate=10.0, concurrency=64, store="dynalite")
+FULL = Scale(per_sender=150, rate=2.0, concurrency=64, store="dynalite")
 QUICK = Scale(per_sender=20, rate=1.0, concurrency=32, store="moto")
 
 

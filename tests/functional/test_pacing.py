@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from botocore.exceptions import ClientError
 
 from plumsms.adapters.dynamodb.lease import DynamoRunLease
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
@@ -264,3 +265,38 @@ def test_a_booking_asked_for_after_its_deadline_books_nothing(
     assert "Item" not in client.get_item(TableName=table_name, Key=pace_key(SENDERS[0]))
     # AND a booking in time still takes the slot now
     assert book.book(SENDERS[0], deadline=now + 1) == (now, now + 0.5)
+
+
+class WithoutRefusedItems:
+    """A DynamoDB client whose refusals hand back no item (as dynalite's do)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def update_item(self, **kwargs: Any) -> Any:
+        try:
+            return self.client.update_item(**kwargs)
+        except ClientError as exc:
+            exc.response.pop("Item", None)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_the_book_works_on_a_server_that_hands_back_no_refused_item(
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str
+) -> None:
+    # GIVEN a sender booked up to 10 s ahead, on a server whose refusals carry no item
+    now = 1_000_000.0
+    client = dynamo_server.client()
+    full = DynamoSlotBook(table_name, client, interval=1.0, clock=lambda: now)
+    for _ in range(10):
+        full.book(SENDERS[0], deadline=now + 60)
+    book = DynamoSlotBook(table_name, WithoutRefusedItems(client), interval=1.0, clock=lambda: now)  # type: ignore[arg-type]
+    # THEN a booking with a 5 s deadline gets no slot and learns where the book stands
+    # (without the fallback it found nothing out and gave up with an error)
+    assert book.book(SENDERS[0], deadline=now + 5) == (None, now + 10)
+    # AND a later deadline still books the next slot, and an idle sender books now
+    assert book.book(SENDERS[0], deadline=now + 60) == (now + 10, now + 11)
+    assert book.book(SENDERS[1], deadline=now + 60) == (now, now + 1)

@@ -145,9 +145,30 @@ class DynamoSlotBook:
             except ClientError as exc:
                 if not condition_failed(exc):
                     raise
-                old: Any = exc.response.get("Item") or {}
+                old: Any = exc.response.get("Item")
+                if old is None:
+                    return False, self._current(number)
                 value = old.get(NEXT_AT, {}).get("N")
                 return False, float(value) if value is not None else None
         if returned == "UPDATED_OLD":
             return float(response["Attributes"][NEXT_AT]["N"])
         return True, None
+
+    def _current(self, number: str) -> float | None:
+        """``next_at`` as it stands, when a refusal handed back no item: the sender has no
+        book yet, or the server lacks ``ReturnValuesOnConditionCheckFailure`` (dynalite).
+        Read with a no-op UpdateItem, the one action the dispatcher already has here."""
+        try:
+            response = self.client.update_item(
+                TableName=self.table_name,
+                Key=pace_key(number),
+                UpdateExpression="SET #n = #n",
+                ConditionExpression="attribute_exists(#n)",
+                ExpressionAttributeNames={"#n": NEXT_AT},
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return None
+            raise
+        return float(response["Attributes"][NEXT_AT]["N"])
