@@ -26,7 +26,7 @@ from plumsms.domain.plum import (
 )
 from plumsms.domain.sending import Claim, DueCursor, DuePage, DueRef, Schedule
 from plumsms.domain.status import StatusChange
-from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter, by_sender_in_turn
+from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter
 from tests.factories import outbound_message
 from tests.fakes import NOW, FakeOutbox, ScriptedPlum
 
@@ -372,15 +372,6 @@ def test_threads_sharing_the_limiter_hold_the_rate_together() -> None:
         thread.join()
     # THEN the 20 slots span at least 19 intervals
     assert time.monotonic() - started >= 19 / 50 - 0.01
-
-
-def test_due_messages_are_taken_one_sender_at_a_time_in_due_order() -> None:
-    # GIVEN a page where one sender's messages come in a run
-    refs = [DueRef(f"m{i}", "+19998881234", s, NOW) for i, s in enumerate("AAAABAB")]
-    # WHEN the dispatcher orders them for its workers
-    ordered = [r.message_id for r in by_sender_in_turn(refs)]
-    # THEN senders alternate and each keeps its own due order
-    assert ordered == ["m0", "m4", "m1", "m6", "m2", "m3", "m5"]
 
 
 # -- no credentials yet, store errors, published changes ---------------------------------

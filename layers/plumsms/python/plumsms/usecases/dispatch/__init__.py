@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from plumsms.usecases.dispatch.loop import Dispatcher
 from plumsms.usecases.dispatch.outcomes import PLUM_OPT_OUT_KEYWORD
-from plumsms.usecases.dispatch.pacing import RateLimiter, SharedPacer, by_sender_in_turn
+from plumsms.usecases.dispatch.pacing import RateLimiter, SharedPacer
 from plumsms.usecases.dispatch.run import (
     COALESCED,
     NOT_CONFIGURED,
@@ -63,5 +63,4 @@ __all__ = [
     "Dispatcher",
     "RateLimiter",
     "SharedPacer",
-    "by_sender_in_turn",
 ]

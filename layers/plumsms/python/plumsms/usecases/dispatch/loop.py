@@ -15,16 +15,19 @@ from typing import Any
 from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.models import Status, utc_now
 from plumsms.domain.plum import PlumError, PlumGateway, Unauthorized, UnsubscribedRecipient
-from plumsms.domain.sending import Claim, DueCursor, DueRef
+from plumsms.domain.sending import Claim, DueRef
 from plumsms.domain.status import ChangePublisher, change_to
+from plumsms.usecases.dispatch.feed import DueFeed
 from plumsms.usecases.dispatch.outcomes import Outcomes, reason
-from plumsms.usecases.dispatch.pacing import RateLimiter, by_sender_in_turn
+from plumsms.usecases.dispatch.pacing import RateLimiter
 from plumsms.usecases.dispatch.recovery import Recovery
 from plumsms.usecases.dispatch.run import COALESCED, DispatchConfig, DispatchReport, Run
 from plumsms.usecases.ports import Clock, DispatchOutbox, Pacer, RunLease
 
 _log = logging.getLogger(__name__)
 
+FEED_PAGES = 4
+"""Pages of due messages a run holds at most (queued per sender, waiting their turn)."""
 LEASE_ROUNDS = 4
 """Tries at taking the lease or leaving a request (each lost only to a release)."""
 
@@ -183,31 +186,45 @@ class Dispatcher:
         """Pass over the due messages while the run may claim; True when it stopped with
         due messages it had no time or no slot for (the next run should start now)."""
         workers = threading.BoundedSemaphore(self.config.concurrency)
-        cursor: DueCursor | None = None
+        page = self.config.page()
+        feed = DueFeed(self._outbox, self._clock, page, FEED_PAGES * page)
         in_pass: list[Future[None]] = []
         full: set[str] = set()  # senders with no slot left before the deadline
         while run.may_claim():
-            try:
-                page = self._outbox.due(self._clock(), self.config.page(), cursor)
-                blocked = (
-                    self._outbox.opted_out({r.to for r in page.items}) if page.items else set()
-                )
-            except Exception:
-                # Nothing can be claimed safely without the list and its opt-outs; the
-                # claims already made finish, and the next run lists again.
-                run.report.add("errors")
-                run.report.stopped = run.report.stopped or "store"
-                self._log.exception("listing due messages failed")
-                return False
-            submitted = 0
-            for ref in by_sender_in_turn(page.items):
+            if feed.wants_page(full):
+                try:
+                    feed.read_page()
+                except Exception:
+                    # Nothing can be claimed safely without the list and its opt-outs;
+                    # the claims already made finish, and the next run lists again.
+                    run.report.add("errors")
+                    run.report.stopped = run.report.stopped or "store"
+                    self._log.exception("listing due messages failed")
+                    return False
+                continue
+            turn = feed.turn(full)
+            if not turn:
+                if feed.left():
+                    return True  # every sender with messages due is out of slots
+                # End of the due messages: go round again only if this pass sent
+                # something (retries and new sends may have come due meanwhile).
+                if not run.may_claim():
+                    # No next pass: let go of the lease while the sends finish.
+                    return not run.halted.is_set()
+                wait(in_pass)
+                if not run.take_pass_claims():
+                    return False
+                feed = DueFeed(self._outbox, self._clock, page, FEED_PAGES * page)
+                in_pass = []
+                continue
+            for ref in turn:
                 slot: float | None = None
-                if ref.to not in blocked:
+                if ref.to not in feed.blocked:
                     if ref.from_ in full:
                         continue
                     if not run.plum_ready():
                         return False
-                    # Booked here, in due order, so each sender's sends leave evenly paced.
+                    # Booked here, in turn, so each sender's sends leave evenly paced.
                     slot = run.limiter.reserve(ref.from_, run.deadline())
                     if slot is None:
                         full.add(ref.from_)
@@ -217,20 +234,6 @@ class Dispatcher:
                 future = pool.submit(self._deliver, run, ref, slot)
                 future.add_done_callback(lambda _: workers.release())
                 in_pass.append(future)
-                submitted += 1
-            cursor = page.next_position
-            if page.items and not submitted:
-                return True  # every sender on this page is out of slots for this run
-            if cursor is None:
-                # End of the due messages: go round again only if this pass sent
-                # something (retries and new sends may have come due meanwhile).
-                if not run.may_claim():
-                    # No next pass: let go of the lease while the sends finish.
-                    return not run.halted.is_set()
-                wait(in_pass)
-                if not run.take_pass_claims():
-                    return False
-                in_pass = []
         return not run.halted.is_set()
 
     @staticmethod

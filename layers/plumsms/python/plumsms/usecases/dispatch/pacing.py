@@ -18,12 +18,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
-from itertools import zip_longest
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from plumsms.domain.sending import DueRef
     from plumsms.usecases.ports import SlotBook
 
 
@@ -121,17 +119,3 @@ class SharedPacer:
         if delay > 0:
             self._sleep(delay)
         return True
-
-
-def by_sender_in_turn(refs: Sequence[DueRef]) -> list[DueRef]:
-    """Due messages taken one sender at a time, each sender's in due order.
-
-    Each sender is paced on its own; in plain due order a run of one sender's messages
-    would hold every worker waiting for that sender's slots while the others' slots
-    went by unused.
-    """
-    queues: dict[str, list[DueRef]] = {}
-    for ref in refs:
-        queues.setdefault(ref.from_, []).append(ref)
-    turns = zip_longest(*queues.values())
-    return [ref for turn in turns for ref in turn if ref is not None]

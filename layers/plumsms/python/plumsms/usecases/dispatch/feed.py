@@ -1,0 +1,67 @@
+"""The due messages of one pass, queued per sender and handed out one sender at a time.
+
+A page of due messages rarely holds the same number from each sender. Taken page by
+page, a sender with few messages on the page ran dry while the run still worked through
+the others' (each waiting for its slot), and sent nothing until the next page was read:
+a gap of seconds in its rate. The feed reads the next page as soon as a sender that
+still has slots runs dry, up to ``cap`` messages held, and hands out turns: one message
+from each sender with any queued, in due order within each sender.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+
+from plumsms.domain.sending import DueCursor, DueRef
+from plumsms.usecases.ports import DispatchOutbox
+
+
+class DueFeed:
+    """Pages of ``Due`` messages, queued per sender for one pass over them."""
+
+    def __init__(
+        self, outbox: DispatchOutbox, clock: Callable[[], datetime], page: int, cap: int
+    ) -> None:
+        self._outbox = outbox
+        self._clock = clock
+        self._page = page
+        self._cap = max(cap, page)
+        self._queues: dict[str, deque[DueRef]] = {}
+        self.blocked: set[str] = set()
+        """Recipients on the pages read so far who opted out (sent nothing: suppressed)."""
+        self._cursor: DueCursor | None = None
+        self.exhausted = False
+        """True once the last page of this pass has been read."""
+
+    def held(self, skip: set[str]) -> int:
+        """Messages queued for senders not in ``skip``."""
+        return sum(len(q) for sender, q in self._queues.items() if sender not in skip)
+
+    def wants_page(self, skip: set[str]) -> bool:
+        """True when another page should be read now: pages are left, fewer than ``cap``
+        messages are held, and nothing is queued or a sender not in ``skip`` ran dry."""
+        if self.exhausted or sum(len(q) for q in self._queues.values()) >= self._cap:
+            return False
+        return self.held(skip) == 0 or any(
+            not q for sender, q in self._queues.items() if sender not in skip
+        )
+
+    def read_page(self) -> None:
+        """Read the next page and its opt-outs (store errors propagate)."""
+        page = self._outbox.due(self._clock(), self._page, self._cursor)
+        if page.items:
+            self.blocked |= self._outbox.opted_out({r.to for r in page.items})
+        for ref in page.items:
+            self._queues.setdefault(ref.from_, deque()).append(ref)
+        self._cursor = page.next_position
+        self.exhausted = self._cursor is None
+
+    def turn(self, skip: set[str]) -> list[DueRef]:
+        """The next message of each sender not in ``skip`` that has one queued."""
+        return [q.popleft() for sender, q in self._queues.items() if sender not in skip and q]
+
+    def left(self) -> int:
+        """Messages still queued (for any sender)."""
+        return sum(len(q) for q in self._queues.values())
