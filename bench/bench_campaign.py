@@ -41,9 +41,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.bench_dispatch import PlumStandIn, Server, seed
+from bench.bench_dispatch import PlumStandIn, Server, child_server, seed
 from bench.capacity import CapacityMeter, Cost, Table
-from bench.harness import Figure, at_most, wait_for_port
+from bench.harness import Figure, at_most
 
 SENDERS = tuple(f"+124356789{n:02d}" for n in range(10, 30))
 DISPATCHERS = 4
@@ -151,29 +151,19 @@ def serialized_dynamodb() -> Iterator[Server]:
     """The embedded server (one request at a time, so conditional writes are atomic as on
     DynamoDB) in a child process: ``moto_server`` itself lets two concurrent conditional
     writes both succeed, which shows up as a message claimed twice."""
-    from plumsms_local import dynamodb  # noqa: PLC0415
-
-    port = dynamodb.free_port()
     code = (
-        "import threading; from plumsms_local.dynamodb import EmbeddedDynamoDB; "
-        f"EmbeddedDynamoDB(port={port}).start(); threading.Event().wait()"
+        "import sys, threading; from plumsms_local.dynamodb import EmbeddedDynamoDB; "
+        "EmbeddedDynamoDB(port=int(sys.argv[1])).start(); threading.Event().wait()"
     )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_for_port(port, child, 30, "the embedded DynamoDB server")
-        yield Server(f"http://127.0.0.1:{port}", child.pid)
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
+    with child_server(
+        lambda port: [sys.executable, "-c", code, str(port)], "the embedded DynamoDB server"
+    ) as server:
+        yield server
 
 
 @contextmanager
 def dynalite() -> Iterator[Server]:
     """dynalite (in memory) in a child process, installed with npm on first use."""
-    from plumsms_local import dynamodb  # noqa: PLC0415
-
     executable = TOOLS / "node_modules" / ".bin" / "dynalite"
     if not executable.exists():
         npm = shutil.which("npm")
@@ -185,18 +175,10 @@ def dynalite() -> Iterator[Server]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    port = dynamodb.free_port()
-    child = subprocess.Popen(
-        [str(executable), "--port", str(port), "--createTableMs", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, child, 30, "dynalite")
-        yield Server(f"http://127.0.0.1:{port}", child.pid)
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
+    with child_server(
+        lambda port: [str(executable), "--port", str(port), "--createTableMs", "0"], "dynalite"
+    ) as server:
+        yield server
 
 
 def _campaign(

@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -162,12 +162,20 @@ class Server:
 @contextmanager
 def dynamodb_server() -> Iterator[Server]:
     """``moto_server`` in a child process (its own interpreter lock)."""
-    port = dynamodb.free_port()
     executable = Path(sys.executable).with_name("moto_server")
-    command = [str(executable), "-H", "127.0.0.1", "-p", str(port)]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with child_server(lambda port: [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+                      "moto_server") as server:  # fmt: skip
+        yield server
+
+
+@contextmanager
+def child_server(command: Callable[[int], list[str]], what: str) -> Iterator[Server]:
+    """A DynamoDB-compatible server started by ``command(port)`` in a child process,
+    on a free port; stopped on exit."""
+    port = dynamodb.free_port()
+    child = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for_port(port, child, 20, "moto_server")
+        wait_for_port(port, child, 30, what)
         yield Server(f"http://127.0.0.1:{port}", child.pid)
     finally:
         child.terminate()

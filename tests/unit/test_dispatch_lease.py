@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,7 +90,15 @@ class CountingOutbox(FakeOutbox):
         return page
 
 
-def leased(outbox: FakeOutbox, plum: ScriptedPlum, lease: FakeLease, **config: Any) -> Dispatcher:
+def leased(
+    outbox: FakeOutbox,
+    plum: ScriptedPlum,
+    lease: FakeLease,
+    successor: Callable[[], None] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    **config: Any,
+) -> Dispatcher:
     settings = {"rate_per_second": 1000.0, "concurrency": 4} | config
     return Dispatcher(
         outbox=outbox,
@@ -99,6 +108,9 @@ def leased(outbox: FakeOutbox, plum: ScriptedPlum, lease: FakeLease, **config: A
         clock=lambda: NOW,
         draw=lambda: 1.0,
         lease=lease,
+        successor=successor,
+        monotonic=monotonic,
+        sleep=sleep,
     )
 
 
@@ -336,19 +348,16 @@ class Successor:
 def handing_over(
     outbox: FakeOutbox, plum: ScriptedPlum, lease: FakeLease, successor: Successor, **config: Any
 ) -> Dispatcher:
-    settings = {"rate_per_second": 1.0, "concurrency": 4} | config
-    return Dispatcher(
-        outbox=outbox,
-        plum=lambda: plum,
-        result_url=lambda ref: f"https://sms.example.test/plum/status?key=k&ref={ref}",
-        config=DispatchConfig(**settings),
-        clock=lambda: NOW,
-        draw=lambda: 1.0,
-        lease=lease,
+    """A leased dispatcher at 1 msg/s that hands over to ``successor``, on a still clock
+    that never sleeps: the run's slots are 0, 1, 2, ... exactly."""
+    return leased(
+        outbox,
+        plum,
+        lease,
         successor=successor,
-        # A still clock that never sleeps: the run's slots are 0, 1, 2, ... exactly.
         monotonic=lambda: 0.0,
         sleep=lambda seconds: None,
+        **({"rate_per_second": 1.0} | config),
     )
 
 
