@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -278,3 +279,10 @@ def test_a_position_cursor_is_still_bound_to_its_scope() -> None:
     cursor = CODEC.encode_position(LogPosition(AT, MESSAGE_ID), SCOPE)
     with pytest.raises(ValidationFailed, match="different filters"):
         CODEC.decode_position(cursor, {**SCOPE, "order": "asc"})
+
+
+def test_a_log_position_cannot_be_changed_once_made() -> None:
+    # A cursor's position is a value: a listing cannot move another listing's position.
+    position = LogPosition(datetime(2026, 1, 1, tzinfo=UTC), "a" * 32)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        position.key = "b"  # type: ignore[misc]
