@@ -11,13 +11,16 @@ race for the same due messages. The holder:
    (``maybe_sent``). Plum's ``sms/messages`` list is asked whether it went out (by our
    ``ref`` in its result URL, else by to/from/body in the time window) before anything
    is sent again: found means recorded, not found means due again.
-2. Page through the ``Due`` index, oldest first. For each message: skip (``suppressed``)
-   if the recipient opted out; book the sender's next rate-limit slot (in due order, so
-   each sender's sends reach Plum evenly paced); claim it with a conditional update (two
-   dispatchers never both win); at its slot, call Plum's ``sms/queue`` with the result
-   URL ``.../plum/status?key=...&ref=<id>``; record Plum's id (``queued``). Sends run on
-   a thread pool; no slot is booked past the Lambda's remaining time less
-   ``stop_margin``, so no claim is abandoned by a timeout.
+2. Page through the ``Due`` index, oldest first, queued per sender (the next page is
+   read as soon as a sender with slots runs dry). One sender at a time, each in due
+   order: skip (``suppressed``) if the recipient opted out; book the sender's next
+   rate-limit slot (so each sender's sends reach Plum evenly paced); claim it with a
+   conditional update (two dispatchers never both win); at its slot, call Plum's
+   ``sms/queue`` with the result URL ``.../plum/status?key=...&ref=<id>``; record
+   Plum's id (``queued``). Sends run on a thread pool; no slot is booked past the
+   Lambda's remaining time less ``stop_margin``, so no claim is abandoned by a timeout.
+   A run that stops with messages still due lets go of the lease and starts the next
+   run at once (the hand-over), so a campaign does not idle until the next tick.
 3. Errors: transient ones retry later with exponential backoff and jitter, up to
    ``max_attempts``, then ``failed``; permanent ones are ``failed`` with Plum's reason;
    Plum's unsubscribed-recipient error also records a local opt-out and suppresses
@@ -36,10 +39,11 @@ A recurring message's next occurrence is created (with a derived id, so at most 
 when the current one is sent or has failed for good.
 
 The package, one concern a module: ``run`` (tuning, report, the state a run's threads
-share), ``loop`` (paging, claiming, sending), ``pacing`` (the rate limit), ``outcomes``
+share), ``loop`` (the lease, claiming, sending, the hand-over), ``feed`` (the due messages
+queued per sender), ``pacing`` (the rate limit), ``outcomes``
 (what a claim becomes once Plum answered), ``recovery`` (stale claims). Its ports
-(``DispatchOutbox``, ``Pacer``, ``SlotBook``, ``RunLease``) are in ``plumsms.usecases.ports``; its
-wiring in ``plumsms.bootstrap``.
+(``DispatchOutbox``, ``Pacer``, ``SlotBook``, ``RunLease``) are in
+``plumsms.usecases.ports``; its wiring in ``plumsms.bootstrap``.
 """
 
 from __future__ import annotations
