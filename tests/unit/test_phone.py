@@ -117,3 +117,29 @@ def test_every_country_is_allowed_by_a_star_even_for_unreadable_numbers() -> Non
     assert phone.in_countries("+12435678910", frozenset({"*"}))
     assert phone.in_countries("not a number", frozenset({"*"}))
     assert not phone.in_countries("not a number", frozenset({"+1"}))
+
+
+def test_a_long_alphanumeric_sender_is_kept_to_64_characters() -> None:
+    assert phone.MAX_SENDER_CHARS == 64
+    assert phone.sender_address("A" * 64) == "A" * 64
+    assert phone.sender_address("A" * 65) == "A" * 64
+
+
+@pytest.mark.parametrize(
+    ("address", "receives"),
+    [
+        ("+12125551234", True),  # a phone number in E.164
+        ("+1 212 555 1234", False),  # a number, but not as E.164 (never stored so)
+        ("12125551234", False),  # nor without its plus
+        ("22395", False),  # a short code
+        ("AMAZON", False),  # an alphanumeric sender
+    ],
+)
+def test_only_a_phone_number_in_e164_can_receive_an_sms(address: str, receives: bool) -> None:
+    assert phone.can_receive_sms(address) is receives
+
+
+def test_a_country_named_by_its_region_code_is_found_by_the_numbers_region() -> None:
+    # GIVEN Canada named as CA (not as its calling code, +1, which the US shares)
+    assert phone.in_countries("+14165550123", frozenset({"CA"})) is True  # Toronto
+    assert phone.in_countries("+12125551234", frozenset({"CA"})) is False  # New York

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from plumsms.domain.guards import Unanswered
 from plumsms.domain.keywords import KeywordKind, classify
 from plumsms.domain.models import MAX_BODY_CHARS, InboundSms, Reply
 from plumsms.domain.rules import MAX_REPLIES, RulesConfig, decide, render
@@ -309,3 +310,45 @@ def test_a_decision_cannot_be_altered() -> None:
     decision = decide(sms("hello"), RulesConfig())
     with pytest.raises(AttributeError):
         decision.rule = "changed"  # type: ignore[misc]
+
+
+# -- a sender that cannot receive an SMS (short code, alphanumeric) ---------------------
+
+
+def test_a_short_code_sender_gets_no_answer_and_the_hook_may_still_forward() -> None:
+    # GIVEN a text from a short code, and a hook forwarding it to a team (a reply to the
+    # short code itself cannot even be made: a reply goes to a phone number)
+    team = "+13105550123"
+    seen: list[str] = []
+
+    def hook(inbound: InboundSms) -> list[Reply]:
+        seen.append(inbound.from_)
+        return [Reply(to=team, from_=NUMBER, body="a short code wrote")]
+
+    with pytest.raises(ValidationError):
+        Reply(to="22395", from_=NUMBER, body="thanks")
+    decision = decide(sms("HELLO", sender="22395"), RulesConfig(), hook=hook)
+    # THEN the hook saw it and the forward is kept; the short code is not answered
+    assert seen == ["22395"]
+    assert [r.to for r in decision.replies] == [team]
+    assert decision.rule == "hook"
+    assert decision.unanswered is Unanswered.SENDER_CANNOT_RECEIVE
+
+
+def test_a_short_code_sender_without_a_hook_or_with_a_silent_one_gets_nothing() -> None:
+    for hook in (None, lambda _: None, lambda _: []):
+        decision = decide(sms("HELP", sender="AMAZON"), RulesConfig(), hook=hook)  # type: ignore[arg-type]
+        assert decision.replies == []
+        assert decision.rule == "none"
+        assert decision.keyword is None
+        assert decision.unanswered is Unanswered.SENDER_CANNOT_RECEIVE
+
+
+def test_a_hook_answering_a_short_code_many_times_is_capped() -> None:
+    team = [f"+1310555{i:04d}" for i in range(MAX_REPLIES + 3)]
+
+    def hook(_: InboundSms) -> list[Reply]:
+        return [Reply(to=to, from_=NUMBER, body="fwd") for to in team]
+
+    decision = decide(sms("HI", sender="22395"), RulesConfig(), hook=hook)
+    assert [r.to for r in decision.replies] == team[:MAX_REPLIES]

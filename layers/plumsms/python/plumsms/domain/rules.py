@@ -143,7 +143,9 @@ def decide(inbound: InboundSms, rules: RulesConfig, hook: ReplyHook | None = Non
     """Decide the replies to ``inbound``. Pure: no I/O beyond what ``hook`` does."""
     if not can_receive_sms(inbound.from_):
         hooked = hook(inbound) if hook is not None else None
-        others = [r for r in hooked or [] if r.to != inbound.from_][:MAX_REPLIES]
+        # A reply goes to a phone number (Reply refuses anything else), so none of these
+        # answers this sender: they are forwards.
+        others = list(hooked or [])[:MAX_REPLIES]
         return Decision(
             others, rule="hook" if others else "none", unanswered=Unanswered.SENDER_CANNOT_RECEIVE
         )
