@@ -352,3 +352,20 @@ def test_a_hook_answering_a_short_code_many_times_is_capped() -> None:
 
     decision = decide(sms("HI", sender="22395"), RulesConfig(), hook=hook)
     assert [r.to for r in decision.replies] == team[:MAX_REPLIES]
+
+
+def test_a_text_for_review_answers_nobody_but_forwards_still_go() -> None:
+    # GIVEN a text that may be a request to stop (a person reads it), and a hook that
+    # answers the sender and forwards it to two colleagues
+    colleagues = ["+13105550123", "+19998889999"]  # one each side of SENDER's number
+
+    def hook(_: InboundSms) -> list[Reply]:
+        return [Reply(to=SENDER, from_=NUMBER, body="we hear you")] + [
+            Reply(to=to, from_=NUMBER, body="please read") for to in colleagues
+        ]
+
+    decision = decide(sms("please stop texting me right now thank you"), RulesConfig(), hook)
+    # THEN no automatic answer goes to the sender; both forwards stay
+    assert [r.to for r in decision.replies] == colleagues
+    assert decision.unanswered is Unanswered.OPT_OUT_REVIEW
+    assert decision.rule == "hook"
