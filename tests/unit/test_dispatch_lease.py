@@ -410,3 +410,25 @@ def test_a_failed_hand_over_is_counted_and_the_tick_takes_over() -> None:
     assert report["continued"] == 0
     assert report["errors"] == 1
     assert lease.holder is None
+
+
+def test_a_run_whose_last_send_is_still_with_plum_hands_over_once_it_is_done() -> None:
+    # GIVEN three due messages from one number at 1 msg/s, a run with room for one slot,
+    # and a Plum that answers slowly: the run runs out of slots while its send is out
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(3):
+        outbox.add(message(index))
+    queue = plum.queue
+
+    def slow_queue(to: str, from_: str, body: str, result_url: str | None = None) -> Any:
+        time.sleep(0.3)
+        return queue(to, from_, body, result_url)
+
+    plum.queue = slow_queue  # type: ignore[method-assign]
+    successor = Successor(lease)
+    dispatcher = handing_over(outbox, plum, lease, successor, stop_margin=timedelta(seconds=1))
+    report = dispatcher.run(lambda: 1_500)
+    # THEN the send counted as progress: the next run was started, once
+    assert report["sent"] == 1
+    assert successor.calls == [None]
+    assert report["continued"] == 1

@@ -121,15 +121,18 @@ class Dispatcher:
         run at once when this one ran out of time (or slots) with messages still due.
 
         The lease is let go as soon as this run stops claiming, before its last sends
-        have left: the next run may start claiming while they finish (each of them holds
-        its booked slot, so the hand-over keeps every sender's pace).
+        have left: a run started meanwhile may claim while they finish (each of them holds
+        its booked slot, so every sender keeps its pace).
         """
         pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="dispatch")
         try:
-            if self._passes(run, pool, lease, holder):
-                self._hand_over(run)
+            more = self._passes(run, pool, lease, holder)
         finally:
             pool.shutdown(wait=True)
+        # Decided once the last sends have left: whether this run moved anything is
+        # known only then (a run that moved nothing hands over to nobody).
+        if more:
+            self._hand_over(run)
 
     def _passes(
         self, run: Run, pool: ThreadPoolExecutor, lease: RunLease | None, holder: str
