@@ -76,36 +76,30 @@ class FakeOutbox:
         row = self.rows[claim.message.id]
         return row if row["token"] == claim.token else None
 
-    def record_sent(self, claim: Claim, plum_ids: Sequence[str], now: datetime) -> bool:
+    def _write_owned(self, claim: Claim, **fields: Any) -> bool:
+        """One conditional write of the claim's row: only while ``claim`` still holds it."""
         with self.lock:
             self.writes += 1
             row = self._owned(claim)
             if row is None:
                 return False
-            row.update(status=Status.QUEUED, plum_ids=list(plum_ids), token=None)
+            row.update(fields)
             return True
+
+    def record_sent(self, claim: Claim, plum_ids: Sequence[str], now: datetime) -> bool:
+        return self._write_owned(claim, status=Status.QUEUED, plum_ids=list(plum_ids), token=None)
 
     def retry_later(
         self, claim: Claim, due: datetime, attempts: int, error: str | None, now: datetime
     ) -> bool:
-        with self.lock:
-            self.writes += 1
-            row = self._owned(claim)
-            if row is None:
-                return False
-            row.update(status=Status.SCHEDULED, due=due, attempts=attempts, error=error, token=None)
-            return True
+        return self._write_owned(
+            claim, status=Status.SCHEDULED, due=due, attempts=attempts, error=error, token=None
+        )
 
     def check_later(
         self, claim: Claim, check_after: datetime, attempts: int, error: str, now: datetime
     ) -> bool:
-        with self.lock:
-            self.writes += 1
-            row = self._owned(claim)
-            if row is None:
-                return False
-            row.update(check_after=check_after, attempts=attempts, error=error)
-            return True
+        return self._write_owned(claim, check_after=check_after, attempts=attempts, error=error)
 
     def finish(self, claim: Claim, status: str, error: str, now: datetime) -> Message | None:
         with self.lock:
