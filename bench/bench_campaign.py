@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.bench_dispatch import PlumStandIn, Server, child_server, seed
+from bench.bench_dispatch import ChildStandIn, Server, child_server, child_stand_in, seed
 from bench.capacity import CapacityMeter, Cost, Table
 from bench.harness import Figure, at_most
 
@@ -91,24 +91,18 @@ def run(quick: bool) -> list[Figure]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     with server_for(scale.store) as server:
-        stand_in = PlumStandIn(LATENCY)
-        try:
+        with child_stand_in(LATENCY) as stand_in:
             table_name = _table(server, scale.total)
             began = time.monotonic()
             counts = _campaign(server.endpoint, table_name, stand_in, scale, None)
             figures = _report(stand_in, scale, time.monotonic() - began, counts)
-        finally:
-            stand_in.stop()
         # The bill, priced on a smaller campaign of the same shape and wiring.
         priced = Scale(PRICED_PER_SENDER, scale.rate, scale.concurrency, scale.store)
-        stand_in = PlumStandIn(LATENCY)
-        try:
+        with child_stand_in(LATENCY) as stand_in:
             table_name = _table(server, priced.total)
             meter = _meter(server, table_name)
             with meter.measure() as cost:
                 counts = _campaign(server.endpoint, table_name, stand_in, priced, meter)
-        finally:
-            stand_in.stop()
     return figures + _bill(cost, counts["sent"], priced.total)
 
 
@@ -184,7 +178,7 @@ def dynalite() -> Iterator[Server]:
 def _campaign(
     endpoint: str,
     table_name: str,
-    stand_in: PlumStandIn,
+    stand_in: ChildStandIn,
     scale: Scale,
     meter: CapacityMeter | None,
 ) -> Counter[str]:
@@ -197,6 +191,7 @@ def _campaign(
     from plumsms.adapters.plum.client import PlumClient  # noqa: PLC0415
     from plumsms.usecases.dispatch import (  # noqa: PLC0415
         COALESCED,
+        BookingLead,
         DispatchConfig,
         Dispatcher,
         RateLimiter,
@@ -211,19 +206,16 @@ def _campaign(
     lock = threading.Lock()
     handed_over = threading.Semaphore(0)
 
-    def received() -> int:
-        with stand_in.lock:
-            return sum(len(times) for times in stand_in.arrivals.values())
-
     def environment() -> None:
         client = dynamodb.client_for(endpoint)
         if meter is not None:
             meter.watch(client)
         store = DynamoMessageStore(table_name, client=client)
         book = DynamoSlotBook(table_name, client, interval=1 / rate)
+        lead = BookingLead()
 
         def pacer() -> Pacer:
-            return SharedPacer(RateLimiter(rate), book)
+            return SharedPacer(RateLimiter(rate), book, lead=lead)
 
         plum = PlumClient(stand_in.url, "bench", "bench", retries=0)
         dispatcher = Dispatcher(
@@ -235,15 +227,17 @@ def _campaign(
             lease=DynamoRunLease(table_name, client),
             successor=handed_over.release,  # Lambda's asynchronous invoke, in-process
         )
-        while received() < total and time.monotonic() < give_up:
-            report = dispatcher.run(_remaining_ms(time.monotonic() + RUN_SECONDS))
+        woken = False
+        while stand_in.received() < total and time.monotonic() < give_up:
+            ends = time.monotonic() + RUN_SECONDS
+            report = dispatcher.run(_remaining_ms(ends), hand_over=woken)
             with lock:
                 counts.update(report.counts)
                 counts["runs"] += 1
                 counts["coalesced"] += report.stopped == COALESCED
-            # The next invocation: at once for a hand-over, else a second later (the
-            # tick and send-now bursts, compressed).
-            handed_over.acquire(timeout=1)
+            # The next invocation: at once for a hand-over (which waits for the lease),
+            # else a second later (the tick and send-now bursts, compressed).
+            woken = handed_over.acquire(timeout=1)
 
     threads = [threading.Thread(target=environment) for _ in range(DISPATCHERS)]
     for thread in threads:
@@ -273,11 +267,9 @@ def _busiest(times: list[float], window: float) -> int:
 
 
 def _report(
-    stand_in: PlumStandIn, scale: Scale, elapsed: float, counts: Counter[str]
+    stand_in: ChildStandIn, scale: Scale, elapsed: float, counts: Counter[str]
 ) -> list[Figure]:
-    with stand_in.lock:
-        arrivals = {sender: sorted(times) for sender, times in stand_in.arrivals.items()}
-        bodies = list(stand_in.bodies)
+    arrivals, bodies = stand_in.snapshot()
     total, rate = scale.total, scale.rate
     received = sum(len(t) for t in arrivals.values())
     expected = rate * WINDOW

@@ -41,7 +41,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bench.harness import Figure, ratio, wait_for_port
+import urllib3
+
+from bench.harness import PROJECT_ROOT, Figure, ratio, wait_for_port
 from plumsms.adapters.dynamodb import codec
 from plumsms.adapters.dynamodb.outbox import SCHEDULE_ATTR, DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
@@ -67,9 +69,12 @@ UNLIMITED = 1_000_000.0
 
 
 class PlumStandIn:
-    """Answers ``sms/queue`` after ``latency`` seconds; records each arrival per sender."""
+    """Answers ``sms/queue`` after ``latency`` seconds; records each arrival per sender.
 
-    def __init__(self, latency: float) -> None:
+    ``GET /_bench/arrivals`` answers what was recorded (for a stand-in in its own
+    process: ``python -m bench.bench_dispatch --stand-in PORT LATENCY``)."""
+
+    def __init__(self, latency: float, port: int = 0) -> None:
         self.latency = latency
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self.bodies: list[str] = []
@@ -102,6 +107,13 @@ class PlumStandIn:
                 self._answer(body)
 
             def do_GET(self) -> None:
+                if self.path == ARRIVALS_PATH:
+                    arrivals, bodies = stand_in.snapshot()
+                    self._answer(json.dumps({"arrivals": arrivals, "bodies": bodies}).encode())
+                    return
+                if self.path == RECEIVED_PATH:
+                    self._answer(json.dumps(stand_in.received()).encode())
+                    return
                 # ``sms/messages``, for the recovery of claims whose answer was lost: what
                 # was queued to the number asked about (every other filter is left out).
                 query = parse_qs(urlsplit(self.path).query)
@@ -120,13 +132,24 @@ class PlumStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/ws/"
+
+    def snapshot(self) -> tuple[dict[str, list[float]], list[str]]:
+        """Each sender's arrival times (sorted), and every body received."""
+        with self.lock:
+            arrivals = {sender: sorted(times) for sender, times in self.arrivals.items()}
+            return arrivals, list(self.bodies)
+
+    def received(self) -> int:
+        """How many sends arrived."""
+        with self.lock:
+            return len(self.bodies)
 
     def reset(self) -> None:
         with self.lock:
@@ -137,6 +160,40 @@ class PlumStandIn:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+ARRIVALS_PATH = "/_bench/arrivals"
+RECEIVED_PATH = "/_bench/received"
+
+
+class ChildStandIn:
+    """A ``PlumStandIn`` in its own process: its arrival times are taken by an
+    interpreter that the dispatcher's threads do not hold up."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.url = f"{server.endpoint}/ws/"
+        self._pool = urllib3.PoolManager()
+
+    def snapshot(self) -> tuple[dict[str, list[float]], list[str]]:
+        """Each sender's arrival times (sorted), and every body received."""
+        answer = self._pool.request("GET", f"{self.server.endpoint}{ARRIVALS_PATH}").json()
+        return answer["arrivals"], answer["bodies"]
+
+    def received(self) -> int:
+        """How many sends arrived."""
+        return int(self._pool.request("GET", f"{self.server.endpoint}{RECEIVED_PATH}").json())
+
+
+@contextmanager
+def child_stand_in(latency: float) -> Iterator[ChildStandIn]:
+    """A Plum stand-in answering in ``latency`` seconds, in a child process."""
+
+    def command(port: int) -> list[str]:
+        return [sys.executable, "-m", "bench.bench_dispatch", "--stand-in", str(port), str(latency)]
+
+    with child_server(command, "the Plum stand-in") as server:
+        yield ChildStandIn(server)
 
 
 # -- DynamoDB in its own process -------------------------------------------------------------
@@ -173,7 +230,9 @@ def child_server(command: Callable[[int], list[str]], what: str) -> Iterator[Ser
     """A DynamoDB-compatible server started by ``command(port)`` in a child process,
     on a free port; stopped on exit."""
     port = dynamodb.free_port()
-    child = subprocess.Popen(command(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        command(port), cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for_port(port, child, 30, what)
         yield Server(f"http://127.0.0.1:{port}", child.pid)
@@ -445,7 +504,13 @@ def main() -> None:
     """Print the figures (``python -m bench.bench_dispatch [--quick]``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--stand-in", nargs=2, metavar=("PORT", "LATENCY"), help="serve the Plum stand-in only"
+    )
     args = parser.parse_args()
+    if args.stand_in:
+        PlumStandIn(float(args.stand_in[1]), int(args.stand_in[0]))
+        threading.Event().wait()
     for figure in run(args.quick):
         target = (
             f"  target {figure.target}: {'met' if figure.ok else 'missed'}" if figure.target else ""

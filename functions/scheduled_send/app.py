@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from plumsms import bootstrap
+from plumsms.adapters.dispatch_trigger import is_continue
 from plumsms.config import Settings
 from plumsms.entrypoints.dispatch import observe_dispatch
 from plumsms.observability import logger, metrics, tracer
@@ -34,7 +35,8 @@ gc.enable()
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Entry point: one dispatcher run; the event (scheduled or send-now) carries nothing."""
+    """Entry point: one dispatcher run (the minute tick, a send-now, or a hand-over)."""
     logger.set_correlation_id(context.aws_request_id)  # the run's id, on every line of it
-    report = dispatcher.run(context.get_remaining_time_in_millis)
+    # A hand-over's run waits for its predecessor to let go of the lease.
+    report = dispatcher.run(context.get_remaining_time_in_millis, hand_over=is_continue(event))
     return observe_dispatch(report, event)

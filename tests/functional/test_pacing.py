@@ -267,6 +267,29 @@ def test_a_booking_asked_for_after_its_deadline_books_nothing(
     assert book.book(SENDERS[0], deadline=now + 1) == (now, now + 0.5)
 
 
+def test_an_idle_senders_slot_starts_at_the_earliest_asked_and_a_busy_ones_keeps_its_pace(
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str
+) -> None:
+    # GIVEN a book at 1 slot a second, on a clock the test moves
+    clock = [1_000_000.0]
+    book = DynamoSlotBook(table_name, dynamo_server.client(), interval=1.0, clock=lambda: clock[0])
+    now = clock[0]
+    # WHEN an idle sender's slot is booked 0.2 s ahead
+    # THEN it starts then (the caller has its answer before the slot begins)
+    assert book.book(SENDERS[0], deadline=now + 60, earliest=now + 0.2) == (now + 0.2, now + 1.2)
+    # AND when the next booking comes late (its caller woke 0.1 s late: it asks at
+    # now + 1.1 for a slot from now + 1.3), the sender's next slot is still the one at
+    # now + 1.2: the book keeps its pace instead of moving on by the delay
+    clock[0] = now + 1.1
+    assert book.book(SENDERS[0], deadline=now + 60, earliest=now + 1.3) == (now + 1.2, now + 2.2)
+    # AND a sender whose next slot has passed is idle again: its slot starts at earliest
+    clock[0] = now + 5.0
+    assert book.book(SENDERS[0], deadline=now + 60, earliest=now + 5.2) == (now + 5.2, now + 6.2)
+    # AND an idle sender whose earliest is past the deadline gets no slot and writes nothing
+    assert book.book(SENDERS[1], deadline=now + 5.1, earliest=now + 5.2) == (None, now + 5.2)
+    assert book.book(SENDERS[1], deadline=now + 60) == (now + 5.0, now + 6.0)
+
+
 class WithoutRefusedItems:
     """A DynamoDB client whose refusals hand back no item (as dynalite's do)."""
 
@@ -300,3 +323,71 @@ def test_the_book_works_on_a_server_that_hands_back_no_refused_item(
     # AND a later deadline still books the next slot, and an idle sender books now
     assert book.book(SENDERS[0], deadline=now + 60) == (now + 10, now + 11)
     assert book.book(SENDERS[1], deadline=now + 60) == (now, now + 1)
+
+
+def test_a_hand_over_keeps_every_senders_pace_across_the_two_runs(
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str, plum: PlumStandIn
+) -> None:
+    # GIVEN 10 due messages from each of three senders at 2 msg/s (5 s of sending), and
+    # a first run with 2.5 s to claim (4.5 s left, 2 s margin): its lead is 1.25 s
+    rate, per_sender = 2.0, 10
+    outbox = DynamoOutbox(DynamoMessageStore(table_name, client=dynamo_server.client()))
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    for index in range(per_sender * len(SENDERS)):
+        message = outbound_message(
+            due,
+            to=f"+1212555{index:04d}",
+            from_=SENDERS[index % len(SENDERS)],
+            body=f"relay {index}",
+        )
+        outbox.create(message, Schedule())
+    reports: dict[str, DispatchReport] = {}
+    lease_held_at_start: list[bool] = []
+    next_run = threading.Thread(target=lambda: reports.update(second=environment().run(
+        lambda: 60_000, hand_over=True)))  # fmt: skip
+
+    def environment(successor: Any = None) -> Dispatcher:
+        store = DynamoMessageStore(table_name, client=dynamo_server.client())
+        book = DynamoSlotBook(table_name, store.client, interval=1 / rate)
+        client = PlumClient(plum.url, "user", "pass", retries=0)
+        return Dispatcher(
+            outbox=DynamoOutbox(store),
+            plum=lambda: client,
+            result_url=lambda ref: f"https://sms.example.test/plum/status?key=k&ref={ref}",
+            config=DispatchConfig(
+                rate_per_second=rate, concurrency=6, stop_margin=timedelta(seconds=2)
+            ),
+            pacer=lambda: SharedPacer(RateLimiter(rate), book),
+            lease=DynamoRunLease(table_name, store.client),
+            successor=successor,
+        )
+
+    def start_next_run() -> None:
+        item = dynamo_server.client().get_item(
+            TableName=table_name, Key=DynamoRunLease(table_name, dynamo_server.client()).key
+        )
+        lease_held_at_start.append("lease_holder" in item.get("Item", {}))
+        next_run.start()  # Lambda's asynchronous invoke
+
+    # WHEN the first run works, starting the next one within its lead
+    ends = time.monotonic() + 4.5
+    reports["first"] = environment(start_next_run).run(
+        lambda: max(0, int((ends - time.monotonic()) * 1000))
+    )
+    next_run.join(timeout=60)
+    # THEN the next run was started while the first still held the lease, waited for
+    # it (no coalescing) and sent the rest; the first made no extra pass for it
+    assert lease_held_at_start == [True]
+    assert reports["first"]["continued"] == 1
+    assert reports["first"]["requested_passes"] == 0
+    assert reports["second"].stopped is None
+    assert reports["first"]["sent"] + reports["second"]["sent"] == per_sender * len(SENDERS)
+    assert reports["first"]["sent"] >= 3 and reports["second"]["sent"] >= 3
+    assert sorted(plum.bodies) == sorted(f"relay {i}" for i in range(per_sender * len(SENDERS)))
+    for sender in SENDERS:
+        gaps = [b - a for a, b in itertools.pairwise(sorted(plum.arrivals[sender]))]
+        # AND every sender kept its pace across the hand-over: no two sends closer than
+        # half an interval, and no pause longer than an interval and a half (arrivals
+        # jitter by up to 0.3 s on the shared local server)
+        assert min(gaps) >= 0.5 / rate, (sender, gaps)
+        assert max(gaps) <= 1.5 / rate, (sender, gaps)

@@ -14,7 +14,7 @@ from plumsms.domain.errors import StoreUnavailable
 from plumsms.domain.plum import PlumUnavailable
 from plumsms.domain.sending import DueCursor, DuePage
 from plumsms.usecases.dispatch import COALESCED, DispatchConfig, Dispatcher
-from plumsms.usecases.dispatch.loop import LEASE_ROUNDS
+from plumsms.usecases.dispatch.loop import LEASE_POLL_SECONDS, LEASE_ROUNDS
 from tests.fakes import NOW, FakeOutbox, ScriptedPlum
 from tests.unit.test_sending_dispatch import message
 
@@ -432,3 +432,220 @@ def test_a_run_whose_last_send_is_still_with_plum_hands_over_once_it_is_done() -
     assert report["sent"] == 1
     assert successor.calls == [None]
     assert report["continued"] == 1
+
+
+# -- the hand-over, started within the lead ------------------------------------------------
+
+
+class Timeline:
+    """A monotonic clock that moves only when the run sleeps (its workers included)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.now = 0.0
+        self.ends = seconds
+        self.lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += max(seconds, 0.0)
+
+    def remaining_ms(self) -> int:
+        return max(0, int((self.ends - self.monotonic()) * 1000))
+
+
+class TimedSuccessor(Successor):
+    """A ``Successor`` that also notes when (on the run's clock) it was started."""
+
+    def __init__(self, lease: FakeLease, timeline: Timeline) -> None:
+        super().__init__(lease)
+        self.timeline = timeline
+        self.at: list[float] = []
+
+    def __call__(self) -> None:
+        self.at.append(self.timeline.monotonic())
+        super().__call__()
+
+
+def relaying(
+    outbox: FakeOutbox,
+    plum: ScriptedPlum,
+    lease: FakeLease,
+    timeline: Timeline,
+    trigger: Callable[[TimedSuccessor], Callable[[], None] | None] = lambda successor: successor,
+    **config: Any,
+) -> tuple[Dispatcher, TimedSuccessor]:
+    """A leased dispatcher at 1 msg/s, one worker, on ``timeline``; its hand-over calls
+    ``trigger(successor)`` (the ``TimedSuccessor`` itself by default)."""
+    successor = TimedSuccessor(lease, timeline)
+    dispatcher = leased(
+        outbox,
+        plum,
+        lease,
+        successor=trigger(successor),
+        monotonic=timeline.monotonic,
+        sleep=timeline.sleep,
+        **({"rate_per_second": 1.0, "concurrency": 1, "stop_margin": timedelta(seconds=2)}
+           | config),
+    )  # fmt: skip
+    return dispatcher, successor
+
+
+def test_a_run_with_more_due_than_it_can_send_starts_the_next_one_within_the_lead() -> None:
+    # GIVEN 20 due messages from one number at 1 msg/s, and a run with 8 s to claim
+    # (10 s left, 2 s margin): its lead is half of that, 4 s
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(20):
+        outbox.add(message(index))
+    timeline = Timeline(10.0)
+    dispatcher, successor = relaying(outbox, plum, lease, timeline)
+    # WHEN it works
+    report = dispatcher.run(timeline.remaining_ms)
+    # THEN it started the next run once, 4 s before it stopped claiming, while it still
+    # held the lease (the next run waits for it), and not again at its end
+    assert len(successor.at) == 1
+    assert 4.0 <= successor.at[0] < 5.0
+    assert successor.calls[0] is not None
+    assert report["continued"] == 1
+    assert 7 <= report["sent"] <= 9
+    assert lease.holder is None
+
+
+def test_a_run_that_will_finish_within_the_lead_starts_nothing() -> None:
+    # GIVEN 6 due messages at 1 msg/s and 8 s to claim: at the lead (4 s before the
+    # end) one message is queued, which the run sends itself
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(6):
+        outbox.add(message(index))
+    timeline = Timeline(10.0)
+    dispatcher, successor = relaying(outbox, plum, lease, timeline)
+    report = dispatcher.run(timeline.remaining_ms)
+    assert report["sent"] == 6
+    assert successor.at == []
+    assert report["continued"] == 0
+
+
+def test_the_lead_is_the_configured_one_for_a_long_run() -> None:
+    # GIVEN 60 due messages at 1 msg/s and a run with 40 s to claim: the configured
+    # lead (5 s) is below half the claim time
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(60):
+        outbox.add(message(index))
+    timeline = Timeline(60.0)
+    dispatcher, successor = relaying(
+        outbox, plum, lease, timeline, stop_margin=timedelta(seconds=20)
+    )
+    dispatcher.run(timeline.remaining_ms)
+    # THEN the next run was started 5 s before the run stopped claiming (at 40 s)
+    assert len(successor.at) == 1
+    assert 35.0 <= successor.at[0] < 36.0
+
+
+class WaitingClock:
+    """The clock of a run started by a hand-over: its sleeps are its tries at the lease;
+    the holder lets go after ``holder_leaves_after`` of them (never when None)."""
+
+    def __init__(self, lease: FakeLease, holder_leaves_after: int | None) -> None:
+        self.lease = lease
+        self.leaves_after = holder_leaves_after
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.leaves_after is not None and len(self.sleeps) == self.leaves_after:
+            self.lease.holder = self.lease.until = None
+
+
+def test_a_run_started_by_a_hand_over_waits_for_the_lease_and_takes_it() -> None:
+    # GIVEN the predecessor holds the lease for a minute more, and lets go after the
+    # third try of the run it started
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.holder, lease.until = "predecessor", NOW + timedelta(minutes=1)
+    clock = WaitingClock(lease, holder_leaves_after=3)
+    dispatcher = leased(outbox, plum, lease, monotonic=clock.monotonic, sleep=clock.sleep)
+    # WHEN the hand-over's run starts
+    report = dispatcher.run(plenty, hand_over=True)
+    # THEN it tried every LEASE_POLL_SECONDS, took the lease on the fourth try, asked
+    # for nothing, and sent
+    assert clock.sleeps[:3] == [LEASE_POLL_SECONDS] * 3
+    assert lease.calls[:5] == ["acquire"] * 4 + ["release"]
+    assert "request" not in lease.calls
+    assert report["sent"] == 1
+    assert report.stopped is None
+
+
+def test_a_hand_overs_run_whose_predecessor_keeps_the_lease_coalesces_after_waiting() -> None:
+    # GIVEN a predecessor that never lets go
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.holder, lease.until = "predecessor", NOW + timedelta(minutes=1)
+    clock = WaitingClock(lease, holder_leaves_after=None)
+    dispatcher = leased(outbox, plum, lease, monotonic=clock.monotonic, sleep=clock.sleep)
+    report = dispatcher.run(plenty, hand_over=True)
+    # THEN it waited twice the lead (10 s), then left a request and ended
+    waited = 2 * DispatchConfig().hand_over_lead.total_seconds()
+    assert waited <= sum(clock.sleeps) <= waited + LEASE_POLL_SECONDS + 1e-9
+    assert lease.calls[-1] == "request"
+    assert report.stopped == COALESCED
+    assert plum.queued == []
+
+
+def test_a_run_not_started_by_a_hand_over_coalesces_at_once() -> None:
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.holder, lease.until = "predecessor", NOW + timedelta(minutes=1)
+    clock = WaitingClock(lease, holder_leaves_after=1)
+    dispatcher = leased(outbox, plum, lease, monotonic=clock.monotonic, sleep=clock.sleep)
+    report = dispatcher.run(plenty)
+    assert clock.sleeps == []
+    assert report.stopped == COALESCED
+
+
+def test_a_pass_requested_while_the_next_run_waits_is_left_to_that_run() -> None:
+    # GIVEN a run that started the next one within its lead, after which a tick found
+    # the lease held and asked for a pass
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(20):
+        outbox.add(message(index))
+    timeline = Timeline(10.0)
+
+    def then_a_tick_asks(successor: TimedSuccessor) -> Callable[[], None]:
+        def started_then_a_tick_asks() -> None:
+            successor()
+            assert lease.request(NOW)
+
+        return started_then_a_tick_asks
+
+    dispatcher, _ = relaying(outbox, plum, lease, timeline, then_a_tick_asks)
+    # WHEN the run stops claiming
+    report = dispatcher.run(timeline.remaining_ms)
+    # THEN it gives the lease up at once instead of making the pass: the waiting run
+    # takes it and lists the due messages anyway (sooner than one more pass here)
+    assert report["continued"] == 1
+    assert report["requested_passes"] == 0
+    assert lease.calls[-1] == "give_up"
+    assert "release" not in lease.calls
+    assert lease.holder is None and not lease.wanted
+
+
+def test_without_a_waiting_run_the_requested_pass_is_made() -> None:
+    # The control: the same request with no next run started costs the holder a pass.
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(20):
+        outbox.add(message(index))
+    timeline = Timeline(10.0)
+    dispatcher, _ = relaying(outbox, plum, lease, timeline, lambda successor: None)
+    listings = outbox.listings
+    outbox.after_listing = [lambda page: lease.request(NOW) and None]
+    report = dispatcher.run(timeline.remaining_ms)
+    assert outbox.listings > listings
+    assert report["requested_passes"] == 1

@@ -7,7 +7,15 @@ import math
 
 import pytest
 
-from plumsms.usecases.dispatch.pacing import RateLimiter, SharedPacer
+from plumsms.usecases.dispatch.pacing import (
+    BOOK_AHEAD_FIRST,
+    BOOK_AHEAD_MAX,
+    BOOK_AHEAD_MIN,
+    ROUND_TRIPS_KEPT,
+    BookingLead,
+    RateLimiter,
+    SharedPacer,
+)
 
 OFFSET = 1_700_000_000.0
 """Wall time minus monotonic time in these tests."""
@@ -39,10 +47,21 @@ class Book:
         self.interval = interval
         self.next: dict[str, float] = {}
         self.calls: list[tuple[str, float]] = []
+        self.earliest: list[float | None] = []
+        self.trip = 0.0
+        """Seconds each booking takes (the wall clock moves on by that much)."""
 
-    def book(self, number: str, deadline: float) -> tuple[float | None, float]:
+    def book(
+        self, number: str, deadline: float, earliest: float | None = None
+    ) -> tuple[float | None, float]:
         self.calls.append((number, deadline))
-        slot = max(self.clocks.wall(), self.next.get(number, -math.inf))
+        self.earliest.append(earliest)
+        now = self.clocks.wall()
+        self.clocks.mono += self.trip
+        booked = self.next.get(number, -math.inf)
+        # as DynamoSlotBook: an idle sender's slot starts at ``earliest``, a busy one's
+        # next slot is taken as it is
+        slot = booked if booked >= now else max(now, earliest or now)
         if slot > deadline:
             return None, self.next.get(number, slot)
         self.next[number] = slot + self.interval
@@ -86,10 +105,10 @@ def test_a_later_shared_slot_is_slept_until_and_a_past_one_not() -> None:
     assert slot is not None and shared.wait_until("+1", slot)
     # THEN it slept exactly until the shared slot
     assert clocks.slept == [pytest.approx(2.0)]
-    # AND a sender with a free book sends at once
+    # AND a sender with a free book sends after the least lead a booking is made with
     other = shared.reserve("+2", deadline=clocks.mono + 30)
     assert other is not None and shared.wait_until("+2", other)
-    assert clocks.slept == [pytest.approx(2.0)]
+    assert clocks.slept == [pytest.approx(2.0), pytest.approx(BOOK_AHEAD_MIN)]
 
 
 def test_no_shared_slot_before_the_deadline_means_no_send_and_no_more_local_slots() -> None:
@@ -176,18 +195,113 @@ def test_a_shared_slot_half_a_second_away_is_slept_for_exactly() -> None:
 
 def test_a_shared_slot_that_passed_while_booking_is_used_at_once() -> None:
     # GIVEN a slot book that takes 300 ms to answer (a slow DynamoDB call), so the slot
-    # it grants is already in the past when the answer arrives
+    # it grants is already in the past when the first answer arrives
     shared, book, clocks = pacer()
-    booking = book.book
-
-    def slow_book(number: str, deadline: float) -> tuple[float | None, float]:
-        answer = booking(number, deadline)
-        clocks.mono += 0.3
-        return answer
-
-    book.book = slow_book  # type: ignore[method-assign]
+    book.trip = 0.3
     slot = shared.reserve("+1", deadline=clocks.mono + 30)
     # WHEN the worker gets it
     assert slot is not None and shared.wait_until("+1", slot) is True
     # THEN it sends at once, sleeping nothing
     assert clocks.slept == []
+
+
+def test_after_a_slow_answer_slots_are_booked_ahead_and_the_send_leaves_on_time() -> None:
+    # GIVEN a slot book that takes 300 ms to answer, and a sender's first send: booked
+    # the first lead ahead (100 ms), it leaves 200 ms late (nothing was timed yet)
+    shared, book, clocks = pacer()
+    book.trip = 0.3
+    first = shared.reserve("+1", deadline=clocks.mono + 30)
+    assert first is not None and shared.wait_until("+1", first)
+    assert clocks.mono == pytest.approx(first + 0.3)
+    # WHEN its next send waits for its slot (the book's next: one interval after the
+    # first shared slot)
+    second = shared.reserve("+1", deadline=clocks.mono + 30)
+    assert second == pytest.approx(first + BOOK_AHEAD_FIRST + 1.0)
+    assert shared.wait_until("+1", second)
+    # THEN the booking went out half again the round trip ahead (450 ms), its answer
+    # was back 150 ms before the slot, and the send leaves exactly at the slot
+    assert shared.lead.seconds() == pytest.approx(0.45)
+    assert book.earliest[1] == pytest.approx(second + OFFSET)
+    assert clocks.mono == pytest.approx(second)
+
+
+def test_a_send_that_left_late_does_not_hold_the_next_one_back() -> None:
+    # GIVEN a first send that left 200 ms late (see above)
+    shared, book, clocks = pacer()
+    book.trip = 0.3
+    first = shared.reserve("+1", deadline=clocks.mono + 30)
+    assert first is not None and shared.wait_until("+1", first)
+    # WHEN the next two wait for their slots
+    sent = []
+    for _ in range(2):
+        slot = shared.reserve("+1", deadline=clocks.mono + 30)
+        assert slot is not None and shared.wait_until("+1", slot)
+        sent.append(clocks.mono)
+    # THEN they leave on the book's slots, an interval apart (a guard of one interval
+    # after the late send would have kept every later send 200 ms behind the book)
+    assert sent == [
+        pytest.approx(first + BOOK_AHEAD_FIRST + 1.0),
+        pytest.approx(first + BOOK_AHEAD_FIRST + 2.0),
+    ]
+
+
+def test_the_lead_follows_the_slowest_recent_answer_within_its_bounds() -> None:
+    shared, book, _ = pacer(rate=1000.0)
+    assert shared.lead.seconds() == BOOK_AHEAD_FIRST
+    book.trip = 0.0
+    slot = shared.reserve("+1")
+    assert slot is not None and shared.wait_until("+1", slot)
+    assert shared.lead.seconds() == BOOK_AHEAD_MIN
+    for trip in (0.1, 0.02, 0.0):
+        book.trip = trip
+        slot = shared.reserve("+1")
+        assert slot is not None and shared.wait_until("+1", slot)
+    # the slowest of the latest answers counts, not the last one
+    assert shared.lead.seconds() == pytest.approx(0.15)
+    book.trip = 5.0
+    slot = shared.reserve("+1")
+    assert slot is not None and shared.wait_until("+1", slot)
+    assert shared.lead.seconds() == BOOK_AHEAD_MAX
+    # an answer that old is forgotten once ROUND_TRIPS_KEPT newer ones came
+    book.trip = 0.0
+    for _ in range(ROUND_TRIPS_KEPT):
+        slot = shared.reserve("+1")
+        assert slot is not None and shared.wait_until("+1", slot)
+    assert shared.lead.seconds() == BOOK_AHEAD_MIN
+
+
+def test_a_run_starts_with_the_lead_the_runs_before_it_learnt() -> None:
+    # GIVEN one environment's lead, and a run that timed a slow book
+    lead = BookingLead()
+    clocks = Clocks()
+    book = Book(clocks, 1.0)
+    book.trip = 0.4
+
+    def run_pacer() -> SharedPacer:
+        local = RateLimiter(1.0, clocks.monotonic, clocks.sleep)
+        return SharedPacer(
+            local, book, lead=lead, wall=clocks.wall, monotonic=clocks.monotonic, sleep=clocks.sleep
+        )
+
+    first = run_pacer()
+    slot = first.reserve("+1")
+    assert slot is not None and first.wait_until("+1", slot)
+    # WHEN the environment's next run starts
+    # THEN its first booking already goes out far enough ahead
+    assert run_pacer().lead.seconds() == pytest.approx(0.6)
+
+
+def test_no_local_slot_is_reserved_within_one_booking_lead_of_the_deadline() -> None:
+    # GIVEN a run 10 s from its deadline, at 1 msg/s, booking the first lead ahead
+    shared, _, clocks = pacer()
+    deadline = clocks.mono + 10
+    slots = []
+    while (slot := shared.reserve("+1", deadline=deadline)) is not None:
+        slots.append(slot)
+    # THEN its last local slot leaves the lead free before the deadline (a slot at 10 s
+    # would be booked for 10.1 s, past it, and its claim handed back)
+    assert slots[-1] == clocks.mono + 9
+    assert slots[-1] <= deadline - BOOK_AHEAD_FIRST
+    # AND every slot reserved gets its shared slot
+    for slot in slots:
+        assert shared.wait_until("+1", slot)

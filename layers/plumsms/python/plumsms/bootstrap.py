@@ -191,6 +191,7 @@ def dispatcher(
     from plumsms.adapters.dynamodb.outbox import DynamoOutbox  # noqa: PLC0415
     from plumsms.adapters.dynamodb.pacing import DynamoSlotBook  # noqa: PLC0415
     from plumsms.usecases.dispatch import (  # noqa: PLC0415
+        BookingLead,
         DispatchConfig,
         Dispatcher,
         RateLimiter,
@@ -204,9 +205,10 @@ def dispatcher(
     # One run works at a time (the lease); the rate also holds across the hand-over from
     # one run to the next, and past a lapsed lease: every run books in the same book.
     book = DynamoSlotBook(store.table_name, store.client, interval=1 / rate)
+    lead = BookingLead()  # the environment's runs learn how fast the book answers
 
     def pacer() -> Pacer:
-        return SharedPacer(RateLimiter(rate), book)
+        return SharedPacer(RateLimiter(rate), book, lead=lead)
 
     return Dispatcher(
         outbox=DynamoOutbox(store),

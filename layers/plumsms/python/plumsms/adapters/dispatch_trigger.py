@@ -49,6 +49,13 @@ def continue_event() -> dict[str, Any]:
     return {"source": CONTINUE_SOURCE, "detail-type": CONTINUE_DETAIL_TYPE, "detail": {}}
 
 
+def is_continue(event: dict[str, Any]) -> bool:
+    """True for the event of a hand-over (a run started by the run before it)."""
+    return (
+        event.get("source") == CONTINUE_SOURCE and event.get("detail-type") == CONTINUE_DETAIL_TYPE
+    )
+
+
 class LambdaDispatchTrigger:
     """Invokes the dispatcher function asynchronously (or its in-process hook)."""
 

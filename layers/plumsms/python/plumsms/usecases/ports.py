@@ -132,9 +132,12 @@ class Pacer(Protocol):
 class SlotBook(Protocol):
     """Send slots shared by every dispatcher (``DynamoSlotBook`` implements it)."""
 
-    def book(self, number: str, deadline: float) -> tuple[float | None, float]:
-        """Book ``number``'s next slot (wall clock) unless it starts after ``deadline``;
-        returns the slot (or None) and the sender's next free slot after this call."""
+    def book(
+        self, number: str, deadline: float, earliest: float | None = None
+    ) -> tuple[float | None, float]:
+        """Book ``number``'s next slot (wall clock), not before ``earliest`` (default: now),
+        unless it starts after ``deadline``; returns the slot (or None) and the sender's
+        next free slot after this call."""
 
 
 class RunLease(Protocol):

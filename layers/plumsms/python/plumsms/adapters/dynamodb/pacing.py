@@ -6,9 +6,14 @@ microsecond precision) of the sender's next free slot. Booking a slot is one Upd
 - busy sender (``now <= next_at <= deadline``): ``SET next_at = next_at + :interval``,
   returning the old value, which is the slot. The arithmetic happens inside DynamoDB,
   so any number of dispatchers book without conflicting and never get the same slot;
-- idle sender (no item, or ``next_at < now``): ``SET next_at = :now + :interval`` on
-  that condition; the slot is now. If another dispatcher got there first, the busy
-  path is tried;
+- idle sender (no item, or ``next_at < now``): ``SET next_at = :start + :interval`` on
+  that condition; the slot is ``start``: now, or the caller's ``earliest`` when later
+  (a caller books a little ahead of its send, so that the answer is back before the
+  slot begins). If another dispatcher got there first, the busy path is tried;
+
+A busy sender's next slot is taken even when it starts before ``earliest``: its caller
+sends a little late, but the book keeps its pace (were the book to move on to
+``earliest`` each time a caller woke late, it would fall behind by every such delay).
 - a slot past the caller's deadline is not booked at all (the failed condition hands
   back ``next_at``, so the caller learns how far the backlog reaches).
 
@@ -65,8 +70,10 @@ class DynamoSlotBook:
         self._seen: dict[str, float] = {}
         """The last ``next_at`` seen per sender: a hint for which path to try first."""
 
-    def book(self, number: str, deadline: float) -> tuple[float | None, float]:
-        """Book ``number``'s next slot if it starts by ``deadline``.
+    def book(
+        self, number: str, deadline: float, earliest: float | None = None
+    ) -> tuple[float | None, float]:
+        """Book ``number``'s next slot, not before ``earliest``, if it starts by ``deadline``.
 
         Returns ``(slot, next_at)``: the booked slot (None when the next free one is past
         ``deadline``) and where the sender's book stands afterwards. The path tried first
@@ -76,13 +83,16 @@ class DynamoSlotBook:
         seen = self._seen.get(number)
         for _ in range(MAX_ROUNDS):
             now = self._clock()
+            start = max(now, earliest) if earliest is not None else now
             if now > deadline:
                 # No slot can start in time; and DynamoDB refuses a BETWEEN whose bounds
                 # are reversed (ValidationException), so nothing is asked.
                 return None, max(seen if seen is not None else now, now)
             slot: float | None = None
             if seen is None or seen < now:
-                slot, seen = self._book_idle(number, now)
+                if start > deadline:
+                    return None, start  # idle, but the caller's earliest is too late
+                slot, seen = self._book_idle(number, now, start)
             if slot is None and (seen is None or seen <= deadline):
                 slot, seen = self._book_busy(number, now, deadline)
             if slot is not None:
@@ -93,17 +103,19 @@ class DynamoSlotBook:
                 return None, seen
         raise StoreUnavailable(f"pacing of {number}: no slot after {MAX_ROUNDS} rounds")
 
-    def _book_idle(self, number: str, now: float) -> tuple[float | None, float | None]:
-        """Take ``now`` if the sender is idle: ``(now, None)``, else ``(None, next_at)``."""
+    def _book_idle(
+        self, number: str, now: float, start: float
+    ) -> tuple[float | None, float | None]:
+        """Take ``start`` if the sender is idle: ``(start, None)``, else ``(None, next_at)``."""
         idle = self._update(
             number,
             "SET #n = :next",
             "attribute_not_exists(#n) OR #n < :now",
-            {":now": _number(now), ":next": _number(now + self.interval)},
+            {":now": _number(now), ":next": _number(start + self.interval)},
             returned="NONE",
         )
         if isinstance(idle, float) or idle[0]:
-            return now, None
+            return start, None
         return None, idle[1]
 
     def _book_busy(

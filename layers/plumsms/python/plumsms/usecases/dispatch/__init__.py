@@ -19,8 +19,10 @@ race for the same due messages. The holder:
    ``sms/queue`` with the result URL ``.../plum/status?key=...&ref=<id>``; record
    Plum's id (``queued``). Sends run on a thread pool; no slot is booked past the
    Lambda's remaining time less ``stop_margin``, so no claim is abandoned by a timeout.
-   A run that stops with messages still due lets go of the lease and starts the next
-   run at once (the hand-over), so a campaign does not idle until the next tick.
+   A run that will stop with messages still due starts the next run a few seconds
+   before it stops claiming (the hand-over); that run waits for the lease and takes it
+   the moment this one lets go, so a campaign neither idles until the next tick nor
+   leaves a gap in any sender's pace.
 3. Errors: transient ones retry later with exponential backoff and jitter, up to
    ``max_attempts``, then ``failed``; permanent ones are ``failed`` with Plum's reason;
    Plum's unsubscribed-recipient error also records a local opt-out and suppresses
@@ -50,7 +52,7 @@ from __future__ import annotations
 
 from plumsms.usecases.dispatch.loop import Dispatcher
 from plumsms.usecases.dispatch.outcomes import PLUM_OPT_OUT_KEYWORD
-from plumsms.usecases.dispatch.pacing import RateLimiter, SharedPacer
+from plumsms.usecases.dispatch.pacing import BookingLead, RateLimiter, SharedPacer
 from plumsms.usecases.dispatch.run import (
     COALESCED,
     NOT_CONFIGURED,
@@ -62,6 +64,7 @@ __all__ = [
     "COALESCED",
     "NOT_CONFIGURED",
     "PLUM_OPT_OUT_KEYWORD",
+    "BookingLead",
     "DispatchConfig",
     "DispatchReport",
     "Dispatcher",

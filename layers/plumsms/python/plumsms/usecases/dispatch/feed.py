@@ -62,6 +62,13 @@ class DueFeed:
         """The next message of each sender not in ``skip`` that has one queued."""
         return [q.popleft() for sender, q in self._queues.items() if sender not in skip and q]
 
+    def outlasts(self, per_sender: float) -> bool:
+        """True when messages will still be due after each sender sends ``per_sender``
+        more: pages are left to read, or a sender has more than that queued."""
+        if not self._queues and not self.exhausted:
+            return False  # nothing read yet: nothing known
+        return not self.exhausted or any(len(q) > per_sender for q in self._queues.values())
+
     def left(self) -> int:
         """Messages still queued (for any sender)."""
         return sum(len(q) for q in self._queues.values())

@@ -30,6 +30,9 @@ FEED_PAGES = 4
 """Pages of due messages a run holds at most (queued per sender, waiting their turn)."""
 LEASE_ROUNDS = 4
 """Tries at taking the lease or leaving a request (each lost only to a release)."""
+LEASE_POLL_SECONDS = 0.2
+"""How often a run started by a hand-over tries the lease while its predecessor holds
+it: each try is one conditional write, and a send slot is booked ahead anyway."""
 
 
 class Dispatcher:
@@ -66,13 +69,15 @@ class Dispatcher:
         self._outcomes = Outcomes(outbox, self.config, clock, draw, publisher)
         self._recovery = Recovery(outbox, self._outcomes, self.config, clock, self._log)
 
-    def run(self, remaining_ms: Callable[[], int]) -> DispatchReport:
+    def run(self, remaining_ms: Callable[[], int], *, hand_over: bool = False) -> DispatchReport:
         """Reconcile stale claims, then send due messages while time allows.
 
         With a lease, only one run works at a time: a run that finds it held asks the
         holder for another pass and ends (``stopped`` ``coalesced``); the holder makes
         one more pass for every such request before it lets go, so a send-now that
-        arrives while a run is finishing is still sent by it.
+        arrives while a run is finishing is still sent by it. A run started by another
+        one's hand-over (``hand_over``) waits for the lease instead, up to twice the
+        hand-over lead: its predecessor lets go within the lead.
         """
         config = self.config
         run = Run(
@@ -85,12 +90,14 @@ class Dispatcher:
             margin_seconds=config.margin_for(remaining_ms() / 1000),
             monotonic=self._monotonic,
         )
+        run.hand_over_lead = config.lead_for(run.seconds_left())
         if self._lease is None:
             self._work(run, self._lease, "")
             return run.report
         holder = uuid.uuid4().hex
         try:
-            held = self._hold(self._lease, holder, remaining_ms)
+            wait = 2 * config.hand_over_lead.total_seconds() if hand_over else 0.0
+            held = self._hold(self._lease, holder, remaining_ms, wait)
         except Exception:
             # Without the lease no run may start: the next tick tries again.
             run.report.add("errors")
@@ -103,16 +110,25 @@ class Dispatcher:
         self._work(run, self._lease, holder)
         return run.report
 
-    def _hold(self, lease: RunLease, holder: str, remaining_ms: Callable[[], int]) -> bool:
-        """Take the lease, or leave a request with its holder; True when taken."""
-        for _ in range(LEASE_ROUNDS):
+    def _hold(
+        self, lease: RunLease, holder: str, remaining_ms: Callable[[], int], wait: float
+    ) -> bool:
+        """Take the lease (trying again every ``LEASE_POLL_SECONDS`` for ``wait`` seconds),
+        or leave a request with its holder; True when taken."""
+        waiting_ends = self._monotonic() + wait
+        rounds = 0
+        while rounds < LEASE_ROUNDS:
             now = self._clock()
             # The lease lapses when this invocation's time is up (the function is gone).
             if lease.acquire(holder, now, now + timedelta(milliseconds=remaining_ms())):
                 return True
+            if self._monotonic() < waiting_ends:
+                self._sleep(LEASE_POLL_SECONDS)
+                continue
             if lease.request(now):
                 return False
             # Released (or lapsed) between the two writes: try to take it again.
+            rounds += 1
         self._log.warning("the dispatcher's lease changed hands too often; leaving it")
         return False
 
@@ -129,9 +145,10 @@ class Dispatcher:
             more = self._passes(run, pool, lease, holder)
         finally:
             pool.shutdown(wait=True)
-        # Decided once the last sends have left: whether this run moved anything is
-        # known only then (a run that moved nothing hands over to nobody).
-        if more:
+        # Unless already started within the lead, decided once the last sends have left:
+        # whether this run moved anything is known only then (a run that moved nothing
+        # hands over to nobody).
+        if more and not run.successor_started:
             self._hand_over(run)
 
     def _passes(
@@ -143,6 +160,10 @@ class Dispatcher:
             self._recovery.recover(run)
             more = self._claim_loop(run, pool)
             while lease is not None and run.may_claim():
+                if run.successor_started:
+                    # The next run is waiting for the lease and lists the due messages
+                    # once it has it: it serves any request, and sooner than a pass here.
+                    break
                 try:
                     released = lease.release(holder)
                 except Exception:
@@ -166,13 +187,33 @@ class Dispatcher:
             # A run that moved nothing (every slot taken far ahead, Plum failing) would
             # hand over to one that moves nothing either: the next tick tries instead.
             return
+        self._start_successor(run, self._successor)
+
+    def _hand_over_early(self, run: Run, feed: DueFeed) -> None:
+        """Start the next run ``hand_over_lead`` before this one stops claiming, when this
+        one is claiming and messages are still due: it is up (cold start included) and
+        waiting for the lease when this one lets go, so no sender idles in between."""
+        if self._successor is None or run.hand_over_tried:
+            return
+        seconds_left = run.seconds_left()
+        if (
+            seconds_left > run.hand_over_lead
+            or not (run.report["claimed"] or run.report["suppressed"])
+            or not feed.outlasts(self.config.rate_per_second * seconds_left)
+        ):
+            return
+        run.hand_over_tried = True  # once here; the hand-over at the end tries again
+        self._start_successor(run, self._successor)
+
+    def _start_successor(self, run: Run, successor: Callable[[], None]) -> None:
         try:
-            self._successor()
+            successor()
         except Exception:
             # The next tick starts it instead.
             run.report.add("errors")
             self._log.exception("starting the next dispatcher run failed")
             return
+        run.successor_started = True
         run.report.add("continued")
 
     def _give_up(self, lease: RunLease | None, holder: str, run: Run) -> None:
@@ -194,6 +235,7 @@ class Dispatcher:
         in_pass: list[Future[None]] = []
         full: set[str] = set()  # senders with no slot left before the deadline
         while run.may_claim():
+            self._hand_over_early(run, feed)
             if feed.wants_page(full):
                 try:
                     feed.read_page()

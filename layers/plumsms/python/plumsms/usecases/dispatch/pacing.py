@@ -10,7 +10,11 @@ retries) each have their own, so ``SharedPacer`` adds a slot book every run shar
 (``SlotBook``, a DynamoDB item per sender): right before a send, after the claim, the
 worker books the sender's next shared slot and sleeps until it. The local limiter
 then learns how far the shared book reaches, so a run does not claim messages it has
-no slot for. See docs/sending.md, "Rate limit".
+no slot for. The booking goes out a little ahead of the local slot (half again the
+slowest of the book's recent answers), so that its answer is back before the slot
+starts: booked at the last moment, a slot would already have passed when the answer
+came, and the send would leave late by the round trip, close behind the next one.
+See docs/sending.md, "Rate limit".
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -77,6 +82,40 @@ class RateLimiter:
         return True
 
 
+BOOK_AHEAD_FIRST = 0.1
+"""Seconds a shared slot is booked ahead of its send before any answer was timed."""
+BOOK_AHEAD_MIN = 0.02
+"""...at the least, however fast the book answers,"""
+BOOK_AHEAD_MAX = 1.0
+"""...and at the most (a book answering slower than this is failing, not slow)."""
+ROUND_TRIPS_KEPT = 32
+"""The book's answers the lead is taken from: the slowest of the latest ones."""
+
+
+class BookingLead:
+    """How far ahead of a send its shared slot is booked: half again the slowest of the
+    book's latest answers, within bounds. One per execution environment, so that a run
+    starts with what the runs before it learnt (a hand-over's first bookings are the
+    ones that follow another run's sends most closely)."""
+
+    def __init__(self) -> None:
+        self._trips: deque[float] = deque(maxlen=ROUND_TRIPS_KEPT)
+        self._lock = threading.Lock()
+
+    def seconds(self) -> float:
+        """The lead for the next booking."""
+        with self._lock:
+            if not self._trips:
+                return BOOK_AHEAD_FIRST
+            slowest = max(self._trips)
+        return min(BOOK_AHEAD_MAX, max(BOOK_AHEAD_MIN, 1.5 * slowest))
+
+    def record(self, seconds: float) -> None:
+        """Time one answer of the book."""
+        with self._lock:
+            self._trips.append(seconds)
+
+
 class SharedPacer:
     """A run's ``RateLimiter`` in front of the slot book all runs share."""
 
@@ -85,32 +124,49 @@ class SharedPacer:
         local: RateLimiter,
         book: SlotBook,
         *,
+        lead: BookingLead | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._local = local
         self._book = book
+        self.lead = lead if lead is not None else BookingLead()
         self._wall = wall
         self._monotonic = monotonic
         self._sleep = sleep
         self._deadline = math.inf
 
     def reserve(self, key: str, deadline: float | None = None) -> float | None:
-        """The local slot, booked in due order; remembers the run's deadline."""
-        if deadline is not None:
-            self._deadline = deadline
-        return self._local.reserve(key, deadline)
+        """The local slot, booked in due order; remembers the run's deadline.
+
+        No local slot within one booking lead of the deadline: its shared slot, asked for
+        that lead later, would start past the deadline, and the claim made for it would
+        go back unsent (two writes for nothing, and the message loses its place)."""
+        if deadline is None:
+            return self._local.reserve(key)
+        self._deadline = deadline
+        return self._local.reserve(key, deadline - self.lead.seconds())
 
     def wait_until(self, key: str, slot: float) -> bool:
-        """Wait for the local slot, then book the shared one and wait for it.
+        """Wait until just before the local slot, book the shared one, and wait for it.
 
         False (nothing booked) when the shared book has no slot before the deadline.
         """
-        self._local.wait_until(key, slot)
+        ahead = self.lead.seconds()
+        # The local limiter's own guard (an interval after the last start) is not used:
+        # the book spaces the slots, and a send that left late must not push every later
+        # one of this run behind the book (the next run's would then follow them closely).
+        early = slot - ahead - self._monotonic()
+        if early > 0:
+            self._sleep(early)
         offset = self._wall() - self._monotonic()
         deadline = self._deadline + offset if math.isfinite(self._deadline) else math.inf
-        shared, next_free = self._book.book(key, deadline if math.isfinite(deadline) else 1e12)
+        asked = self._wall()
+        shared, next_free = self._book.book(
+            key, deadline if math.isfinite(deadline) else 1e12, earliest=asked + ahead
+        )
+        self.lead.record(self._wall() - asked)
         # Other runs' bookings push this run's own schedule back.
         self._local.defer(key, next_free - offset)
         if shared is None:

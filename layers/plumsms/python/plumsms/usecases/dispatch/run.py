@@ -44,6 +44,12 @@ class DispatchConfig:
     stale_batch: int = 100
     window_slack: timedelta = timedelta(minutes=2)
     """Extra time around a claim when looking for the message in Plum's list."""
+    hand_over_lead: timedelta = timedelta(seconds=5)
+    """A run with messages still due starts the next run this long before it stops
+    claiming (a cold start included), and the next run waits for the lease instead of
+    coalescing: it takes over as soon as this one lets go, while this one's last booked
+    sends still leave, so a campaign's senders see no gap. A run with less claiming time
+    uses half of it."""
 
     def page(self) -> int:
         """The number of due messages to read per Query."""
@@ -55,6 +61,10 @@ class DispatchConfig:
         """The stop margin (seconds) of an invocation starting with ``seconds_left``."""
         floor = min(MIN_STOP_MARGIN_SECONDS, self.stop_margin.total_seconds())
         return min(self.stop_margin.total_seconds(), max(seconds_left / 3, floor))
+
+    def lead_for(self, claim_seconds: float) -> float:
+        """The hand-over lead (seconds) of a run with ``claim_seconds`` to claim."""
+        return min(self.hand_over_lead.total_seconds(), max(claim_seconds, 0.0) / 2)
 
     def backoff(self, attempts: int, draw: float) -> timedelta:
         """Delay before try ``attempts + 1``: exponential, capped, with jitter (50-100%)."""
@@ -100,7 +110,12 @@ class Run:
     report: DispatchReport
     margin_seconds: float
     monotonic: Callable[[], float]
+    hand_over_lead: float = 0.0
+    """Seconds before it stops claiming at which the run starts its successor."""
     halted: threading.Event = field(default_factory=threading.Event)
+    hand_over_tried: bool = False
+    successor_started: bool = False
+    """The next run was started (it waits for the lease: it serves any pass requested)."""
     claims_in_pass: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _plum: PlumGateway | None = None
