@@ -159,9 +159,11 @@ def test_a_run_out_of_time_with_messages_due_starts_the_next_run_itself(
     assert handover["type"] == "Event"
     assert handover["payload"]["detail-type"] == "Continue"
     assert stack.invoke_api.names[handover["function"]] == "ScheduledSendFunction"
-    # AND the next run, a whole invocation, sent the rest: each message once
+    # AND the next run, a whole invocation, took the lease (waiting for it if need be,
+    # as a hand-over's run does, instead of coalescing) and sent the rest: each once
     [next_run] = [i for i in stack.invoke_api.wait() if i.request_id != run.request_id][-1:]
     assert next_run.error is None
+    assert next_run.result["stopped"] is None, next_run.result
     assert next_run.result["counts"].get("continued", 0) == 0
     for message_id in ids:
         status = stack.request("GET", f"/messages/{message_id}").json()["status"]

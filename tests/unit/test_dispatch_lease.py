@@ -649,3 +649,24 @@ def test_without_a_waiting_run_the_requested_pass_is_made() -> None:
     report = dispatcher.run(timeline.remaining_ms)
     assert outbox.listings > listings
     assert report["requested_passes"] == 1
+
+
+def test_a_hand_overs_run_waits_no_longer_than_its_own_claiming_time() -> None:
+    # GIVEN a predecessor that never lets go, and a hand-over's run with 5 s left
+    # (2 s margin: 3 s to claim, less than twice the lead)
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(1))
+    lease.holder, lease.until = "predecessor", NOW + timedelta(minutes=1)
+    clock = WaitingClock(lease, holder_leaves_after=None)
+    dispatcher = leased(
+        outbox,
+        plum,
+        lease,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        stop_margin=timedelta(seconds=2),
+    )
+    report = dispatcher.run(lambda: 5_000, hand_over=True)
+    # THEN it gave up waiting after its 3 s and coalesced
+    assert 3.0 <= sum(clock.sleeps) <= 3.0 + LEASE_POLL_SECONDS + 1e-9
+    assert report.stopped == COALESCED

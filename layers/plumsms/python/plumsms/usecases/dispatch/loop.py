@@ -77,7 +77,8 @@ class Dispatcher:
         one more pass for every such request before it lets go, so a send-now that
         arrives while a run is finishing is still sent by it. A run started by another
         one's hand-over (``hand_over``) waits for the lease instead, up to twice the
-        hand-over lead: its predecessor lets go within the lead.
+        hand-over lead (its predecessor lets go within the lead), and never past its own
+        claiming time.
         """
         config = self.config
         run = Run(
@@ -96,7 +97,10 @@ class Dispatcher:
             return run.report
         holder = uuid.uuid4().hex
         try:
-            wait = 2 * config.hand_over_lead.total_seconds() if hand_over else 0.0
+            # Never past its own claiming time: a wait that outlived the invocation
+            # would end it with a timeout.
+            wait = min(2 * config.hand_over_lead.total_seconds(), run.seconds_left())
+            wait = max(wait, 0.0) if hand_over else 0.0
             held = self._hold(self._lease, holder, remaining_ms, wait)
         except Exception:
             # Without the lease no run may start: the next tick tries again.
