@@ -215,3 +215,19 @@ class ScriptedPlum:
         self, account_number: str, customer_number: str, query: PlumPageQuery | None = None
     ) -> list[PlumSmsResource]:
         raise NotImplementedError
+
+
+class FakeTime:
+    """A monotonic clock that moves only when somebody sleeps (threads share it)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self.lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += max(seconds, 0.0)

@@ -13,9 +13,9 @@ import pytest
 from plumsms.domain.errors import StoreUnavailable
 from plumsms.domain.plum import PlumUnavailable
 from plumsms.domain.sending import DueCursor, DuePage
-from plumsms.usecases.dispatch import COALESCED, DispatchConfig, Dispatcher
+from plumsms.usecases.dispatch import COALESCED, DispatchConfig, Dispatcher, DispatchReport
 from plumsms.usecases.dispatch.loop import LEASE_POLL_SECONDS, LEASE_ROUNDS
-from tests.fakes import NOW, FakeOutbox, ScriptedPlum
+from tests.fakes import NOW, FakeOutbox, FakeTime, ScriptedPlum
 from tests.unit.test_sending_dispatch import message
 
 
@@ -437,21 +437,12 @@ def test_a_run_whose_last_send_is_still_with_plum_hands_over_once_it_is_done() -
 # -- the hand-over, started within the lead ------------------------------------------------
 
 
-class Timeline:
-    """A monotonic clock that moves only when the run sleeps (its workers included)."""
+class Timeline(FakeTime):
+    """A run's clock (moved only by its sleeps, its workers' included) and its time left."""
 
     def __init__(self, seconds: float) -> None:
-        self.now = 0.0
+        super().__init__()
         self.ends = seconds
-        self.lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self.lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.now += max(seconds, 0.0)
 
     def remaining_ms(self) -> int:
         return max(0, int((self.ends - self.monotonic()) * 1000))
@@ -494,16 +485,23 @@ def relaying(
     return dispatcher, successor
 
 
+def relay_run(
+    due: int, seconds: float = 10.0, **config: Any
+) -> tuple[DispatchReport, TimedSuccessor, FakeLease]:
+    """One run of ``relaying`` with ``due`` messages from one number and ``seconds`` left."""
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    for index in range(due):
+        outbox.add(message(index))
+    timeline = Timeline(seconds)
+    dispatcher, successor = relaying(outbox, plum, lease, timeline, **config)
+    return dispatcher.run(timeline.remaining_ms), successor, lease
+
+
 def test_a_run_with_more_due_than_it_can_send_starts_the_next_one_within_the_lead() -> None:
     # GIVEN 20 due messages from one number at 1 msg/s, and a run with 8 s to claim
     # (10 s left, 2 s margin): its lead is half of that, 4 s
-    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
-    for index in range(20):
-        outbox.add(message(index))
-    timeline = Timeline(10.0)
-    dispatcher, successor = relaying(outbox, plum, lease, timeline)
     # WHEN it works
-    report = dispatcher.run(timeline.remaining_ms)
+    report, successor, lease = relay_run(20)
     # THEN it started the next run once, 4 s before it stopped claiming, while it still
     # held the lease (the next run waits for it), and not again at its end
     assert len(successor.at) == 1
@@ -517,12 +515,7 @@ def test_a_run_with_more_due_than_it_can_send_starts_the_next_one_within_the_lea
 def test_a_run_that_will_finish_within_the_lead_starts_nothing() -> None:
     # GIVEN 6 due messages at 1 msg/s and 8 s to claim: at the lead (4 s before the
     # end) one message is queued, which the run sends itself
-    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
-    for index in range(6):
-        outbox.add(message(index))
-    timeline = Timeline(10.0)
-    dispatcher, successor = relaying(outbox, plum, lease, timeline)
-    report = dispatcher.run(timeline.remaining_ms)
+    report, successor, _ = relay_run(6)
     assert report["sent"] == 6
     assert successor.at == []
     assert report["continued"] == 0
@@ -531,14 +524,7 @@ def test_a_run_that_will_finish_within_the_lead_starts_nothing() -> None:
 def test_the_lead_is_the_configured_one_for_a_long_run() -> None:
     # GIVEN 60 due messages at 1 msg/s and a run with 40 s to claim: the configured
     # lead (5 s) is below half the claim time
-    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
-    for index in range(60):
-        outbox.add(message(index))
-    timeline = Timeline(60.0)
-    dispatcher, successor = relaying(
-        outbox, plum, lease, timeline, stop_margin=timedelta(seconds=20)
-    )
-    dispatcher.run(timeline.remaining_ms)
+    _, successor, _ = relay_run(60, 60.0, stop_margin=timedelta(seconds=20))
     # THEN the next run was started 5 s before the run stopped claiming (at 40 s)
     assert len(successor.at) == 1
     assert 35.0 <= successor.at[0] < 36.0
@@ -564,14 +550,23 @@ class WaitingClock:
             self.lease.holder = self.lease.until = None
 
 
-def test_a_run_started_by_a_hand_over_waits_for_the_lease_and_takes_it() -> None:
-    # GIVEN the predecessor holds the lease for a minute more, and lets go after the
-    # third try of the run it started
+def behind_predecessor(
+    leaves_after: int | None, **config: Any
+) -> tuple[Dispatcher, WaitingClock, FakeLease, ScriptedPlum]:
+    """A dispatcher with one due message, whose lease a predecessor holds for a minute
+    more and lets go of after ``leaves_after`` of the dispatcher's sleeps (or never)."""
     outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
     outbox.add(message(1))
     lease.holder, lease.until = "predecessor", NOW + timedelta(minutes=1)
-    clock = WaitingClock(lease, holder_leaves_after=3)
-    dispatcher = leased(outbox, plum, lease, monotonic=clock.monotonic, sleep=clock.sleep)
+    clock = WaitingClock(lease, holder_leaves_after=leaves_after)
+    dispatcher = leased(outbox, plum, lease, monotonic=clock.monotonic, sleep=clock.sleep, **config)
+    return dispatcher, clock, lease, plum
+
+
+def test_a_run_started_by_a_hand_over_waits_for_the_lease_and_takes_it() -> None:
+    # GIVEN the predecessor holds the lease for a minute more, and lets go after the
+    # third try of the run it started
+    dispatcher, clock, lease, _ = behind_predecessor(3)
     # WHEN the hand-over's run starts
     report = dispatcher.run(plenty, hand_over=True)
     # THEN it tried every LEASE_POLL_SECONDS, took the lease on the fourth try, asked
@@ -585,11 +580,7 @@ def test_a_run_started_by_a_hand_over_waits_for_the_lease_and_takes_it() -> None
 
 def test_a_hand_overs_run_whose_predecessor_keeps_the_lease_coalesces_after_waiting() -> None:
     # GIVEN a predecessor that never lets go
-    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
-    outbox.add(message(1))
-    lease.holder, lease.until = "predecessor", NOW + timedelta(minutes=1)
-    clock = WaitingClock(lease, holder_leaves_after=None)
-    dispatcher = leased(outbox, plum, lease, monotonic=clock.monotonic, sleep=clock.sleep)
+    dispatcher, clock, lease, plum = behind_predecessor(None)
     report = dispatcher.run(plenty, hand_over=True)
     # THEN it waited twice the lead (10 s), then left a request and ended
     waited = 2 * DispatchConfig().hand_over_lead.total_seconds()
@@ -600,11 +591,7 @@ def test_a_hand_overs_run_whose_predecessor_keeps_the_lease_coalesces_after_wait
 
 
 def test_a_run_not_started_by_a_hand_over_coalesces_at_once() -> None:
-    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
-    outbox.add(message(1))
-    lease.holder, lease.until = "predecessor", NOW + timedelta(minutes=1)
-    clock = WaitingClock(lease, holder_leaves_after=1)
-    dispatcher = leased(outbox, plum, lease, monotonic=clock.monotonic, sleep=clock.sleep)
+    dispatcher, clock, _, _ = behind_predecessor(1)
     report = dispatcher.run(plenty)
     assert clock.sleeps == []
     assert report.stopped == COALESCED
@@ -654,18 +641,7 @@ def test_without_a_waiting_run_the_requested_pass_is_made() -> None:
 def test_a_hand_overs_run_waits_no_longer_than_its_own_claiming_time() -> None:
     # GIVEN a predecessor that never lets go, and a hand-over's run with 5 s left
     # (2 s margin: 3 s to claim, less than twice the lead)
-    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
-    outbox.add(message(1))
-    lease.holder, lease.until = "predecessor", NOW + timedelta(minutes=1)
-    clock = WaitingClock(lease, holder_leaves_after=None)
-    dispatcher = leased(
-        outbox,
-        plum,
-        lease,
-        monotonic=clock.monotonic,
-        sleep=clock.sleep,
-        stop_margin=timedelta(seconds=2),
-    )
+    dispatcher, clock, _, _ = behind_predecessor(None, stop_margin=timedelta(seconds=2))
     report = dispatcher.run(lambda: 5_000, hand_over=True)
     # THEN it gave up waiting after its 3 s and coalesced
     assert 3.0 <= sum(clock.sleeps) <= 3.0 + LEASE_POLL_SECONDS + 1e-9

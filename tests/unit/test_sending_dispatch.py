@@ -28,7 +28,7 @@ from plumsms.domain.sending import Claim, DueCursor, DuePage, DueRef, Schedule
 from plumsms.domain.status import StatusChange
 from plumsms.usecases.dispatch import DispatchConfig, Dispatcher, RateLimiter
 from tests.factories import outbound_message
-from tests.fakes import NOW, FakeOutbox, ScriptedPlum
+from tests.fakes import NOW, FakeOutbox, FakeTime, ScriptedPlum
 
 SENDER = "+12435678910"
 
@@ -278,20 +278,6 @@ def acquire(limiter: RateLimiter, key: str, deadline: float | None = None) -> bo
     ``deadline``."""
     slot = limiter.reserve(key, deadline)
     return slot is not None and limiter.wait_until(key, slot)
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self.lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self.lock:
-            self.now += seconds
 
 
 def test_the_rate_limiter_paces_each_sender_evenly() -> None:
