@@ -4,6 +4,7 @@ anything is sent again."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -469,3 +470,9 @@ def test_recovery_takes_over_nothing_without_plums_credentials() -> None:
     assert run.report.counts == {}
     assert outbox.taken == []
     assert outbox.rows[message.id]["token"] == "dead"
+
+
+def test_a_recovery_keeps_the_outbox_and_settings_it_was_made_with() -> None:
+    made = recovery(Outbox())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.config = DispatchConfig(max_attempts=1)  # type: ignore[misc]

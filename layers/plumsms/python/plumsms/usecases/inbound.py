@@ -52,40 +52,29 @@ class InboundResult:
     unanswered: Unanswered | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InboundService:
     """Handles one inbound SMS end to end; dependencies are injected."""
 
-    def __init__(
-        self,
-        *,
-        log: InboundLog,
-        rules: RulesConfig,
-        status_url: StatusUrlBuilder,
-        limits: ReplyLimits,
-        hook: ReplyHook | None = None,
-        clock: Clock = utc_now,
-        on_hook_error: Callable[[Exception], None] | None = None,
-        on_opt_out: Callable[[str], None] | None = None,
-    ) -> None:
-        self._log = log
-        self._rules = rules
-        self._status_url = status_url
-        self._limits = limits
-        self._hook = hook
-        self._clock = clock
-        self._on_hook_error = on_hook_error
-        self._on_opt_out = on_opt_out
+    log: InboundLog
+    rules: RulesConfig
+    status_url: StatusUrlBuilder
+    limits: ReplyLimits
+    hook: ReplyHook | None = None
+    clock: Clock = utc_now
+    on_hook_error: Callable[[Exception], None] | None = None
+    on_opt_out: Callable[[str], None] | None = None
 
     def handle(self, inbound: InboundSms) -> InboundResult:
         """Store ``inbound`` and its replies; a retried webhook gets the first answer."""
-        now = self._clock()
-        if self._hook is not None:
+        now = self.clock()
+        if self.hook is not None:
             # A user hook may have side effects (a CRM call, a ticket): a retried webhook
             # gets the first answer without running it again.
-            earlier = self._log.earlier_answer(inbound.sms_message_id)
+            earlier = self.log.earlier_answer(inbound.sms_message_id)
             if earlier is not None:
                 return InboundResult(xml=earlier, duplicate=True)
-        decision = decide(inbound, self._rules, self._guarded_hook())
+        decision = decide(inbound, self.rules, self._guarded_hook())
         for attempt in range(_WRITE_ATTEMPTS):
             try:
                 return self._record(inbound, decision, now)
@@ -114,7 +103,7 @@ class InboundService:
         opt_in = inbound.from_ if decision.keyword is KeywordKind.OPT_IN else None
         unanswered = decision.unanswered or screened.reason
         try:
-            self._log.record_inbound(
+            self.log.record_inbound(
                 self._inbound_message(inbound, now, unanswered),
                 reply_messages,
                 xml,
@@ -124,8 +113,8 @@ class InboundService:
             )
         except DuplicateInbound as duplicate:
             return InboundResult(xml=duplicate.reply_xml or xml, duplicate=True)
-        if opt_out is not None and self._on_opt_out is not None:
-            self._on_opt_out(opt_out.number)  # e.g. suppress the number's pending sends
+        if opt_out is not None and self.on_opt_out is not None:
+            self.on_opt_out(opt_out.number)  # e.g. suppress the number's pending sends
         return InboundResult(
             xml=xml,
             duplicate=False,
@@ -136,7 +125,7 @@ class InboundService:
         )
 
     def _guarded_hook(self) -> ReplyHook | None:
-        hook = self._hook
+        hook = self.hook
         if hook is None:
             return None
 
@@ -146,8 +135,8 @@ class InboundService:
             try:
                 return hook(inbound)
             except Exception as exc:
-                if self._on_hook_error is not None:
-                    self._on_hook_error(exc)
+                if self.on_hook_error is not None:
+                    self.on_hook_error(exc)
                 return None
 
         return guarded
@@ -156,7 +145,7 @@ class InboundService:
         if not decision.replies:
             return Screened(replies=[])
         # One batch read: the recipients' opt-outs and reply counters.
-        peers = self._log.peer_states({r.to for r in decision.replies})
+        peers = self.log.peer_states({r.to for r in decision.replies})
         if decision.keyword is KeywordKind.OPT_IN and inbound.from_ in peers:
             # A START/UNSTOP message clears the sender's opt-out in the same write.
             peers[inbound.from_] = replace(peers[inbound.from_], opted_out=False)
@@ -164,7 +153,7 @@ class InboundService:
             inbound.from_,
             decision.replies,
             peers=peers,
-            limits=self._limits,
+            limits=self.limits,
             now=now,
             digest=body_digest(inbound.body),
         )
@@ -202,7 +191,7 @@ class InboundService:
             status=Status.QUEUED,
             at=now,
             source=SOURCE,
-            result_url=self._status_url(reply_id),
+            result_url=self.status_url(reply_id),
             segments=info.segments,
             encoding=info.encoding,
         )

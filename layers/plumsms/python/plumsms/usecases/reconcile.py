@@ -68,29 +68,18 @@ class ReconcileReport:
             self.changes.append(result.change)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Reconciler:
     """One pass over the messages stuck in flight."""
 
-    def __init__(
-        self,
-        *,
-        messages: MessageLister,
-        service: StatusService,
-        plum: Callable[[], PlumGateway],
-        min_age: timedelta,
-        max_age: timedelta = GIVE_UP_AFTER,
-        limit: int = 100,
-        clock: Clock = utc_now,
-        log: Any = None,
-    ) -> None:
-        self._messages = messages
-        self._log = log if log is not None else _log
-        self._service = service
-        self._plum = plum
-        self._min_age = min_age
-        self._max_age = max_age
-        self._limit = limit
-        self._clock = clock
+    messages: MessageLister
+    service: StatusService
+    plum: Callable[[], PlumGateway]
+    min_age: timedelta
+    max_age: timedelta = GIVE_UP_AFTER
+    limit: int = 100
+    clock: Clock = utc_now
+    log: Any = _log
 
     def run(self, time_left: Callable[[], float] | None = None) -> ReconcileReport:
         """Reconcile up to ``limit`` messages per in-flight status.
@@ -98,24 +87,22 @@ class Reconciler:
         ``time_left`` (seconds) stops the run before the invocation times out. A Plum
         outage, refused or unset credentials stop it too: the next run tries again.
         """
-        now = self._clock()
+        now = self.clock()
         report = ReconcileReport()
         gateway: PlumGateway | None = None
         for in_flight in IN_FLIGHT:
             query = MessageQuery(
                 status=in_flight,
-                start=now - self._max_age,
-                end=now - self._min_age,
+                start=now - self.max_age,
+                end=now - self.min_age,
                 order="asc",
-                limit=self._limit,
+                limit=self.limit,
             )
             try:
-                messages = self._messages.list_messages(query).items
+                messages = self.messages.list_messages(query).items
             except Exception:
                 report.errors += 1
-                self._log.exception(
-                    "listing in-flight messages failed", extra={"status": in_flight}
-                )
+                self.log.exception("listing in-flight messages failed", extra={"status": in_flight})
                 continue
             for message in messages:
                 if time_left is not None and time_left() < SAFETY_SECONDS:
@@ -123,7 +110,7 @@ class Reconciler:
                     return report
                 if gateway is None:
                     try:
-                        gateway = self._plum()
+                        gateway = self.plum()
                     except PlumNotConfigured:
                         report.not_configured = report.stopped_early = True
                         return report
@@ -137,7 +124,7 @@ class Reconciler:
                 except Exception:
                     # A store error (or a bad row) is this message's: go on with the next.
                     report.errors += 1
-                    self._log.exception(
+                    self.log.exception(
                         "reconciling a message failed", extra={"message_id": message.id}
                     )
         return report
@@ -145,7 +132,7 @@ class Reconciler:
     def _reconcile(self, gateway: PlumGateway, message: Message, report: ReconcileReport) -> None:
         resource = self._ask(gateway, message, report)
         if resource is not None:
-            applied = self._service.apply_status(
+            applied = self.service.apply_status(
                 message, resource.status, STATUS_SOURCE, resource.sms_message_id
             )
             report.count(applied)
@@ -158,7 +145,7 @@ class Reconciler:
         if message.sms_message_id is None:
             report.without_plum_id += 1
             return self._find_in_conversation(gateway, message)
-        report.count(self._service.attach_orphans(message.id, message.sms_message_id))
+        report.count(self.service.attach_orphans(message.id, message.sms_message_id))
         return gateway.status(message.sms_message_id)
 
     def _find_in_conversation(
@@ -189,5 +176,5 @@ class Reconciler:
 
     def _claimed(self, sms_message_id: str) -> str | None:
         """Our id of the message holding Plum's ``sms_message_id``, if any."""
-        owner = self._messages.get_by_plum_id(sms_message_id)
+        owner = self.messages.get_by_plum_id(sms_message_id)
         return owner.id if owner is not None else None

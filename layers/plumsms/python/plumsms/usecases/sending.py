@@ -54,27 +54,18 @@ def answer(message: Message, schedule: Schedule) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SendingService:
     """Create, cancel, move and edit outgoing messages."""
 
-    def __init__(
-        self,
-        *,
-        outbox: SendingOutbox,
-        sms_numbers: Callable[[], tuple[str, ...]],
-        trigger: DispatchTrigger | None = None,
-        clock: Clock = utc_now,
-        on_trigger_error: Callable[[Exception], None] | None = None,
-        publisher: ChangePublisher | None = None,
-    ) -> None:
-        """``sms_numbers`` gives the account's numbers when a request needs them (it may
-        raise ``ConfigurationError``: a wrong setting fails sending, nothing else)."""
-        self._outbox = outbox
-        self._sms_numbers = sms_numbers
-        self._trigger = trigger
-        self._clock = clock
-        self._on_trigger_error = on_trigger_error
-        self._publisher = publisher
+    outbox: SendingOutbox
+    sms_numbers: Callable[[], tuple[str, ...]]
+    """The account's numbers, read when a request needs them (it may raise
+    ``ConfigurationError``: a wrong setting fails sending, nothing else)."""
+    trigger: DispatchTrigger | None = None
+    clock: Clock = utc_now
+    on_trigger_error: Callable[[Exception], None] | None = None
+    publisher: ChangePublisher | None = None
 
     def create(
         self, request: SendRequest, fingerprint: str, idempotency_key: str | None = None
@@ -86,14 +77,14 @@ class SendingService:
         is a ``Conflict``. The key is looked up before the rules that depend on the time,
         so a retry of an accepted request is never refused because its time has passed.
         """
-        now = self._clock()
+        now = self.clock()
         now_epoch = int(now.timestamp())
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
-            existing = self._outbox.get_idempotency(idempotency_key, now_epoch)
+            existing = self.outbox.get_idempotency(idempotency_key, now_epoch)
             if existing is not None:
                 return self._replay(existing, fingerprint)
-        plan = plan_send(request, now, self._sms_numbers())
+        plan = plan_send(request, now, self.sms_numbers())
         self._refuse_opted_out(request)
         message = new_message(
             new_message_id(),
@@ -121,7 +112,7 @@ class SendingService:
                 response=json.dumps(body, separators=(",", ":")),
                 expires_at=now_epoch + int(IDEMPOTENCY_TTL.total_seconds()),
             )
-        taken = self._outbox.create(message, schedule, record, now_epoch)
+        taken = self.outbox.create(message, schedule, record, now_epoch)
         if taken is not None:
             return self._replay(taken, fingerprint)
         if plan.due <= now:
@@ -134,24 +125,24 @@ class SendingService:
         Cancelling a cancelled message answers it again, and publishes nothing more.
         """
         try:
-            cancelled = self._outbox.cancel(message_id, self._clock(), SOURCE)
+            cancelled = self.outbox.cancel(message_id, self.clock(), SOURCE)
         except Conflict:
-            message, _ = self._outbox.get(message_id)
+            message, _ = self.outbox.get(message_id)
             if message.status == Status.CANCELLED:
                 return message
             raise
-        if self._publisher is not None:
-            self._publisher.publish([change_to(cancelled, Status.SCHEDULED)])
+        if self.publisher is not None:
+            self.publisher.publish([change_to(cancelled, Status.SCHEDULED)])
         return cancelled
 
     def edit(self, message_id: str, edit: EditRequest) -> dict[str, Any]:
         """Move a pending message's due time and/or change its body."""
-        now = self._clock()
-        message, schedule = self._outbox.get(message_id)
+        now = self.clock()
+        message, schedule = self.outbox.get(message_id)
         if message.status != Status.SCHEDULED:
             raise Conflict(f"message is {message.status}; only scheduled messages can be changed")
         plan = plan_edit(edit, schedule, now)
-        updated = self._outbox.edit(
+        updated = self.outbox.edit(
             message_id,
             now,
             due=plan.due,
@@ -164,7 +155,7 @@ class SendingService:
         return answer(updated, schedule)
 
     def _refuse_opted_out(self, request: SendRequest) -> None:
-        if self._outbox.opted_out({request.to}):
+        if self.outbox.opted_out({request.to}):
             raise ValidationFailed("to", "the recipient opted out (texted STOP)")
 
     @staticmethod
@@ -177,14 +168,14 @@ class SendingService:
         return Created(body=json.loads(existing.response), replayed=True)
 
     def _wake_dispatcher(self) -> None:
-        if self._trigger is None:
+        if self.trigger is None:
             return
         try:
-            self._trigger()
+            self.trigger()
         except Exception as exc:
             # The message is stored: the scheduled run sends it within a minute.
-            if self._on_trigger_error is not None:
-                self._on_trigger_error(exc)
+            if self.on_trigger_error is not None:
+                self.on_trigger_error(exc)
 
 
 def suppress_pending_for(

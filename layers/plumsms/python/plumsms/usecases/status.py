@@ -49,28 +49,26 @@ class StatusResult:
     change: status.StatusChange | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StatusService:
     """Applies reports through the state machine and publishes the changes."""
 
-    def __init__(
-        self, *, log: StatusLog, publisher: status.ChangePublisher, clock: Clock = utc_now
-    ) -> None:
-        self._log = log
-        self._publisher = publisher
-        self._clock = clock
+    log: StatusLog
+    publisher: status.ChangePublisher
+    clock: Clock = utc_now
 
     def handle_callback(self, callback: StatusCallback, ref: str | None) -> StatusResult:
         """Apply one Result URL callback (``ref``: our message id from its URL, if any)."""
-        entry = HistoryEntry(status=callback.status, at=self._clock(), source=CALLBACK_SOURCE)
+        entry = HistoryEntry(status=callback.status, at=self.clock(), source=CALLBACK_SOURCE)
         message = None
         if ref:
             # The usual case (a report that moves the message) is this one write.
-            advanced = self._log.advance(ref, entry, callback.sms_message_id)
+            advanced = self.log.advance(ref, entry, callback.sms_message_id)
             if advanced.applied is not None:
                 return self._result(advanced.applied, entry.status, known=True)
             message = advanced.current
         if message is None:
-            message = self._log.find_by_plum_id(callback.sms_message_id)
+            message = self.log.find_by_plum_id(callback.sms_message_id)
         if message is None:
             return self._orphan(callback.sms_message_id, entry, ref)
         try:
@@ -85,24 +83,24 @@ class StatusService:
 
         ``sms_message_id`` is recorded on a message that has no Plum id yet.
         """
-        entry = HistoryEntry(status=status.normalize(reported), at=self._clock(), source=source)
+        entry = HistoryEntry(status=status.normalize(reported), at=self.clock(), source=source)
         return self._apply(message, entry, sms_message_id)
 
     def attach_orphans(self, message_id: str, sms_message_id: str) -> StatusResult | None:
         """Fold callbacks kept for ``sms_message_id`` into message ``message_id``."""
-        applied = self._log.attach_orphans(message_id, sms_message_id)
+        applied = self.log.attach_orphans(message_id, sms_message_id)
         if applied is None:
             return None
         return self._result(applied, "", known=applied.plan.known)
 
     def _apply(self, message: Message, entry: HistoryEntry, plum_id: str | None) -> StatusResult:
-        applied = self._log.apply(message, lambda m: status.plan(m, [entry], plum_id))
+        applied = self.log.apply(message, lambda m: status.plan(m, [entry], plum_id))
         return self._result(applied, entry.status, known=applied.plan.known)
 
     def _result(self, applied: AppliedWrite, reported: str, *, known: bool) -> StatusResult:
         change = applied.change
         if change is not None:
-            self._publisher.publish([change])  # best effort; the publisher counts failures
+            self.publisher.publish([change])  # best effort; the publisher counts failures
             outcome = Outcome.CHANGED
         elif applied.plan.append:
             outcome = Outcome.RECORDED
@@ -117,7 +115,7 @@ class StatusService:
         )
 
     def _orphan(self, sms_message_id: str, entry: HistoryEntry, ref: str | None) -> StatusResult:
-        kept = self._log.keep_orphan(sms_message_id, entry, ref)
+        kept = self.log.keep_orphan(sms_message_id, entry, ref)
         return StatusResult(
             outcome=Outcome.ORPHANED if kept else Outcome.DUPLICATE,
             reported=entry.status,

@@ -10,6 +10,7 @@ sent or has failed for good. Every final status written goes to the change publi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from plumsms.domain.errors import ValidationFailed
@@ -32,32 +33,25 @@ def reason(exc: PlumError | ValidationFailed) -> str:
     return f"{exc.summary}: {exc.reason}" if exc.reason else exc.summary
 
 
+@dataclass(frozen=True, slots=True)
 class Outcomes:
     """Records what happened to claimed messages in the outbox."""
 
-    def __init__(
-        self,
-        outbox: DispatchOutbox,
-        config: DispatchConfig,
-        clock: Clock,
-        draw: Callable[[], float],
-        publisher: ChangePublisher | None,
-    ) -> None:
-        self._outbox = outbox
-        self._config = config
-        self._clock = clock
-        self._draw = draw
-        self._publisher = publisher
+    outbox: DispatchOutbox
+    config: DispatchConfig
+    clock: Clock
+    draw: Callable[[], float]
+    publisher: ChangePublisher | None
 
     def publish(self, change: StatusChange) -> None:
         """Best effort by contract (the publisher counts and logs what it could not put)."""
-        if self._publisher is not None:
-            self._publisher.publish([change])
+        if self.publisher is not None:
+            self.publisher.publish([change])
 
     def sent(self, run: Run, claim: Claim, plum_ids: Sequence[str]) -> None:
         """Plum has it: ``queued`` with Plum's ids."""
         self._next_occurrence(claim)
-        if self._outbox.record_sent(claim, plum_ids, self._clock()):
+        if self.outbox.record_sent(claim, plum_ids, self.clock()):
             run.report.add("sent")
         else:
             run.report.add("lost_claim")
@@ -65,27 +59,27 @@ class Outcomes:
     def fail(self, run: Run, claim: Claim, why: str) -> None:
         """Failed for good, with ``why``."""
         self._next_occurrence(claim)
-        self._finish_failed(claim, why, self._clock())
+        self._finish_failed(claim, why, self.clock())
         run.report.add("failed")
 
     def retry_now(self, claim: Claim) -> None:
         """Hand the claim back untouched: due again now, no attempt counted."""
-        now = self._clock()
-        self._outbox.retry_later(claim, now, claim.attempts, None, now)
+        now = self.clock()
+        self.outbox.retry_later(claim, now, claim.attempts, None, now)
 
     def check_later(self, run: Run, claim: Claim, attempts: int, exc: PlumError) -> None:
         """Plum may have it: keep the claim until Plum can be asked about it."""
-        now = self._clock()
-        self._outbox.check_later(claim, now + self._config.check_delay, attempts, reason(exc), now)
+        now = self.clock()
+        self.outbox.check_later(claim, now + self.config.check_delay, attempts, reason(exc), now)
         run.report.add("to_check")
 
     def unauthorized(self, run: Run, claim: Claim, exc: PlumError) -> None:
         """Plum refused the credentials: the run stops; the message is due again soon
         (not its fault: no attempt counted)."""
         run.halt("unauthorized")
-        now = self._clock()
-        self._outbox.retry_later(
-            claim, now + self._config.backoff_base, claim.attempts, reason(exc), now
+        now = self.clock()
+        self.outbox.retry_later(
+            claim, now + self.config.backoff_base, claim.attempts, reason(exc), now
         )
         run.report.add("retried")
 
@@ -95,10 +89,10 @@ class Outcomes:
         if exc.maybe_sent:
             # Plum may have queued it: never resend before asking Plum.
             self.check_later(run, claim, attempts, exc)
-        elif exc.transient and attempts < self._config.max_attempts:
-            now = self._clock()
-            due = now + self._config.backoff(attempts, self._draw())
-            self._outbox.retry_later(claim, due, attempts, reason(exc), now)
+        elif exc.transient and attempts < self.config.max_attempts:
+            now = self.clock()
+            due = now + self.config.backoff(attempts, self.draw())
+            self.outbox.retry_later(claim, due, attempts, reason(exc), now)
             run.report.add("retried")
         else:
             self.fail(run, claim, reason(exc))
@@ -107,24 +101,24 @@ class Outcomes:
         """Plum says the recipient unsubscribed: fail this one, record the opt-out, and
         suppress the number's other pending messages."""
         message = claim.message
-        now = self._clock()
-        self._outbox.record_opt_out(message.to, message.id, PLUM_OPT_OUT_KEYWORD, now)
+        now = self.clock()
+        self.outbox.record_opt_out(message.to, message.id, PLUM_OPT_OUT_KEYWORD, now)
         self._finish_failed(claim, reason(exc), now)
         run.report.add("failed")
         run.report.add("opted_out_at_plum")
         suppressed = suppress_pending_for(
-            self._outbox, message.to, self._clock, publisher=self._publisher
+            self.outbox, message.to, self.clock, publisher=self.publisher
         )
         run.report.add("suppressed", suppressed)
 
     def _finish_failed(self, claim: Claim, why: str, now: datetime) -> None:
-        failed = self._outbox.finish(claim, Status.FAILED, why, now)
+        failed = self.outbox.finish(claim, Status.FAILED, why, now)
         if failed is not None:
             self.publish(change_to(failed, Status.SENDING))
 
     def _next_occurrence(self, claim: Claim) -> None:
         schedule = claim.schedule
-        now = self._clock()
+        now = self.clock()
         planned = next_occurrence(schedule, now)
         if planned is None:
             return
@@ -144,4 +138,4 @@ class Outcomes:
             segments=current.segments,
             encoding=current.encoding,
         )
-        self._outbox.put_occurrence(message, next_schedule.model_copy(update={"series_id": series}))
+        self.outbox.put_occurrence(message, next_schedule.model_copy(update={"series_id": series}))

@@ -10,6 +10,7 @@ again (or failed, once every attempt is spent).
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -45,73 +46,66 @@ def same_body(theirs: str, ours: str) -> bool:
     return theirs == ours or theirs in segments.split(ours)
 
 
+@dataclass(frozen=True, slots=True)
 class Recovery:
     """Reconciles stale claims with Plum at the start of every run."""
 
-    def __init__(
-        self,
-        outbox: DispatchOutbox,
-        outcomes: Outcomes,
-        config: DispatchConfig,
-        clock: Clock,
-        log: Any,
-    ) -> None:
-        self._outbox = outbox
-        self._outcomes = outcomes
-        self._config = config
-        self._clock = clock
-        self._log = log
+    outbox: DispatchOutbox
+    outcomes: Outcomes
+    config: DispatchConfig
+    clock: Clock
+    log: Any
 
     def recover(self, run: Run) -> None:
         """Take over and reconcile every stale claim while the run may claim."""
-        now = self._clock()
+        now = self.clock()
         try:
-            stale_claims = self._outbox.stale(now, self._config.stale_batch)
+            stale_claims = self.outbox.stale(now, self.config.stale_batch)
         except Exception:
             # The due messages do not depend on these: send them, recover next run.
             run.report.add("errors")
-            self._log.exception("listing stale claims failed")
+            self.log.exception("listing stale claims failed")
             return
         for stale in stale_claims:
             if not run.may_claim() or not run.plum_ready():
                 return
             try:
-                claim = self._outbox.take_over(
-                    stale, uuid.uuid4().hex, now + self._config.stale_after
+                claim = self.outbox.take_over(
+                    stale, uuid.uuid4().hex, now + self.config.stale_after
                 )
                 if claim is not None:
                     self._reconcile(run, claim)
             except Exception:
                 run.report.add("errors")
-                self._log.exception(
+                self.log.exception(
                     "reconciling a claim failed", extra={"message_id": stale.message.id}
                 )
 
     def _reconcile(self, run: Run, claim: Claim) -> None:
-        now = self._clock()
+        now = self.clock()
         try:
             plum_ids = self.find_at_plum(run.plum, claim, now)
         except PlumError as exc:
-            self._outcomes.check_later(run, claim, claim.attempts, exc)
+            self.outcomes.check_later(run, claim, claim.attempts, exc)
             if isinstance(exc, Unauthorized):
                 # Every other search would be refused too; the send path stops the same way.
                 run.halt("unauthorized")
             return
         if plum_ids:
             run.report.add("reconciled")
-            self._outcomes.sent(run, claim, plum_ids)
-        elif claim.attempts >= self._config.max_attempts:
-            self._outcomes.fail(run, claim, "not sent: Plum did not confirm it after every attempt")
+            self.outcomes.sent(run, claim, plum_ids)
+        elif claim.attempts >= self.config.max_attempts:
+            self.outcomes.fail(run, claim, "not sent: Plum did not confirm it after every attempt")
         else:
             # Plum never got it: due again now.
-            self._outcomes.retry_now(claim)
+            self.outcomes.retry_now(claim)
             run.report.add("resent")
 
     def find_at_plum(self, plum: PlumGateway, claim: Claim, now: datetime) -> list[str]:
         """Plum's ids for ``claim``'s message if Plum has it (by ref, else by content)."""
         message = claim.message
         claimed_at = claim.claimed_at or now
-        slack = self._config.window_slack
+        slack = self.config.window_slack
         query = PlumMessageQuery(
             type="outbound",
             number=message.to,
@@ -138,7 +132,7 @@ class Recovery:
                 and same_number(resource.to, message.to)
                 and same_number(resource.from_, message.from_)
                 and same_body(resource.body, message.body)
-                and not self._outbox.known_plum_id(resource.sms_message_id)
+                and not self.outbox.known_plum_id(resource.sms_message_id)
             ):
                 return [resource.sms_message_id]
         return []
