@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         DueCursor,
         DuePage,
         DueRef,
+        EditPlan,
         IdempotencyRecord,
         Schedule,
     )
@@ -184,17 +185,9 @@ class SendingOutbox(PendingMessages, Protocol):
     def cancel(self, message_id: str, now: datetime, source: str = "api") -> Message:
         """``scheduled -> cancelled`` (the message as written), or ``Conflict``."""
 
-    def edit(
-        self,
-        message_id: str,
-        now: datetime,
-        *,
-        due: datetime | None = None,
-        body: str | None = None,
-        segments: int | None = None,
-        encoding: str | None = None,
-    ) -> Message:
-        """Move or edit a scheduled message, or ``Conflict``."""
+    def edit(self, message_id: str, now: datetime, plan: EditPlan) -> Message:
+        """Apply ``plan`` (a new due time, a new body, or both) to a scheduled message, or
+        ``Conflict``; the message as written."""
 
 
 class DispatchTrigger(Protocol):

@@ -142,14 +142,7 @@ class SendingService:
         if message.status != Status.SCHEDULED:
             raise Conflict(f"message is {message.status}; only scheduled messages can be changed")
         plan = plan_edit(edit, schedule, now)
-        updated = self.outbox.edit(
-            message_id,
-            now,
-            due=plan.due,
-            body=plan.body,
-            segments=plan.segments.segments if plan.segments else None,
-            encoding=plan.segments.encoding if plan.segments else None,
-        )
+        updated = self.outbox.edit(message_id, now, plan)
         if plan.due is not None and plan.due <= now:
             self._wake_dispatcher()
         return answer(updated, schedule)

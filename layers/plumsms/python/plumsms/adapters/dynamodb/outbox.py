@@ -39,6 +39,7 @@ from plumsms.domain.sending import (
     DueCursor,
     DuePage,
     DueRef,
+    EditPlan,
     IdempotencyRecord,
     Schedule,
 )
@@ -319,33 +320,25 @@ class DynamoOutbox:
         except (Conflict, NotFound):
             return None
 
-    def edit(
-        self,
-        message_id: str,
-        now: datetime,
-        *,
-        due: datetime | None = None,
-        body: str | None = None,
-        segments: int | None = None,
-        encoding: str | None = None,
-    ) -> Message:
-        """Move a scheduled message and/or change its body; ``Conflict`` once claimed."""
+    def edit(self, message_id: str, now: datetime, plan: EditPlan) -> Message:
+        """One UpdateItem conditional on the message being scheduled: the due time with its
+        ``Due`` index keys, and/or the body with its segments; ``Conflict`` once claimed."""
         sets = ["#updated = :now"]
         values: dict[str, Any] = {":now": {"S": keys.timestamp(now)}}
-        if due is not None:
+        if plan.due is not None:
             sets += ["#send_at = :send_at", "#due_pk = :due_pk", "#due_sk = :due_sk"]
-            due_keys = codec.due_keys(message_id, due)
+            due_keys = codec.due_keys(message_id, plan.due)
             values |= {
-                ":send_at": {"S": keys.timestamp(due)},
+                ":send_at": {"S": keys.timestamp(plan.due)},
                 ":due_pk": {"S": due_keys[keys.DUE_PK]},
                 ":due_sk": {"S": due_keys[keys.DUE_SK]},
             }
-        if body is not None and segments is not None and encoding is not None:
+        if plan.body is not None and plan.segments is not None:
             sets += ["#body = :body", "#segments = :segments", "#encoding = :encoding"]
             values |= {
-                ":body": {"S": body},
-                ":segments": {"N": str(segments)},
-                ":encoding": {"S": encoding},
+                ":body": {"S": plan.body},
+                ":segments": {"N": str(plan.segments.segments)},
+                ":encoding": {"S": plan.segments.encoding},
             }
         return self._update_pending(message_id, "SET " + ", ".join(sets), values)
 
