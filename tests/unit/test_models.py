@@ -19,6 +19,7 @@ from plumsms.domain.models import (
     derived_id,
     mask_key,
     new_message,
+    new_message_for,
     parse_sms_message_id,
 )
 
@@ -162,6 +163,24 @@ def test_a_new_message_starts_its_history_with_its_status() -> None:
     # THEN it was created and last updated then, and its history is that one entry
     assert (message.created_at, message.updated_at) == (at, at)
     assert [(e.status, e.at, e.source) for e in message.history] == [(Status.QUEUED, at, "inbound")]
+
+
+def test_a_message_for_an_sms_carries_its_numbers_body_and_segments() -> None:
+    # GIVEN a reply of two UCS-2 parts
+    reply = Reply(to="+19998881234", from_="+12435678910", body="\u2603" * 71)
+    # WHEN a message is made for it
+    made = new_message_for(
+        reply, "r1", MessageType.REPLY, status=Status.QUEUED, at=T0, source="inbound"
+    )
+    # THEN it has the reply's numbers and body, and the segments the body takes
+    assert (made.to, made.from_, made.body) == (reply.to, reply.from_, reply.body)
+    assert (made.segments, made.encoding) == (2, "UCS-2")
+    assert (made.id, made.type, made.status, made.created_at) == (
+        "r1",
+        MessageType.REPLY,
+        Status.QUEUED,
+        T0,
+    )
 
 
 def test_a_schedule_is_in_the_json_only_when_there_is_one() -> None:

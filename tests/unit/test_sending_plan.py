@@ -20,6 +20,7 @@ from plumsms.domain.sending import (
     IdempotencyRecord,
     Schedule,
     SendRequest,
+    check_body,
     check_idempotency_key,
     next_occurrence,
     plan_edit,
@@ -47,10 +48,9 @@ def refused(field: str, **changes: Any) -> ValidationFailed:
     return caught.value
 
 
-def test_a_send_now_is_due_now_with_its_segments() -> None:
+def test_a_send_now_is_due_now() -> None:
     plan = plan_send(request(body="Hi \u2603"), NOW, NUMBERS)
     assert plan.due == NOW
-    assert (plan.segments, plan.encoding) == (1, "UCS-2")
     assert plan.schedule.recurrence is None
 
 
@@ -71,8 +71,10 @@ def test_north_american_recipients_are_accepted(to: str) -> None:
 
 
 def test_numbers_in_any_accepted_form_become_e164() -> None:
-    plan = plan_send(request(to="(212) 555-1234", **{"from": "2435678910"}), NOW, NUMBERS)
-    assert (plan.to, plan.from_) == ("+12125551234", "+12435678910")
+    sent = request(to="(212) 555-1234", **{"from": "2435678910"})
+    assert (sent.to, sent.from_) == ("+12125551234", "+12435678910")
+    # AND the sender, once in E.164, is the account's number
+    assert plan_send(sent, NOW, NUMBERS).due == NOW
 
 
 @pytest.mark.parametrize(
@@ -296,7 +298,8 @@ def test_the_recipient_zone_fallback_uses_the_number() -> None:
 
 
 def test_a_body_of_1600_characters_is_sent_1601_are_refused() -> None:
-    assert plan_send(request(body="a" * 1600), NOW, NUMBERS).segments == 11
+    assert plan_send(request(body="a" * 1600), NOW, NUMBERS).due == NOW
+    assert check_body("a" * 1600).segments == 11
     with pytest.raises(ValidationFailed, match="at most 1600 characters"):
         plan_send(request(body="a" * 1601), NOW, NUMBERS)
 
@@ -370,7 +373,7 @@ def test_plans_and_records_cannot_be_altered() -> None:
     record = IdempotencyRecord("k", "f", "m", "{}", 1)
     sent = plan_send(request(), NOW, NUMBERS)
     edit = plan_edit(EditRequest(body="new"), Schedule(), NOW)
-    for value, field in ((record, "message_id"), (sent, "body"), (edit, "body")):
+    for value, field in ((record, "message_id"), (sent, "due"), (edit, "body")):
         with pytest.raises(AttributeError):
             setattr(value, field, "changed")
 

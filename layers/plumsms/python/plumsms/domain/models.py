@@ -6,12 +6,16 @@ import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from plumsms.domain.errors import ValidationFailed, pydantic_check
 from plumsms.domain.phone import E164, Address
+from plumsms.domain.segments import analyze
+
+if TYPE_CHECKING:
+    from plumsms.domain.sending import SendRequest
 
 MAX_BODY_CHARS = 1600
 """Longest body we accept or send: ten concatenated GSM-7 parts, a common carrier cap."""
@@ -235,6 +239,28 @@ def new_message(
         encoding=encoding,
         unanswered=unanswered,
         history=[HistoryEntry(status=status, at=at, source=source)],
+    )
+
+
+def new_message_for(
+    sms: InboundSms | Reply | SendRequest | Message,
+    message_id: str,
+    direction: MessageType,
+    **fields: Any,
+) -> Message:
+    """``new_message`` with the numbers and body of ``sms`` (an SMS received, to answer,
+    to send, or sent before), and the segments and encoding its body takes; ``fields``
+    are the rest (``status``, ``at``, ``source``, ``send_at``...)."""
+    info = analyze(sms.body)
+    return new_message(
+        message_id,
+        direction,
+        to=sms.to,
+        from_=sms.from_,
+        body=sms.body,
+        segments=info.segments,
+        encoding=info.encoding,
+        **fields,
     )
 
 

@@ -29,7 +29,6 @@ from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.models import MAX_BODY_CHARS, Message, UtcDatetime
 from plumsms.domain.phone import E164, PLUM_DESTINATIONS, PLUM_DESTINATIONS_RULE, in_countries
 from plumsms.domain.scheduling import QuietHours, Recurrence
-from plumsms.domain.segments import Encoding
 
 MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -126,15 +125,10 @@ class IdempotencyRecord:
 
 @dataclass(frozen=True, slots=True)
 class SendPlan:
-    """A validated send: who, what, when (UTC), and its schedule."""
+    """When a validated send is due (UTC), and its schedule."""
 
-    to: str
-    from_: str
-    body: str
     due: datetime
     schedule: Schedule
-    segments: int
-    encoding: Encoding
 
 
 def check_body(body: str, field: str = "body") -> segments.SegmentInfo:
@@ -184,7 +178,7 @@ def plan_send(request: SendRequest, now: datetime, sms_numbers: tuple[str, ...])
     """Validate ``request`` at ``now``; the message's due time and schedule."""
     check_sender(request.from_, sms_numbers)
     check_recipient(request.to, sms_numbers)
-    info = check_body(request.body)
+    check_body(request.body)
     request_zone = scheduling.zone(request.time_zone) if request.time_zone else None
     recurrence = _in_recipient_zone(request.recurrence, request, "recurrence.time_zone")
     quiet = _in_recipient_zone(request.quiet_hours, request, "quiet_hours.time_zone")
@@ -208,15 +202,7 @@ def plan_send(request: SendRequest, now: datetime, sms_numbers: tuple[str, ...])
     due = quiet.release(nominal) if quiet is not None else nominal
     if due > now + scheduling.MAX_AHEAD:
         raise ValidationFailed("send_at", "is more than one year ahead")
-    return SendPlan(
-        to=request.to,
-        from_=request.from_,
-        body=request.body,
-        due=due,
-        schedule=schedule,
-        segments=info.segments,
-        encoding=info.encoding,
-    )
+    return SendPlan(due=due, schedule=schedule)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from plumsms.domain import segments
 from plumsms.domain.errors import ConcurrentUpdate, DuplicateInbound
 from plumsms.domain.guards import (
     ReplyLimits,
@@ -24,7 +23,7 @@ from plumsms.domain.models import (
     Reply,
     Status,
     derived_id,
-    new_message,
+    new_message_for,
     utc_now,
 )
 from plumsms.domain.phone import plum_from_digits, plum_to_digits
@@ -161,19 +160,14 @@ class InboundService:
     def _inbound_message(
         self, inbound: InboundSms, now: datetime, unanswered: Unanswered | None
     ) -> Message:
-        info = segments.analyze(inbound.body)
-        return new_message(
+        return new_message_for(
+            inbound,
             inbound.sms_message_id,
             MessageType.INBOUND,
             sms_message_id=inbound.sms_message_id,
-            to=inbound.to,
-            from_=inbound.from_,
-            body=inbound.body,
             status=Status.RECEIVED,
             at=now,
             source=SOURCE,
-            segments=info.segments,
-            encoding=info.encoding,
             unanswered=unanswered,
         )
 
@@ -181,19 +175,14 @@ class InboundService:
         self, inbound: InboundSms, reply: Reply, index: int, now: datetime
     ) -> Message:
         reply_id = derived_id(inbound.sms_message_id, "reply", index)
-        info = segments.analyze(reply.body)
-        return new_message(
+        return new_message_for(
+            reply,
             reply_id,
             MessageType.REPLY,
-            to=reply.to,
-            from_=reply.from_,
-            body=reply.body,
             status=Status.QUEUED,
             at=now,
             source=SOURCE,
             result_url=self.status_url(reply_id),
-            segments=info.segments,
-            encoding=info.encoding,
         )
 
     @staticmethod

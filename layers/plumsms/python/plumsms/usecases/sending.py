@@ -17,7 +17,7 @@ from plumsms.domain.models import (
     Message,
     MessageType,
     Status,
-    new_message,
+    new_message_for,
     new_message_id,
     utc_now,
 )
@@ -86,18 +86,14 @@ class SendingService:
                 return self._replay(existing, fingerprint)
         plan = plan_send(request, now, self.sms_numbers())
         self._refuse_opted_out(request)
-        message = new_message(
+        message = new_message_for(
+            request,
             new_message_id(),
             MessageType.OUTBOUND,
-            to=plan.to,
-            from_=plan.from_,
-            body=plan.body,
             status=Status.SCHEDULED,
             at=now,
             source=SOURCE,
             send_at=plan.due,
-            segments=plan.segments,
-            encoding=plan.encoding,
         )
         schedule = plan.schedule
         if schedule.recurrence is not None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from plumsms.domain.errors import ValidationFailed
-from plumsms.domain.models import MessageType, Status, derived_id, new_message
+from plumsms.domain.models import MessageType, Status, derived_id, new_message_for
 from plumsms.domain.plum import PlumError, UnsubscribedRecipient
 from plumsms.domain.sending import Claim, next_occurrence
 from plumsms.domain.status import ChangePublisher, StatusChange, change_to
@@ -125,17 +125,13 @@ class Outcomes:
         next_schedule, due = planned
         current = claim.message
         series = schedule.series_id or current.id
-        message = new_message(
+        message = new_message_for(
+            current,
             derived_id(series, "occurrence", next_schedule.occurrence),
             MessageType.OUTBOUND,
-            to=current.to,
-            from_=current.from_,
-            body=current.body,
             status=Status.SCHEDULED,
             at=now,
             source="recurrence",
             send_at=due,
-            segments=current.segments,
-            encoding=current.encoding,
         )
         self.outbox.put_occurrence(message, next_schedule.model_copy(update={"series_id": series}))
