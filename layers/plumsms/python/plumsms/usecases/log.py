@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from plumsms.domain.models import Message, OptOut, Status, utc_now
@@ -24,6 +24,7 @@ from plumsms.domain.queries import MAX_PAGE_SIZE, MessageQuery
 from plumsms.usecases.ports import MessageLog
 
 Order = Literal["asc", "desc"]
+ItemT = TypeVar("ItemT")
 
 EXPORT_COLUMNS = (
     "id", "created_at", "type", "status", "from", "to", "body", "segments", "encoding",
@@ -67,12 +68,15 @@ class ExportBudget:
 
 
 @dataclass(frozen=True, slots=True)
-class MessagesPage:
-    """One page of the log and the cursor of the next (None: no more)."""
+class LogPage(Generic[ItemT]):
+    """One page of messages or of opted-out numbers, and the cursor of the next (None: no
+    more)."""
 
-    items: list[Message]
+    items: list[ItemT]
     next_cursor: str | None
     items_read: int = 0
+    """How many items the store read to fill the page (the cost metrics of the message
+    log; opt-out pages do not count them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +87,6 @@ class ExportPage:
     rows: int
     next_cursor: str | None
     format: ExportFormat
-
-
-@dataclass(frozen=True, slots=True)
-class OptOutPage:
-    """One page of opted-out numbers."""
-
-    items: list[OptOut]
-    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +180,7 @@ class LogService:
         position = self._codec().decode_position(cursor, messages_scope(query))
         return query.model_copy(update={"after": position})
 
-    def page(self, query: MessageQuery, cursor: str | None = None) -> MessagesPage:
+    def page(self, query: MessageQuery, cursor: str | None = None) -> LogPage[Message]:
         """The page of ``query`` starting after ``cursor`` (or the first page)."""
         found = self.log.list_messages(self._resume(query, cursor))
         next_cursor = (
@@ -192,7 +188,7 @@ class LogService:
             if found.next_position
             else None
         )
-        return MessagesPage(found.items, next_cursor, found.items_read)
+        return LogPage(found.items, next_cursor, found.items_read)
 
     def message(self, message_id: str) -> Message:
         """One message with its body, result URL and history (oldest first)."""
@@ -234,13 +230,15 @@ class LogService:
         )
         return ExportPage("".join(parts), rows, next_cursor, fmt)
 
-    def opt_outs(self, limit: int, order: Order = "desc", cursor: str | None = None) -> OptOutPage:
+    def opt_outs(
+        self, limit: int, order: Order = "desc", cursor: str | None = None
+    ) -> LogPage[OptOut]:
         """One page of opted-out numbers, newest opt-out first by default."""
         scope = opt_outs_scope(order)
         after = self._codec().decode_position(cursor, scope) if cursor else None
         items, position = self.log.list_opt_outs(limit, order, after)
         next_cursor = self._codec().encode_position(position, scope) if position else None
-        return OptOutPage(items, next_cursor)
+        return LogPage(items, next_cursor)
 
     def daily_counts(self, days: int, zone: ZoneInfo) -> DailyCounts:
         """Messages per local day and status for the last ``days`` days, today included."""
