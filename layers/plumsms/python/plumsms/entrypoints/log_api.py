@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -179,22 +179,22 @@ class StaticFile:
     content_type: str
     etag: str
 
+    @classmethod
+    def load(cls, name: str, content_type: str) -> Self:
+        """Read ``plumsms/web/<name>`` (package data)."""
+        text = resources.files("plumsms").joinpath("web", name).read_text(encoding="utf-8")
+        etag = '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
+        return cls(text, content_type, etag)
 
-def load_web_file(name: str, content_type: str) -> StaticFile:
-    """Read ``plumsms/web/<name>`` (package data)."""
-    text = resources.files("plumsms").joinpath("web", name).read_text(encoding="utf-8")
-    etag = '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"'
-    return StaticFile(text, content_type, etag)
-
-
-def _static(router: Router, file: StaticFile, extra: dict[str, str] | None = None) -> Response[str]:
-    headers = {"ETag": file.etag, "Cache-Control": "no-cache", **_PAGE_SECURITY_HEADERS}
-    headers.update(extra or {})
-    request_headers = router.current_event.headers
-    presented = request_headers.get("if-none-match") or request_headers.get("If-None-Match")
-    if presented == file.etag:
-        return Response(status_code=304, body="", headers=headers)
-    return Response(200, file.content_type, file.body, headers)
+    def answer(self, router: Router, extra: dict[str, str] | None = None) -> Response[str]:
+        """The file, or 304 when the request already holds this version."""
+        headers = {"ETag": self.etag, "Cache-Control": "no-cache", **_PAGE_SECURITY_HEADERS}
+        headers.update(extra or {})
+        request_headers = router.current_event.headers
+        presented = request_headers.get("if-none-match") or request_headers.get("If-None-Match")
+        if presented == self.etag:
+            return Response(status_code=304, body="", headers=headers)
+        return Response(200, self.content_type, self.body, headers)
 
 
 def _json_response(description: str, model: type[BaseModel]) -> "dict[int, OpenAPIResponse]":
@@ -295,8 +295,8 @@ def routes_from_settings(
 def build_routes(service: LogService) -> Router:
     """The routes over ``service`` (tests hand in their own)."""
     router = Router()  # type: ignore[no-untyped-call]
-    page = load_web_file("index.html", "text/html; charset=utf-8")
-    assets = {name: load_web_file(name, kind) for name, kind in _ASSET_TYPES.items()}
+    page = StaticFile.load("index.html", "text/html; charset=utf-8")
+    assets = {name: StaticFile.load(name, kind) for name, kind in _ASSET_TYPES.items()}
 
     checked = [_known_parameters_only]
 
@@ -462,14 +462,14 @@ def build_routes(service: LogService) -> Router:
         if router.current_event.path.endswith("/"):
             # Relative links resolve against ".../ui", so send ".../ui/" there.
             return Response(status_code=308, body="", headers={"Location": "../ui"})
-        return _static(router, page, {"Content-Security-Policy": _PAGE_CSP})
+        return page.answer(router, {"Content-Security-Policy": _PAGE_CSP})
 
     @router.get("/ui/<asset>", include_in_schema=False)
     def web_asset(asset: str) -> Response[str]:
         file = assets.get(asset)
         if file is None:
             raise NotFound(f"asset {asset!r}")
-        return _static(router, file)
+        return file.answer(router)
 
     return router
 
