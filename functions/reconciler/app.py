@@ -14,15 +14,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from plumsms import bootstrap
-from plumsms.config import Settings
 from plumsms.entrypoints.status_webhook import observe_reconcile
-from plumsms.observability import logger, metrics, tracer
-from plumsms.secrets import SecretValues
+from plumsms.observability import lambda_entry
 
-settings = Settings.from_env()
-secrets = SecretValues(settings)
-store = bootstrap.message_store(settings)
-publisher = bootstrap.change_publisher(settings)
+settings, secrets, store, publisher = bootstrap.basics()
 reconcile = bootstrap.reconciler(settings, store, secrets, publisher)
 
 
@@ -30,11 +25,8 @@ gc.freeze()
 gc.enable()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
-@metrics.log_metrics
+@lambda_entry()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Entry point: one reconciliation pass (the scheduled event carries nothing we need)."""
-    logger.set_correlation_id(context.aws_request_id)  # the run's id, on every line of it
     report = reconcile.run(time_left=lambda: context.get_remaining_time_in_millis() / 1000)
     return observe_reconcile(report)

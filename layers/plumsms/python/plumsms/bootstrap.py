@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from plumsms import constants as env
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
@@ -49,6 +49,24 @@ def change_publisher(settings: Settings) -> ChangePublisher:
     """Where status changes go: the ``EVENT_BUS_NAME`` bus, or an in-memory recorder
     when none is set (local runs). Every function that changes a status uses it."""
     return publisher_for(settings.event_bus_name, settings.events_endpoint_url)
+
+
+class Basics(NamedTuple):
+    """What every function is wired from."""
+
+    settings: Settings
+    secrets: SecretValues
+    store: DynamoMessageStore
+    publisher: ChangePublisher
+
+
+def basics() -> Basics:
+    """The settings read from the environment, the secrets they name, the message store
+    and the change publisher: what every function builds first."""
+    settings = Settings.from_env()
+    return Basics(
+        settings, SecretValues(settings), message_store(settings), change_publisher(settings)
+    )
 
 
 def _report_hook_error(exc: Exception) -> None:

@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, quote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.logging.correlation_paths import API_GATEWAY_REST
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel, ValidationError
 
@@ -25,13 +26,14 @@ from plumsms.domain.errors import (
     StoreUnavailable,
     ValidationFailed,
 )
-from plumsms.observability import logger, metrics
+from plumsms.observability import LambdaHandler, lambda_entry, logger, metrics
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.exceptions import ValidationException
     from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
@@ -276,6 +278,17 @@ def api_resolver(settings: Settings, *, validation: bool = False) -> APIGatewayR
         app = APIGatewayRestResolver(strip_prefixes=prefixes or None)
     register_error_handlers(app, validation=validation)
     return app
+
+
+def api_handler(app: APIGatewayRestResolver) -> LambdaHandler:
+    """The ``lambda_handler`` of an API function: every event routed through ``app``, API
+    Gateway's request id on every log line."""
+
+    @lambda_entry(correlation_id_path=API_GATEWAY_REST)
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return lambda_handler
 
 
 def _failure(exc: ValidationException) -> ValidationFailed:
