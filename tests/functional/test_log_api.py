@@ -662,14 +662,20 @@ def test_opt_outs_are_listed_newest_first_with_paging(api: Api) -> None:
 
 
 def test_stats_count_messages_per_day_by_status(api: Api) -> None:
-    # GIVEN messages today and two days ago
+    # GIVEN messages today (a few minutes ago, but never before midnight: the test may run
+    # just after it) and two days ago
     now = datetime.now(UTC).replace(microsecond=0)
+    midnight = now.replace(hour=0, minute=0, second=0)
+
+    def today(minutes_ago: int) -> datetime:
+        return max(now - timedelta(minutes=minutes_ago), midnight)
+
     seed(
         api.store,
         [
-            make(1, created=now - timedelta(minutes=5), status="delivered"),
-            make(2, created=now - timedelta(minutes=4), status="delivered"),
-            make(3, created=now - timedelta(minutes=3), status="failed"),
+            make(1, created=today(5), status="delivered"),
+            make(2, created=today(4), status="delivered"),
+            make(3, created=today(3), status="failed"),
             make(4, created=now - timedelta(days=2), status="sent"),
             make(5, created=now - timedelta(days=30), status="sent"),
         ],
@@ -678,9 +684,9 @@ def test_stats_count_messages_per_day_by_status(api: Api) -> None:
     data = api.json("/messages/stats", {"days": 7, "tz": "UTC"})
     # THEN each day has its counts per status and the old message is outside
     assert len(data["days"]) == 7
-    today = data["days"][-1]
-    assert today["date"] == now.date().isoformat()
-    assert today["counts"] == {"delivered": 2, "failed": 1}
+    last_day = data["days"][-1]
+    assert last_day["date"] == now.date().isoformat()
+    assert last_day["counts"] == {"delivered": 2, "failed": 1}
     assert data["days"][-3]["counts"] == {"sent": 1}
     assert sum(d["total"] for d in data["days"]) == 4
     assert data["complete"] is True
