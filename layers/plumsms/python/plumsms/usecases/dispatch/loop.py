@@ -81,6 +81,8 @@ class Dispatcher:
         claiming time.
         """
         config = self.config
+        seconds = remaining_ms() / 1000
+        margin = config.margin_for(seconds)
         run = Run(
             plum_provider=self._plum,
             remaining_ms=remaining_ms,
@@ -88,10 +90,10 @@ class Dispatcher:
             if self._pacer is not None
             else RateLimiter(config.rate_per_second, self._monotonic, self._sleep),
             report=DispatchReport(),
-            margin_seconds=config.margin_for(remaining_ms() / 1000),
+            margin_seconds=margin,
             monotonic=self._monotonic,
+            hand_over_lead=config.lead_for(seconds - margin),
         )
-        run.hand_over_lead = config.lead_for(run.seconds_left())
         if self._lease is None:
             self._work(run, self._lease, "")
             return run.report
@@ -99,8 +101,8 @@ class Dispatcher:
         try:
             # Never past its own claiming time: a wait that outlived the invocation
             # would end it with a timeout.
-            wait = min(2 * config.hand_over_lead.total_seconds(), run.seconds_left())
-            wait = max(wait, 0.0) if hand_over else 0.0
+            longest = min(2 * config.hand_over_lead.total_seconds(), run.seconds_left())
+            wait = max(longest, 0.0) if hand_over else 0.0
             held = self._hold(self._lease, holder, remaining_ms, wait)
         except Exception:
             # Without the lease no run may start: the next tick tries again.
