@@ -46,7 +46,7 @@ from bench.bench_dispatch import ChildStandIn, Server, child_server, child_stand
 from bench.capacity import CapacityMeter, Cost, Table
 from bench.harness import Figure, at_most
 
-SENDERS = tuple(f"+124356789{n:02d}" for n in range(10, 30))
+SENDER_COUNT = 20
 DISPATCHERS = 4
 LATENCY = 0.050
 RUN_SECONDS = 30
@@ -64,10 +64,15 @@ class Scale:
     rate: float
     concurrency: int
     store: str  # "dynalite" or "moto"
+    sender_count: int = SENDER_COUNT
+
+    @property
+    def senders(self) -> tuple[str, ...]:
+        return tuple(f"+1243567{n:04d}" for n in range(8910, 8910 + self.sender_count))
 
     @property
     def total(self) -> int:
-        return self.per_sender * len(SENDERS)
+        return self.per_sender * self.sender_count
 
 
 FULL = Scale(per_sender=150, rate=2.0, concurrency=64, store="dynalite")
@@ -75,14 +80,16 @@ QUICK = Scale(per_sender=20, rate=1.0, concurrency=32, store="moto")
 
 
 def _scale(quick: bool) -> Scale:
-    """The campaign's size, with ``BENCH_CAMPAIGN_PER_SENDER``, ``_RATE`` and
-    ``_CONCURRENCY`` overriding the defaults (to find what a machine carries)."""
+    """The campaign's size, with ``BENCH_CAMPAIGN_PER_SENDER``, ``_RATE``, ``_SENDERS``
+    and ``_CONCURRENCY`` overriding the defaults (to find what a machine carries, or to
+    hold the issue's 10 msg/s per sender with fewer senders on a small machine)."""
     base = QUICK if quick else FULL
     return Scale(
         per_sender=int(os.environ.get("BENCH_CAMPAIGN_PER_SENDER", base.per_sender)),
         rate=float(os.environ.get("BENCH_CAMPAIGN_RATE", base.rate)),
         concurrency=int(os.environ.get("BENCH_CAMPAIGN_CONCURRENCY", base.concurrency)),
         store=base.store,
+        sender_count=int(os.environ.get("BENCH_CAMPAIGN_SENDERS", base.sender_count)),
     )
 
 
@@ -93,14 +100,16 @@ def run(quick: bool) -> list[Figure]:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     with server_for(scale.store) as server:
         with child_stand_in(LATENCY) as stand_in:
-            table_name = _table(server, scale.total)
+            table_name = _table(server, scale)
             began = time.monotonic()
             counts = _campaign(server.endpoint, table_name, stand_in, scale, None)
             figures = _report(stand_in, scale, time.monotonic() - began, counts)
         # The bill, priced on a smaller campaign of the same shape and wiring.
-        priced = Scale(PRICED_PER_SENDER, scale.rate, scale.concurrency, scale.store)
+        priced = Scale(
+            PRICED_PER_SENDER, scale.rate, scale.concurrency, scale.store, scale.sender_count
+        )
         with child_stand_in(LATENCY) as stand_in:
-            table_name = _table(server, priced.total)
+            table_name = _table(server, priced)
             meter = _meter(server, table_name)
             with meter.measure() as cost:
                 counts = _campaign(server.endpoint, table_name, stand_in, priced, meter)
@@ -121,7 +130,7 @@ def server_for(store: str) -> Iterator[Server]:
             yield server
 
 
-def _table(server: Server, total: int) -> str:
+def _table(server: Server, scale: Scale) -> str:
     from plumsms_local import dynamodb, template  # noqa: PLC0415
 
     raw = dynamodb.client_for(server.endpoint)
@@ -130,7 +139,7 @@ def _table(server: Server, total: int) -> str:
     # (and dynalite does not have it).
     raw.create_table(**template.table_definition(table_name))
     raw.get_waiter("table_exists").wait(TableName=table_name)
-    seed(raw, table_name, total, SENDERS)
+    seed(raw, table_name, scale.total, scale.senders)
     return table_name
 
 
@@ -202,7 +211,7 @@ def _campaign(
     from plumsms_local import dynamodb  # noqa: PLC0415
 
     total, rate = scale.total, scale.rate
-    give_up = time.monotonic() + 3 * total / (rate * len(SENDERS)) + 60
+    give_up = time.monotonic() + 3 * total / (rate * scale.sender_count) + 60
     counts: Counter[str] = Counter()
     lock = threading.Lock()
     handed_over = threading.Semaphore(0)

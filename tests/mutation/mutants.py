@@ -16,9 +16,13 @@ from cosmic_ray.mutating import mutate_code
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_ROOT = PROJECT_ROOT / "layers" / "plumsms" / "python"
 DOMAIN_DIR = PACKAGE_ROOT / "plumsms" / "domain"
-BEYOND_DOMAIN = ("usecases.dispatch.pacing", "usecases.dispatch.recovery")
+BEYOND_DOMAIN = (
+    "usecases.dispatch.feed",
+    "usecases.dispatch.pacing",
+    "usecases.dispatch.recovery",
+)
 """Pure modules outside ``plumsms.domain`` that can be mutated too (named from ``plumsms``):
-the dispatcher's pacing and recovery, whose unit tests use fakes for every port."""
+the dispatcher's due feed, pacing and recovery, whose unit tests use fakes for every port."""
 EQUIVALENTS_FILE = Path(__file__).resolve().parent / "equivalents.toml"
 
 

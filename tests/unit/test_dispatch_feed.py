@@ -1,4 +1,5 @@
-"""The due messages of a pass, queued per sender: no sender runs dry while pages are left."""
+"""The due messages of a pass, queued per sender and read ahead: no sender idles while
+pages are left, however far down the due order its messages lie."""
 
 from __future__ import annotations
 
@@ -33,34 +34,48 @@ def ids(refs: list) -> list[int]:  # type: ignore[type-arg]
 
 def test_turns_take_one_message_of_each_sender_in_due_order() -> None:
     feed = DueFeed(outbox_with("AABAB"), lambda: NOW, page=10, cap=40)
-    assert feed.wants_page(set())
+    assert feed.wants_page()
     feed.read_page()
     assert feed.exhausted
     assert [ids(feed.turn(set())) for _ in range(4)] == [[0, 2], [1, 4], [3], []]
 
 
-def test_a_sender_that_runs_dry_gets_the_next_page_read_before_its_next_turn() -> None:
-    # GIVEN a first page of four A and one B, and more of B on the next page
-    feed = DueFeed(outbox_with("AAAAB" + "BBBBB"), lambda: NOW, page=5, cap=40)
-    feed.read_page()
+def test_pages_are_read_ahead_until_cap_messages_are_held_and_again_below_it() -> None:
+    # GIVEN pages of five and a cap of ten
+    feed = DueFeed(outbox_with("AAAAB" + "ABABA" + "BBBBB" + "AB"), lambda: NOW, page=5, cap=10)
+    reads = 0
+    while feed.wants_page():
+        feed.read_page()
+        reads += 1
+    # THEN two pages are read before any turn
+    assert reads == 2 and feed.left() == 10
+    # AND once a turn takes the held messages below the cap, the next page is wanted
     assert ids(feed.turn(set())) == [0, 4]
-    # THEN B ran dry: the next page is wanted before another turn
-    assert feed.wants_page(set())
+    assert feed.wants_page()
     feed.read_page()
-    assert ids(feed.turn(set())) == [1, 5]
-    # AND once every page is read, none is wanted
-    assert feed.exhausted and not feed.wants_page(set())
+    assert feed.left() == 13
+    # AND none once every page is read
+    feed.read_page()
+    assert feed.exhausted and not feed.wants_page()
 
 
-def test_a_sender_out_of_slots_neither_takes_turns_nor_asks_for_pages() -> None:
+def test_a_sender_first_seen_on_a_later_page_takes_turns_from_the_first() -> None:
+    # GIVEN a due list whose first page holds only A's messages (as a run taking over
+    # finds it: the senders its predecessor fell behind on come first)
+    feed = DueFeed(outbox_with("AAAAA" + "AAAAB" + "BBBB"), lambda: NOW, page=5, cap=20)
+    while feed.wants_page():
+        feed.read_page()
+    # THEN B takes its turn alongside A's first message, not after A's fifth
+    assert ids(feed.turn(set())) == [0, 9]
+
+
+def test_a_sender_out_of_slots_takes_no_turns() -> None:
     feed = DueFeed(outbox_with("AAAAB" + "AAAAA"), lambda: NOW, page=5, cap=40)
     feed.read_page()
     assert ids(feed.turn({B})) == [0]
-    # B is out of slots: its running dry asks for nothing while A still has messages
-    feed.turn({A})  # B's only message
-    assert not feed.wants_page({B})
-    assert feed.left() == 3
-    assert feed.held({A}) == 0
+    assert ids(feed.turn({A})) == [4]  # B's only message
+    assert ids(feed.turn({B})) == [1]
+    assert feed.left() == 2
 
 
 def test_no_page_is_read_while_cap_messages_are_held() -> None:
@@ -68,8 +83,8 @@ def test_no_page_is_read_while_cap_messages_are_held() -> None:
     feed = DueFeed(outbox_with("B" + "A" * 24), lambda: NOW, page=5, cap=10)
     feed.read_page()
     assert ids(feed.turn(set())) == [0, 1]  # B's one message: B is dry for good
-    # WHEN pages are read as long as they are wanted (B stays dry)
-    while feed.wants_page(set()):
+    # WHEN pages are read as long as they are wanted
+    while feed.wants_page():
         feed.read_page()
     # THEN reading stopped at the first page that took the held messages to the cap
     assert feed.left() == 13
@@ -85,10 +100,10 @@ def test_opted_out_recipients_of_every_page_are_known() -> None:
     assert feed.blocked == {"+12125550003"}
 
 
-def test_the_dispatcher_reads_ahead_for_a_sender_that_ran_dry_on_its_page() -> None:
-    # GIVEN pages of four: the first has three of A's messages and one of B's, the
-    # second four of B's; one worker, so the sends leave in the order they were taken
-    outbox = outbox_with("AAAB" + "BBBB")
+def test_the_dispatcher_serves_a_sender_whose_messages_lie_past_the_first_page() -> None:
+    # GIVEN pages of four: the first holds only A's messages, B's come after; one
+    # worker, so the sends leave in the order they were taken
+    outbox = outbox_with("AAAA" + "AAAB" + "BBB")
     plum = ScriptedPlum()
     dispatcher = Dispatcher(
         outbox=outbox,
@@ -98,6 +113,22 @@ def test_the_dispatcher_reads_ahead_for_a_sender_that_ran_dry_on_its_page() -> N
         clock=lambda: NOW,
     )
     dispatcher.run(lambda: 600_000)
-    # THEN B's next messages take turns with A's instead of waiting for A's to finish
+    # THEN B's messages take turns with A's from the first, instead of waiting until
+    # A's first page ran out
     order = [int(body.split()[1]) for _, _, body, _ in plum.queued]
-    assert order == [0, 3, 1, 4, 2, 5, 6, 7]
+    assert order == [0, 7, 1, 8, 2, 9, 3, 10, 4, 5, 6]
+
+
+def test_due_messages_outlast_a_run_while_pages_are_left_or_a_sender_has_more_queued() -> None:
+    # GIVEN two pages of five: A has seven messages, B three
+    feed = DueFeed(outbox_with("AABAA" + "BABAA"), lambda: NOW, page=5, cap=5)
+    # THEN nothing is known before the first page
+    assert not feed.outlasts(0)
+    # AND with a page left, the messages outlast any number of sends
+    feed.read_page()
+    assert feed.outlasts(1000)
+    # AND once every page is read, only a sender with more queued than it can send
+    feed.read_page()
+    assert feed.exhausted
+    assert feed.outlasts(6)  # A has seven
+    assert not feed.outlasts(7)  # exactly what A can send: nothing left after

@@ -308,3 +308,60 @@ def test_no_local_slot_is_reserved_within_one_booking_lead_of_the_deadline() -> 
     # AND every slot reserved gets its shared slot
     for slot in slots:
         assert shared.wait_until("+1", slot)
+
+
+def test_a_run_behind_the_book_reserves_no_slot_the_book_would_refuse() -> None:
+    # GIVEN a run at 1 msg/s taking over while the previous run's sends hold the book a
+    # second ahead, 9.5 s from its deadline, reserving three slots ahead (as its claim
+    # loop does: the claims are made before the slots' bookings answer)
+    shared, book, clocks = pacer()
+    book.next["+1"] = clocks.wall() + 1.0
+    deadline = clocks.mono + 9.5
+    reserved = [shared.reserve("+1", deadline=deadline) for _ in range(3)]
+    sent = refused = 0
+    while reserved:
+        slot = reserved.pop(0)
+        assert slot is not None
+        if shared.wait_until("+1", slot):
+            sent += 1
+        else:
+            refused += 1
+        if (more := shared.reserve("+1", deadline=deadline)) is not None:
+            reserved.append(more)
+    # THEN every slot it reserved got its shared one (the book's, a second later than
+    # the local one, up to 109 s): none was claimed only to be handed back
+    assert (sent, refused) == (9, 0)
+    assert book.next["+1"] - OFFSET == pytest.approx(110.0)
+
+
+def test_a_run_on_the_books_pace_keeps_its_slots_up_to_one_lead_before_the_deadline() -> None:
+    # GIVEN a run at 1 msg/s alone on the book, 10 s from its deadline, booking each
+    # slot before reserving the next
+    shared, _, clocks = pacer()
+    deadline = clocks.mono + 10
+    slots = []
+    while (slot := shared.reserve("+1", deadline=deadline)) is not None:
+        assert shared.wait_until("+1", slot)
+        slots.append(slot)
+    # THEN after the first booking (one first lead late) its shared slots fell on its
+    # local ones, with no lag: its last local slot is 109.1 s, within a second of the
+    # deadline (only the least lead is kept free)
+    assert slots[1] == pytest.approx(101.1)
+    assert slots[-1] == pytest.approx(109.1)
+
+
+def test_a_run_ahead_of_the_book_reserves_no_more_than_one_lead_before_the_deadline() -> None:
+    # GIVEN a run whose second shared slot came 10 ms before its local one (the sender's
+    # book was busy up to just then): a negative lag
+    shared, book, clocks = pacer()
+    first = shared.reserve("+1", deadline=clocks.mono + 30)
+    assert first is not None and shared.wait_until("+1", first)
+    second = shared.reserve("+1", deadline=clocks.mono + 30)
+    assert second == pytest.approx(101.1)
+    book.next["+1"] = OFFSET + 101.09
+    assert shared.wait_until("+1", second)
+    assert clocks.mono == pytest.approx(101.09)
+    # THEN its next slot (102.1 s) is reserved only with one lead free before the
+    # deadline, as with no lag: a book behind the run gains it nothing
+    assert shared.reserve("+1", deadline=102.1 + BOOK_AHEAD_MIN - 0.005) is None
+    assert shared.reserve("+1", deadline=102.1 + BOOK_AHEAD_MIN) == pytest.approx(102.1)

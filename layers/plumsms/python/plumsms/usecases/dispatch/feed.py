@@ -3,9 +3,12 @@
 A page of due messages rarely holds the same number from each sender. Taken page by
 page, a sender with few messages on the page ran dry while the run still worked through
 the others' (each waiting for its slot), and sent nothing until the next page was read:
-a gap of seconds in its rate. The feed reads the next page as soon as a sender that
-still has slots runs dry, up to ``cap`` messages held, and hands out turns: one message
-from each sender with any queued, in due order within each sender.
+a gap of seconds in its rate. Worse, a run taking over from another finds the head of
+the due list full of the senders its predecessor had fallen behind on, and a sender it
+had served furthest is on no page read so far: it idled until some other sender ran
+dry. The feed keeps ``cap`` messages read ahead (refilling as soon as fewer are held)
+and hands out turns: one message from each sender with any queued, in due order within
+each sender.
 """
 
 from __future__ import annotations
@@ -35,18 +38,10 @@ class DueFeed:
         self.exhausted = False
         """True once the last page of this pass has been read."""
 
-    def held(self, skip: set[str]) -> int:
-        """Messages queued for senders not in ``skip``."""
-        return sum(len(q) for sender, q in self._queues.items() if sender not in skip)
-
-    def wants_page(self, skip: set[str]) -> bool:
-        """True when another page should be read now: pages are left, fewer than ``cap``
-        messages are held, and nothing is queued or a sender not in ``skip`` ran dry."""
-        if self.exhausted or sum(len(q) for q in self._queues.values()) >= self._cap:
-            return False
-        return self.held(skip) == 0 or any(
-            not q for sender, q in self._queues.items() if sender not in skip
-        )
+    def wants_page(self) -> bool:
+        """True when another page should be read now: pages are left, and fewer than
+        ``cap`` messages are held."""
+        return not self.exhausted and self.left() < self._cap
 
     def read_page(self) -> None:
         """Read the next page and its opt-outs (store errors propagate)."""

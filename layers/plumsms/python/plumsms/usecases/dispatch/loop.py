@@ -242,7 +242,7 @@ class Dispatcher:
         full: set[str] = set()  # senders with no slot left before the deadline
         while run.may_claim():
             self._hand_over_early(run, feed)
-            if feed.wants_page(full):
+            if feed.wants_page():
                 try:
                     feed.read_page()
                 except Exception:

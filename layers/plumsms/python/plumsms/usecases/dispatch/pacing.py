@@ -136,17 +136,20 @@ class SharedPacer:
         self._monotonic = monotonic
         self._sleep = sleep
         self._deadline = math.inf
+        self._lag: dict[str, float] = {}
+        """Per sender, how far the latest shared slot fell after its local one."""
 
     def reserve(self, key: str, deadline: float | None = None) -> float | None:
         """The local slot, booked in due order; remembers the run's deadline.
 
-        No local slot within one booking lead of the deadline: its shared slot, asked for
-        that lead later, would start past the deadline, and the claim made for it would
-        go back unsent (two writes for nothing, and the message loses its place)."""
+        No local slot within one booking lead of the deadline, nor within the sender's
+        lag behind the book: its shared slot would start past the deadline, and the
+        claim made for it would go back unsent (two writes for nothing, and the message
+        loses its place)."""
         if deadline is None:
             return self._local.reserve(key)
         self._deadline = deadline
-        return self._local.reserve(key, deadline - self.lead.seconds())
+        return self._local.reserve(key, deadline - self.lead.seconds() - self._lag.get(key, 0.0))
 
     def wait_until(self, key: str, slot: float) -> bool:
         """Wait until just before the local slot, book the shared one, and wait for it.
@@ -171,6 +174,10 @@ class SharedPacer:
         self._local.defer(key, next_free - offset)
         if shared is None:
             return False
+        # A run that took over while another's sends were booked ahead keeps that lag to
+        # its end: its later local slots were reserved before this answer (in due order,
+        # a few per sender ahead), so deferring moves none of them.
+        self._lag[key] = max(0.0, shared - offset - slot)
         delay = shared - self._wall()
         if delay > 0:
             self._sleep(delay)
