@@ -646,3 +646,33 @@ def test_a_hand_overs_run_waits_no_longer_than_its_own_claiming_time() -> None:
     # THEN it gave up waiting after its 3 s and coalesced
     assert 3.0 <= sum(clock.sleeps) <= 3.0 + LEASE_POLL_SECONDS + 1e-9
     assert report.stopped == COALESCED
+
+
+def test_a_run_lets_go_of_the_lease_only_once_its_last_claims_are_answered() -> None:
+    # GIVEN a due message whose claim takes 0.2 s to be answered, and a run whose time
+    # runs out while that claim is on its way
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(0))
+    left = [600_000]
+    order: list[str] = []
+    claim, give_up = outbox.claim, lease.give_up
+
+    def slow_claim(*args: Any, **kwargs: Any) -> Any:
+        left[0] = 0
+        time.sleep(0.2)
+        order.append("claim answered")
+        return claim(*args, **kwargs)
+
+    def giving_up(holder: str) -> None:
+        order.append("lease let go")
+        give_up(holder)
+
+    outbox.claim = slow_claim  # type: ignore[method-assign]
+    lease.give_up = giving_up  # type: ignore[method-assign]
+    dispatcher = leased(outbox, plum, lease, concurrency=1, stop_margin=timedelta(seconds=1))
+    report = dispatcher.run(lambda: left[0])
+    # THEN the lease was let go after the claim was answered (a next run listing the due
+    # messages in between would have raced this run for the message), and the message
+    # was still sent
+    assert order == ["claim answered", "lease let go"]
+    assert report["sent"] == 1 and report["lost_race"] == 0

@@ -28,6 +28,9 @@ _log = logging.getLogger(__name__)
 
 FEED_PAGES = 4
 """Pages of due messages a run holds at most (queued per sender, waiting their turn)."""
+CLAIM_SETTLE_SECONDS = 5.0
+"""How long a run waits for its last claims to be answered before it lets go of the lease
+(a claim is one conditional write: past this the store client has given up on it)."""
 LEASE_ROUNDS = 4
 """Tries at taking the lease or leaving a request (each lost only to a release)."""
 LEASE_POLL_SECONDS = 0.2
@@ -171,6 +174,7 @@ class Dispatcher:
                     # once it has it: it serves any request, and sooner than a pass here.
                     break
                 try:
+                    self._settle_claims(run)
                     released = lease.release(holder)
                 except Exception:
                     run.report.add("errors")
@@ -183,7 +187,18 @@ class Dispatcher:
             return more
         finally:
             if not released:
+                self._settle_claims(run)
                 self._give_up(lease, holder, run)
+
+    def _settle_claims(self, run: Run) -> None:
+        """Wait until this run's last claims are answered before it lets go of the lease.
+
+        A worker makes its claim a moment after the claim loop hands it the message; a
+        next run that took the lease and listed the due messages in that moment found the
+        message still due, and one of the two claims was refused (a write for nothing,
+        and a slot the loser had reserved went unused)."""
+        if not run.wait_for_claims(CLAIM_SETTLE_SECONDS):
+            self._log.warning("claims still unanswered when letting go of the lease")
 
     def _hand_over(self, run: Run) -> None:
         """Start the next run now (a campaign would otherwise idle until the next tick)."""
@@ -282,6 +297,8 @@ class Dispatcher:
                         continue
                 if not self._free_worker(run, workers):
                     return not run.halted.is_set()
+                if slot is not None:
+                    run.claim_started()
                 future = pool.submit(self._deliver, run, ref, slot)
                 future.add_done_callback(lambda _: workers.release())
                 in_pass.append(future)
@@ -307,13 +324,16 @@ class Dispatcher:
                     self._outcomes.publish(change_to(suppressed, Status.SCHEDULED))
                 return
             now = self._clock()
-            claim = self._outbox.claim(
-                ref,
-                uuid.uuid4().hex,
-                now,
-                now + self.config.stale_after,
-                self._result_url(ref.message_id),
-            )
+            try:
+                claim = self._outbox.claim(
+                    ref,
+                    uuid.uuid4().hex,
+                    now,
+                    now + self.config.stale_after,
+                    self._result_url(ref.message_id),
+                )
+            finally:
+                run.claim_settled()
             if claim is None:
                 run.report.add("lost_race")
                 return

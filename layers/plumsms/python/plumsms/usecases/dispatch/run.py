@@ -119,6 +119,8 @@ class Run:
     claims_in_pass: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _plum: PlumGateway | None = None
+    _claiming: int = 0
+    _claims_settled: threading.Condition = field(default_factory=threading.Condition)
 
     def plum_ready(self) -> bool:
         """Get Plum's client on first need (reading the credentials); False, with the run
@@ -165,6 +167,23 @@ class Run:
         """Count a claim made in the current pass over the due messages."""
         with self.lock:
             self.claims_in_pass += 1
+
+    def claim_started(self) -> None:
+        """A worker was handed a message to claim (the claim request is not yet answered)."""
+        with self._claims_settled:
+            self._claiming += 1
+
+    def claim_settled(self) -> None:
+        """That claim was answered (made, lost or failed)."""
+        with self._claims_settled:
+            self._claiming -= 1
+            if self._claiming == 0:
+                self._claims_settled.notify_all()
+
+    def wait_for_claims(self, timeout: float) -> bool:
+        """Wait until every claim handed to a worker was answered; False after ``timeout``."""
+        with self._claims_settled:
+            return self._claims_settled.wait_for(lambda: self._claiming == 0, timeout)
 
     def take_pass_claims(self) -> int:
         """The claims made in the pass now ending (and start counting the next one)."""
