@@ -145,8 +145,8 @@ class Dispatcher:
         """Recover, pass over the due messages until no pass is owed, and start the next
         run at once when this one ran out of time (or slots) with messages still due.
 
-        The lease is let go as soon as this run stops claiming, before its last sends
-        have left: a run started meanwhile may claim while they finish (each of them holds
+        The lease is let go as soon as this run stops claiming and its last claims are
+        answered, before its last sends have left: a run started meanwhile may claim while they finish (each of them holds
         its booked slot, so every sender keeps its pace).
         """
         pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="dispatch")
