@@ -146,8 +146,9 @@ class Dispatcher:
         run at once when this one ran out of time (or slots) with messages still due.
 
         The lease is let go as soon as this run stops claiming and its last claims are
-        answered, before its last sends have left: a run started meanwhile may claim while they finish (each of them holds
-        its booked slot, so every sender keeps its pace).
+        answered, before its last sends have left: a run started meanwhile may claim
+        while they finish (each of them holds its booked slot, so every sender keeps its
+        pace).
         """
         pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="dispatch")
         try:
