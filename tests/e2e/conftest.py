@@ -55,7 +55,8 @@ class RunningStack:
     def api_json(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
         """Call the management API and decode its JSON answer (asserting success)."""
         response = self.api(method, path, body, **headers)
-        assert response.status < 400, (response.status, response.data[:500])
+        # The stack's last lines name the cause of a 5xx (its traceback is logged there).
+        assert response.status < 400, (response.status, response.data[:500], self.output[-20:])
         return json.loads(response.data)
 
     def wait_for_status(self, message_id: str, statuses: set[str], timeout: float = 20.0) -> Any:

@@ -7,6 +7,7 @@ import binascii
 import hmac
 import json
 import re
+from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote
@@ -237,7 +238,23 @@ class CheckedProxyEvent(APIGatewayProxyEvent):
         return {name: given for name, given in values.items() if any(given)}
 
 
-class ApiResolver(APIGatewayRestResolver):
+class EnvironmentResolver(APIGatewayRestResolver):
+    """Powertools' REST resolver, holding the request it is resolving itself.
+
+    Powertools keeps the current event and Lambda context on its router *class*, shared
+    by every resolver in the process. On Lambda a process is one execution environment,
+    serving one request at a time; the local stack runs every function's environments as
+    threads of one process, where two requests would read each other's event (a POST
+    answered from a GET's empty body). Kept on the resolver, one per environment, each
+    request reads its own wherever it runs."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        self.current_event = self._to_proxy_event(dict(event))  # type: ignore[assignment]
+        self.lambda_context = context
+        return super().resolve(event, context)
+
+
+class ApiResolver(EnvironmentResolver):
     """The management API's resolver: requests read as ``CheckedProxyEvent``s, and an
     OpenAPI document whose error answers are the ones this API sends."""
 
@@ -275,7 +292,7 @@ def api_resolver(settings: Settings, *, validation: bool = False) -> APIGatewayR
     if validation:
         app = ApiResolver(strip_prefixes=prefixes or None, enable_validation=True)
     else:
-        app = APIGatewayRestResolver(strip_prefixes=prefixes or None)
+        app = EnvironmentResolver(strip_prefixes=prefixes or None)
     register_error_handlers(app, validation=validation)
     return app
 
