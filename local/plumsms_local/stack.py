@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import faulthandler
 import logging
 import os
 import secrets
@@ -34,6 +35,8 @@ from plumsms_local.lambda_runtime import LocalFunction
 log = logging.getLogger("plumsms.local")
 
 DEFAULT_PORT = 3000
+STOP_REPORT_SECONDS = 10
+"""A stop still running after this long prints every thread's stack (stderr)."""
 DEFAULT_SIM_PORT = 8700
 DEFAULT_SMS_NUMBERS = "+12435678910"
 DEFAULT_PLUM_USERNAME = "plum-sim"
@@ -504,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         print("stopping...", flush=True)
+        # A stop that hangs says where: every thread's stack, on stderr, after 10 s.
+        faulthandler.dump_traceback_later(STOP_REPORT_SECONDS, exit=False)
         stack.stop()
     return 0
 
