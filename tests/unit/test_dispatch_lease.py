@@ -12,9 +12,16 @@ import pytest
 
 from plumsms.domain.errors import StoreUnavailable
 from plumsms.domain.plum import PlumUnavailable
-from plumsms.domain.sending import DueCursor, DuePage
-from plumsms.usecases.dispatch import COALESCED, DispatchConfig, Dispatcher, DispatchReport
+from plumsms.domain.sending import DueCursor, DuePage, DueRef
+from plumsms.usecases.dispatch import (
+    COALESCED,
+    DispatchConfig,
+    Dispatcher,
+    DispatchReport,
+    RateLimiter,
+)
 from plumsms.usecases.dispatch.loop import LEASE_POLL_SECONDS, LEASE_ROUNDS
+from plumsms.usecases.ports import Pacer
 from tests.fakes import NOW, FakeOutbox, FakeTime, ScriptedPlum
 from tests.unit.test_sending_dispatch import message
 
@@ -97,6 +104,7 @@ def leased(
     successor: Callable[[], None] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    pacer: Callable[[], Pacer] | None = None,
     **config: Any,
 ) -> Dispatcher:
     settings = {"rate_per_second": 1000.0, "concurrency": 4} | config
@@ -111,6 +119,7 @@ def leased(
         successor=successor,
         monotonic=monotonic,
         sleep=sleep,
+        pacer=pacer,
     )
 
 
@@ -361,8 +370,9 @@ def handing_over(
     )
 
 
-def test_a_run_out_of_slots_with_messages_due_starts_the_next_run_after_letting_go() -> None:
-    # GIVEN five due messages from one number at 1 msg/s and a run with 3.5 s to claim
+def test_a_run_out_of_slots_with_messages_due_starts_the_next_run_at_once() -> None:
+    # GIVEN five due messages from one number at 1 msg/s and a run with 3.5 s to claim,
+    # on a clock that stands still: the lead (1.75 s before the end) never comes
     outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
     for index in range(5):
         outbox.add(message(index))
@@ -370,10 +380,13 @@ def test_a_run_out_of_slots_with_messages_due_starts_the_next_run_after_letting_
     dispatcher = handing_over(outbox, plum, lease, successor, stop_margin=timedelta(seconds=2))
     report = dispatcher.run(lambda: 5_500)
     # THEN it sent what its slots allowed (0, 1, 2 and 3 s), and started the next run
-    # once the lease was free
+    # once, as soon as it had no slot left: while it still held the lease (the next run
+    # waits for it), not once its last sends had left
     assert report["sent"] == 4
     assert report["continued"] == 1
-    assert successor.calls == [None]
+    assert len(successor.calls) == 1
+    assert successor.calls[0] is not None
+    assert lease.holder is None
 
 
 def test_a_run_that_finished_the_due_messages_starts_nothing() -> None:
@@ -406,13 +419,16 @@ def test_a_failed_hand_over_is_counted_and_the_tick_takes_over() -> None:
     successor = Successor(lease, fails=True)
     dispatcher = handing_over(outbox, plum, lease, successor, stop_margin=timedelta(seconds=2))
     report = dispatcher.run(lambda: 5_500)
-    assert successor.calls == [None]
+    # THEN it tried once when out of slots, and again once its last sends had left;
+    # both failures are counted, and the lease is free for the tick
+    assert len(successor.calls) == 2
+    assert successor.calls[1] is None
     assert report["continued"] == 0
-    assert report["errors"] == 1
+    assert report["errors"] == 2
     assert lease.holder is None
 
 
-def test_a_run_whose_last_send_is_still_with_plum_hands_over_once_it_is_done() -> None:
+def test_a_run_whose_last_send_is_still_with_plum_hands_over_once() -> None:
     # GIVEN three due messages from one number at 1 msg/s, a run with room for one slot,
     # and a Plum that answers slowly: the run runs out of slots while its send is out
     outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
@@ -428,9 +444,11 @@ def test_a_run_whose_last_send_is_still_with_plum_hands_over_once_it_is_done() -
     successor = Successor(lease)
     dispatcher = handing_over(outbox, plum, lease, successor, stop_margin=timedelta(seconds=1))
     report = dispatcher.run(lambda: 1_500)
-    # THEN the send counted as progress: the next run was started, once
+    # THEN the claim counted as progress: the next run was started, once, while the
+    # lease was held (not again at the end)
     assert report["sent"] == 1
-    assert successor.calls == [None]
+    assert len(successor.calls) == 1
+    assert successor.calls[0] is not None
     assert report["continued"] == 1
 
 
@@ -626,10 +644,11 @@ def test_a_pass_requested_while_the_next_run_waits_is_left_to_that_run() -> None
 
 def test_without_a_waiting_run_the_requested_pass_is_made() -> None:
     # The control: the same request with no next run started costs the holder a pass.
+    # (8.5 s to claim: the run is out of slots after its slot at 8 s, with time left)
     outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
     for index in range(20):
         outbox.add(message(index))
-    timeline = Timeline(10.0)
+    timeline = Timeline(10.5)
     dispatcher, _ = relaying(outbox, plum, lease, timeline, lambda successor: None)
     listings = outbox.listings
     outbox.after_listing = [lambda page: lease.request(NOW) and None]
@@ -676,3 +695,48 @@ def test_a_run_lets_go_of_the_lease_only_once_its_last_claims_are_answered() -> 
     # was still sent
     assert order == ["claim answered", "lease let go"]
     assert report["sent"] == 1 and report["lost_race"] == 0
+
+
+class RecordingPacer(RateLimiter):
+    """A run's limiter that notes, in ``order``, the slots dropped and booked ahead."""
+
+    def __init__(self, order: list[str]) -> None:
+        super().__init__(1000.0)
+        self.order = order
+
+    def drop(self, key: str, slot: float) -> None:
+        self.order.append("slot dropped")
+
+    def book_reserved(self) -> None:
+        self.order.append("reserved slots booked")
+
+
+def test_a_run_books_its_last_slots_before_letting_go_and_none_for_a_lost_claim() -> None:
+    # GIVEN two due messages, one of which another run claims first, and a run whose
+    # time runs out while the claims are on their way
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(0))
+    outbox.add(message(1))
+    left = [600_000]
+    order: list[str] = []
+    claim, give_up = outbox.claim, lease.give_up
+
+    def claim_or_lose(ref: DueRef, *args: Any, **kwargs: Any) -> Any:
+        left[0] = 0
+        time.sleep(0.1)
+        return None if ref.message_id == message(1).id else claim(ref, *args, **kwargs)
+
+    def giving_up(holder: str) -> None:
+        order.append("lease let go")
+        give_up(holder)
+
+    outbox.claim = claim_or_lose  # type: ignore[method-assign]
+    lease.give_up = giving_up  # type: ignore[method-assign]
+    dispatcher = leased(
+        outbox, plum, lease, pacer=lambda: RecordingPacer(order), stop_margin=timedelta(seconds=1)
+    )
+    report = dispatcher.run(lambda: left[0])
+    # THEN the lost claim's slot was dropped, and the slots still to be used were booked
+    # before the lease was let go (a next run booking first would take them)
+    assert report["lost_race"] == 1 and report["sent"] == 1
+    assert order == ["slot dropped", "reserved slots booked", "lease let go"]

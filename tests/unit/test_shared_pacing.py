@@ -4,6 +4,7 @@ with the wall and monotonic clocks apart (they never agree in a real Lambda)."""
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 
@@ -49,6 +50,8 @@ class Book:
         self.earliest: list[float | None] = []
         self.trip = 0.0
         """Seconds each booking takes (the wall clock moves on by that much)."""
+        self.asked: list[float] = []
+        """The wall time of each booking."""
 
     def book(
         self, number: str, deadline: float, earliest: float | None = None
@@ -56,6 +59,7 @@ class Book:
         self.calls.append((number, deadline))
         self.earliest.append(earliest)
         now = self.clocks.wall()
+        self.asked.append(now)
         self.clocks.mono += self.trip
         booked = self.next.get(number, -math.inf)
         # as DynamoSlotBook: an idle sender's slot starts at ``earliest``, a busy one's
@@ -365,3 +369,220 @@ def test_a_run_ahead_of_the_book_reserves_no_more_than_one_lead_before_the_deadl
     # deadline, as with no lag: a book behind the run gains it nothing
     assert shared.reserve("+1", deadline=102.1 + BOOK_AHEAD_MIN - 0.005) is None
     assert shared.reserve("+1", deadline=102.1 + BOOK_AHEAD_MIN) == pytest.approx(102.1)
+
+
+# -- a run's last slots, booked before it lets go of the lease -----------------------------
+
+
+def two_runs() -> tuple[SharedPacer, SharedPacer, Book, Clocks]:
+    """Two runs at 1 msg/s on one book and one clock: the one ending, and its successor."""
+    clocks = Clocks()
+    book = Book(clocks, 1.0)
+
+    def run() -> SharedPacer:
+        local = RateLimiter(1.0, clocks.monotonic, clocks.sleep)
+        return SharedPacer(
+            local, book, wall=clocks.wall, monotonic=clocks.monotonic, sleep=clocks.sleep
+        )
+
+    return run(), run(), book, clocks
+
+
+def test_a_run_ending_with_slots_reserved_keeps_them_when_the_next_run_books() -> None:
+    # GIVEN a run 10 s from its deadline with three local slots reserved (100, 101 and
+    # 102 s: three claims waiting for their slots) when it stops claiming
+    ending, following, book, clocks = two_runs()
+    deadline = clocks.mono + 10
+    slots = [ending.reserve("+1", deadline=deadline) for _ in range(3)]
+    # WHEN it books them before letting go, and the next run then books its first slot
+    ending.book_reserved()
+    taken = following.reserve("+1", deadline=clocks.mono + 60)
+    assert taken is not None and following.wait_until("+1", taken)
+    # THEN they were asked for at their local slots (the first one lead on: an answer
+    # takes that long), the next run's slot comes after the three (103.1 s), and each of
+    # the three claims sends in its own slot, booked once
+    assert [e - OFFSET for e in book.earliest[:3]] == pytest.approx([100.1, 101.0, 102.0])
+    assert clocks.mono - 100 == pytest.approx(3.1)
+    clocks.mono = 100.0
+    for slot, sends_at in zip(slots, (100.1, 101.1, 102.1), strict=True):
+        assert slot is not None and ending.wait_until("+1", slot)
+        assert clocks.mono == pytest.approx(sends_at)
+    assert len(book.calls) == 4
+
+
+def test_without_booking_them_the_ending_runs_last_claims_are_refused() -> None:
+    # The control: the next run books before the ending run's last workers do, and the
+    # ending run's last slot is past its deadline (its claim goes back unsent).
+    ending, following, _, clocks = two_runs()
+    deadline = clocks.mono + 2.5
+    slots = [ending.reserve("+1", deadline=deadline) for _ in range(3)]
+    for _ in range(2):
+        taken = following.reserve("+1", deadline=clocks.mono + 60)
+        assert taken is not None and following.wait_until("+1", taken)
+    clocks.mono = 100.0
+    assert [ending.wait_until("+1", s) for s in slots if s is not None] == [True, False, False]
+
+
+def test_a_dropped_slot_is_not_booked() -> None:
+    # GIVEN two reserved slots, the first of which lost its claim
+    shared, book, clocks = pacer()
+    first = shared.reserve("+1", deadline=clocks.mono + 10)
+    second = shared.reserve("+1", deadline=clocks.mono + 10)
+    assert first is not None and second is not None
+    shared.drop("+1", first)
+    # WHEN the run books its reserved slots
+    shared.book_reserved()
+    # THEN only the second was booked, at its local slot: no shared slot goes unused
+    assert len(book.calls) == 1
+    assert book.earliest == [pytest.approx(second + OFFSET)]
+    assert shared.wait_until("+1", second)
+    assert len(book.calls) == 1
+
+
+def test_booking_reserved_slots_twice_books_each_once() -> None:
+    shared, book, clocks = pacer()
+    slot = shared.reserve("+1", deadline=clocks.mono + 10)
+    shared.book_reserved()
+    shared.book_reserved()
+    assert slot is not None and shared.wait_until("+1", slot)
+    assert len(book.calls) == 1
+
+
+class FailingBook(Book):
+    """A book whose next ``failures`` bookings raise (the store is unavailable)."""
+
+    def __init__(self, clocks: Clocks, interval: float, failures: int) -> None:
+        super().__init__(clocks, interval)
+        self.failures = failures
+
+    def book(
+        self, number: str, deadline: float, earliest: float | None = None
+    ) -> tuple[float | None, float]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("store unavailable")
+        return super().book(number, deadline, earliest)
+
+
+def test_when_booking_the_reserved_slots_fails_each_worker_books_its_own() -> None:
+    clocks = Clocks()
+    book = FailingBook(clocks, 1.0, failures=1)
+    shared = SharedPacer(
+        RateLimiter(1.0, clocks.monotonic, clocks.sleep),
+        book,
+        wall=clocks.wall,
+        monotonic=clocks.monotonic,
+        sleep=clocks.sleep,
+    )
+    slots = [shared.reserve("+1", deadline=clocks.mono + 10) for _ in range(2)]
+    with pytest.raises(ConnectionError):
+        shared.book_reserved()
+    # THEN neither slot is left waiting for an answer that never comes
+    assert all(s is not None and shared.wait_until("+1", s) for s in slots)
+    assert len(book.calls) == 2
+
+
+def test_a_worker_waits_for_the_booking_made_for_it() -> None:
+    # GIVEN a slow book, and the run booking its reserved slot while the slot's worker
+    # reaches it
+    clocks = Clocks()
+    asked = threading.Event()
+    answer = threading.Event()
+
+    class SlowBook(Book):
+        def book(
+            self, number: str, deadline: float, earliest: float | None = None
+        ) -> tuple[float | None, float]:
+            asked.set()
+            assert answer.wait(5)
+            return super().book(number, deadline, earliest)
+
+    book = SlowBook(clocks, 1.0)
+    shared = SharedPacer(
+        RateLimiter(1.0, clocks.monotonic, clocks.sleep),
+        book,
+        wall=clocks.wall,
+        monotonic=clocks.monotonic,
+        sleep=clocks.sleep,
+    )
+    slot = shared.reserve("+1", deadline=clocks.mono + 10)
+    assert slot is not None
+    booking = threading.Thread(target=shared.book_reserved)
+    booking.start()
+    assert asked.wait(5)
+    result: list[bool] = []
+    worker = threading.Thread(target=lambda: result.append(shared.wait_until("+1", slot)))
+    worker.start()
+    worker.join(0.2)
+    # THEN the worker waits for that answer instead of booking a second slot
+    assert worker.is_alive()
+    answer.set()
+    booking.join(5)
+    worker.join(5)
+    assert result == [True]
+    assert len(book.calls) == 1
+
+
+def test_a_worker_books_its_shared_slot_one_lead_before_its_local_slot() -> None:
+    # GIVEN a run whose second local slot is a second away
+    shared, book, clocks = pacer()
+    first = shared.reserve("+1", deadline=clocks.mono + 10)
+    second = shared.reserve("+1", deadline=clocks.mono + 10)
+    assert first is not None and second == pytest.approx(101.0)
+    clocks.sleep(0.2)
+    # WHEN its worker waits for it
+    assert shared.wait_until("+1", second)
+    # THEN it asked the book only one lead before the slot, not at once (slots booked
+    # far ahead are lost to the sender when the send does not happen)
+    assert book.asked == [pytest.approx(OFFSET + 101.0 - BOOK_AHEAD_FIRST)]
+    assert book.earliest == [pytest.approx(OFFSET + 101.0)]
+
+
+def test_dropping_a_slot_never_reserved_changes_nothing() -> None:
+    shared, book, clocks = pacer()
+    slot = shared.reserve("+1", deadline=clocks.mono + 10)
+    shared.drop("+1", 12345.0)
+    shared.drop("+2", 100.0)
+    shared.book_reserved()
+    assert slot is not None and shared.wait_until("+1", slot)
+    assert len(book.calls) == 1
+
+
+def test_a_slot_its_worker_is_booking_is_not_booked_again() -> None:
+    # GIVEN a slow book, and a worker booking its slot when the run books the reserved
+    clocks = Clocks()
+    asked = threading.Event()
+    answer = threading.Event()
+
+    class SlowBook(Book):
+        def book(
+            self, number: str, deadline: float, earliest: float | None = None
+        ) -> tuple[float | None, float]:
+            asked.set()
+            assert answer.wait(5)
+            return super().book(number, deadline, earliest)
+
+    book = SlowBook(clocks, 1.0)
+    shared = SharedPacer(
+        RateLimiter(1.0, clocks.monotonic, clocks.sleep),
+        book,
+        wall=clocks.wall,
+        monotonic=clocks.monotonic,
+        sleep=clocks.sleep,
+    )
+    slot = shared.reserve("+1", deadline=clocks.mono + 10)
+    assert slot is not None
+    result: list[bool] = []
+    worker = threading.Thread(target=lambda: result.append(shared.wait_until("+1", slot)))
+    worker.start()
+    assert asked.wait(5)
+    # WHEN the run books its reserved slots meanwhile
+    booking = threading.Thread(target=shared.book_reserved)
+    booking.start()
+    booking.join(0.2)
+    answer.set()
+    booking.join(5)
+    worker.join(5)
+    # THEN the slot was booked once, by its worker
+    assert result == [True]
+    assert len(book.calls) == 1

@@ -126,6 +126,13 @@ class Pacer(Protocol):
     def reserve(self, key: str, deadline: float | None = None) -> float | None:
         """Book ``key``'s next local slot (monotonic seconds); None past ``deadline``."""
 
+    def drop(self, key: str, slot: float) -> None:
+        """Forget a reserved slot that will not be used (its claim was lost or failed)."""
+
+    def book_reserved(self) -> None:
+        """Make sure every reserved slot still to be used is held by this run, before the
+        run lets go of the lease (a next run could otherwise take them)."""
+
     def wait_until(self, key: str, slot: float) -> bool:
         """Sleep until the send may start; False when it may not start in this run."""
 

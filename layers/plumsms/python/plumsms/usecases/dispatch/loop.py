@@ -192,14 +192,23 @@ class Dispatcher:
                 self._give_up(lease, holder, run)
 
     def _settle_claims(self, run: Run) -> None:
-        """Wait until this run's last claims are answered before it lets go of the lease.
+        """Wait until this run's last claims are answered, and book their send slots,
+        before it lets go of the lease.
 
         A worker makes its claim a moment after the claim loop hands it the message; a
         next run that took the lease and listed the due messages in that moment found the
         message still due, and one of the two claims was refused (a write for nothing,
-        and a slot the loser had reserved went unused)."""
+        and a slot the loser had reserved went unused). And a worker books its shared
+        slot only just before it: a next run booking meanwhile took the slots this run's
+        last claims were counting on, and sent them back unsent."""
         if not run.wait_for_claims(CLAIM_SETTLE_SECONDS):
             self._log.warning("claims still unanswered when letting go of the lease")
+        try:
+            run.limiter.book_reserved()
+        except Exception:
+            # Each worker books its own slot instead, as it would have anyway.
+            run.report.add("errors")
+            self._log.exception("booking the run's last send slots failed")
 
     def _hand_over(self, run: Run) -> None:
         """Start the next run now (a campaign would otherwise idle until the next tick)."""
@@ -211,16 +220,23 @@ class Dispatcher:
             return
         self._start_successor(run, self._successor)
 
-    def _hand_over_early(self, run: Run, feed: DueFeed) -> None:
+    def _hand_over_early(self, run: Run, feed: DueFeed, *, out_of_slots: bool = False) -> None:
         """Start the next run ``hand_over_lead`` before this one stops claiming, when this
         one is claiming and messages are still due: it is up (cold start included) and
-        waiting for the lease when this one lets go, so no sender idles in between."""
+        waiting for the lease when this one lets go, so no sender idles in between.
+
+        ``out_of_slots``: every sender with messages due has no slot left in this run,
+        which therefore claims no more; the next run starts now, whatever the time left
+        (the claim loop books a few slots per sender ahead, so this can come before the
+        lead, and waiting for the end of the last sends would leave a gap of a cold start).
+        """
         if self._successor is None or run.hand_over_tried:
             return
+        if not (run.report["claimed"] or run.report["suppressed"]):
+            return
         seconds_left = run.seconds_left()
-        if (
+        if not out_of_slots and (
             seconds_left > run.hand_over_lead
-            or not (run.report["claimed"] or run.report["suppressed"])
             or not feed.outlasts(self.config.rate_per_second * seconds_left)
         ):
             return
@@ -272,7 +288,11 @@ class Dispatcher:
             turn = feed.turn(full)
             if not turn:
                 if feed.left():
-                    return True  # every sender with messages due is out of slots
+                    # Every sender with messages due is out of slots: no more claims
+                    # here (whether any was made is known once they are answered).
+                    self._settle_claims(run)
+                    self._hand_over_early(run, feed, out_of_slots=True)
+                    return True
                 # End of the due messages: go round again only if this pass sent
                 # something (retries and new sends may have come due meanwhile).
                 if not run.may_claim():
@@ -325,6 +345,7 @@ class Dispatcher:
                     self._outcomes.publish(change_to(suppressed, Status.SCHEDULED))
                 return
             now = self._clock()
+            claim: Claim | None = None
             try:
                 claim = self._outbox.claim(
                     ref,
@@ -334,6 +355,9 @@ class Dispatcher:
                     self._result_url(ref.message_id),
                 )
             finally:
+                if claim is None:
+                    # Lost or failed: no shared slot is to be booked for it.
+                    run.limiter.drop(ref.from_, slot)
                 run.claim_settled()
             if claim is None:
                 run.report.add("lost_race")

@@ -70,6 +70,12 @@ class RateLimiter:
         with self._lock:
             self._next[key] = max(self._next.get(key, start), start)
 
+    def drop(self, key: str, slot: float) -> None:
+        """Nothing to do: a local slot left unused only leaves a gap in this run."""
+
+    def book_reserved(self) -> None:
+        """Nothing to do: there is no shared book."""
+
     def wait_until(self, key: str, slot: float) -> bool:
         """Sleep until ``slot``, and at least one interval after ``key``'s last start."""
         with self._lock:
@@ -116,6 +122,18 @@ class BookingLead:
             self._trips.append(seconds)
 
 
+class _Booking:
+    """The shared slot of one reserved local slot: not yet asked for, being asked for (by
+    its worker or by ``book_reserved``), or booked (``shared`` None: the book refused)."""
+
+    __slots__ = ("asked", "booked", "shared")
+
+    def __init__(self) -> None:
+        self.asked = False
+        self.booked = False
+        self.shared: float | None = None
+
+
 class SharedPacer:
     """A run's ``RateLimiter`` in front of the slot book all runs share."""
 
@@ -138,6 +156,9 @@ class SharedPacer:
         self._deadline = math.inf
         self._lag: dict[str, float] = {}
         """Per sender, how far the latest shared slot fell after its local one."""
+        self._bookings: dict[tuple[str, float], _Booking] = {}
+        """Reserved local slots whose worker has not yet used their shared slot."""
+        self._booked = threading.Condition()
 
     def reserve(self, key: str, deadline: float | None = None) -> float | None:
         """The local slot, booked in due order; remembers the run's deadline.
@@ -147,38 +168,108 @@ class SharedPacer:
         claim made for it would go back unsent (two writes for nothing, and the message
         loses its place)."""
         if deadline is None:
-            return self._local.reserve(key)
-        self._deadline = deadline
-        return self._local.reserve(key, deadline - self.lead.seconds() - self._lag.get(key, 0.0))
+            slot = self._local.reserve(key)
+        else:
+            self._deadline = deadline
+            slot = self._local.reserve(
+                key, deadline - self.lead.seconds() - self._lag.get(key, 0.0)
+            )
+        if slot is not None:
+            with self._booked:
+                self._bookings[key, slot] = _Booking()
+        return slot
+
+    def drop(self, key: str, slot: float) -> None:
+        """Forget a reserved local slot that will not be used (its claim was lost), so that
+        ``book_reserved`` books no shared slot for it (a gap in the sender's pace)."""
+        with self._booked:
+            booking = self._bookings.get((key, slot))
+            if booking is not None and not booking.asked:
+                del self._bookings[key, slot]
+
+    def book_reserved(self) -> None:
+        """Book now the shared slot of every reserved local slot not yet booked, in each
+        sender's order: called when the run stops claiming, before it lets go of the lease.
+
+        A worker books its shared slot only just before its local slot, so a next run
+        taking over in the meantime booked the slots this run's last claims were counting
+        on, and those claims went back unsent (two writes each, and a gap in the sender's
+        pace until the next run found them again). Store errors propagate; the slots not
+        booked then are booked by their workers as before.
+        """
+        with self._booked:
+            waiting = deque(sorted(k for k, b in self._bookings.items() if not b.asked))
+            for key_slot in waiting:
+                self._bookings[key_slot].asked = True
+        try:
+            while waiting:
+                key, slot = waiting[0]
+                self._settle(key, slot, self._ask(key, slot))
+                waiting.popleft()
+        except BaseException:
+            with self._booked:
+                # Their workers wait for these answers: they ask themselves instead.
+                for key_slot in waiting:
+                    self._bookings[key_slot].asked = False
+                self._booked.notify_all()
+            raise
 
     def wait_until(self, key: str, slot: float) -> bool:
-        """Wait until just before the local slot, book the shared one, and wait for it.
+        """Wait until just before the local slot, book the shared one (unless
+        ``book_reserved`` has), and wait for it.
 
         False (nothing booked) when the shared book has no slot before the deadline.
         """
-        ahead = self.lead.seconds()
         # The local limiter's own guard (an interval after the last start) is not used:
         # the book spaces the slots, and a send that left late must not push every later
         # one of this run behind the book (the next run's would then follow them closely).
-        early = slot - ahead - self._monotonic()
+        early = slot - self.lead.seconds() - self._monotonic()
         if early > 0:
             self._sleep(early)
-        offset = self._wall() - self._monotonic()
-        deadline = self._deadline + offset if math.isfinite(self._deadline) else math.inf
-        asked = self._wall()
-        shared, next_free = self._book.book(
-            key, deadline if math.isfinite(deadline) else 1e12, earliest=asked + ahead
-        )
-        self.lead.record(self._wall() - asked)
-        # Other runs' bookings push this run's own schedule back.
-        self._local.defer(key, next_free - offset)
+        with self._booked:
+            booking = self._bookings.setdefault((key, slot), _Booking())
+            # Being booked by ``book_reserved``: its answer is due any moment.
+            self._booked.wait_for(lambda: booking.booked or not booking.asked)
+            mine = not booking.booked
+            booking.asked = True
+        if mine:
+            self._settle(key, slot, self._ask(key, slot))
+        with self._booked:
+            shared = self._bookings.pop((key, slot)).shared
         if shared is None:
             return False
-        # A run that took over while another's sends were booked ahead keeps that lag to
-        # its end: its later local slots were reserved before this answer (in due order,
-        # a few per sender ahead), so deferring moves none of them.
-        self._lag[key] = max(0.0, shared - offset - slot)
         delay = shared - self._wall()
         if delay > 0:
             self._sleep(delay)
         return True
+
+    def _ask(self, key: str, slot: float) -> tuple[float | None, float, float]:
+        """Ask the book for ``key``'s shared slot for local ``slot``: (shared, next free,
+        the wall-clock offset of the monotonic clock)."""
+        offset = self._wall() - self._monotonic()
+        deadline = self._deadline + offset if math.isfinite(self._deadline) else math.inf
+        asked = self._wall()
+        # Not before the local slot (booked ahead by ``book_reserved``), nor before the
+        # answer can be back (booked late by a worker that woke late).
+        shared, next_free = self._book.book(
+            key,
+            deadline if math.isfinite(deadline) else 1e12,
+            earliest=max(asked + self.lead.seconds(), slot + offset),
+        )
+        self.lead.record(self._wall() - asked)
+        return shared, next_free, offset
+
+    def _settle(self, key: str, slot: float, answer: tuple[float | None, float, float]) -> None:
+        """Keep the book's answer for ``slot``'s worker, and learn from it."""
+        shared, next_free, offset = answer
+        # Other runs' bookings push this run's own schedule back.
+        self._local.defer(key, next_free - offset)
+        if shared is not None:
+            # A run that took over while another's sends were booked ahead keeps that lag
+            # to its end: its later local slots were reserved before this answer (in due
+            # order, a few per sender ahead), so deferring moves none of them.
+            self._lag[key] = max(0.0, shared - offset - slot)
+        with self._booked:
+            booking = self._bookings.setdefault((key, slot), _Booking())
+            booking.shared, booking.booked = shared, True
+            self._booked.notify_all()
