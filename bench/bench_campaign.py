@@ -347,7 +347,10 @@ def _report(
             "runs: worked / coalesced",
             counts["runs"] - counts["coalesced"],
             "runs",
-            note=f"{counts['coalesced']} coalesced, {counts['requested_passes']} passes requested",
+            note=(
+                f"{counts['coalesced']} coalesced, {counts['requested_passes']} passes "
+                f"requested, {counts['pages_for_dry_senders']} pages read for dry senders"
+            ),
         ),
         at_most("claims lost", counts["lost_race"], "claims", 0, "runs racing for a message"),
         Figure(

@@ -132,3 +132,75 @@ def test_due_messages_outlast_a_run_while_pages_are_left_or_a_sender_has_more_qu
     assert feed.exhausted
     assert feed.outlasts(6)  # A has seven
     assert not feed.outlasts(7)  # exactly what A can send: nothing left after
+
+
+def test_while_a_sender_seen_has_nothing_queued_pages_are_read_past_the_cap() -> None:
+    # GIVEN a due list where B's second message lies three pages past its first (A's
+    # messages drifted ahead of B's), pages of five, a cap of ten and a reach of twenty
+    feed = DueFeed(
+        outbox_with("ABAAA" + "AAAAA" + "AAAAA" + "AAAAB" + "AAAAA"),
+        lambda: NOW,
+        page=5,
+        cap=10,
+        reach=20,
+    )
+    while feed.wants_page():
+        feed.read_page()
+    assert feed.left() == 10
+    # WHEN B's first message takes its turn
+    assert ids(feed.turn(set())) == [0, 1]
+    # THEN the feed reads on past the cap until B has a message queued again, and
+    # takes it in B's next turn (not once A's eight messages ahead of it are sent)
+    reads = 0
+    while feed.wants_page():
+        feed.read_page()
+        reads += 1
+    assert reads == 2 and feed.left() == 18
+    assert not feed.dry()
+    assert ids(feed.turn(set())) == [2, 19]
+
+
+def test_reading_for_a_dry_sender_stops_at_the_reach() -> None:
+    # GIVEN B's only message first, then A's: B is dry for good after its turn
+    feed = DueFeed(outbox_with("BA" + "A" * 30), lambda: NOW, page=5, cap=5, reach=15)
+    while feed.wants_page():
+        feed.read_page()
+    assert ids(feed.turn(set())) == [0, 1]
+    while feed.wants_page():
+        feed.read_page()
+    # THEN it stops reading once it holds the reach (3 held after the turn, then pages
+    # of five up to 18)
+    assert feed.dry() and feed.left() == 18
+
+
+def test_without_a_dry_sender_no_page_is_read_past_the_cap() -> None:
+    feed = DueFeed(outbox_with("AB" * 20), lambda: NOW, page=5, cap=10, reach=40)
+    while feed.wants_page():
+        feed.read_page()
+    assert feed.left() == 10
+    assert ids(feed.turn(set())) == [0, 1]
+    assert not feed.dry()
+    assert feed.wants_page()  # below the cap again
+    feed.read_page()
+    assert not feed.wants_page() and feed.left() == 13
+
+
+def test_the_dispatcher_reads_on_for_a_sender_whose_next_message_lies_past_the_cap() -> None:
+    # GIVEN pages of four (16 messages held) and B's second message 21 places after its
+    # first; one worker, so the sends leave in the order they were taken
+    outbox = outbox_with("AB" + "A" * 20 + "B" + "A" * 5)
+    plum = ScriptedPlum()
+    dispatcher = Dispatcher(
+        outbox=outbox,
+        plum=lambda: plum,
+        result_url=lambda ref: None,
+        config=DispatchConfig(rate_per_second=1000.0, concurrency=1, page_size=4),
+        clock=lambda: NOW,
+    )
+    report = dispatcher.run(lambda: 600_000)
+    # THEN B's second message takes B's second turn, and the pages read past the cap
+    # for it are counted
+    order = [int(body.split()[1]) for _, _, body, _ in plum.queued]
+    assert order[:4] == [0, 1, 2, 22]
+    assert sorted(order) == list(range(28))
+    assert report["pages_for_dry_senders"] >= 1

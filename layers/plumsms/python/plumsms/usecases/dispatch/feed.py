@@ -9,6 +9,13 @@ had served furthest is on no page read so far: it idled until some other sender 
 dry. The feed keeps ``cap`` messages read ahead (refilling as soon as fewer are held)
 and hands out turns: one message from each sender with any queued, in due order within
 each sender.
+
+At equal rates the senders' places in the due list drift apart as a campaign goes on
+(in a list that mixes ``k`` senders at random, a sender's ``n``-th message lies about
+``k n ± k √n`` places down), so a sender served on pace can find its next message past
+the messages held: it idles until the reading reaches it, about a second per 40 places
+at 40 msg/s. So while a sender seen in this pass has nothing queued, the feed reads on
+past ``cap``, up to ``reach`` messages held.
 """
 
 from __future__ import annotations
@@ -25,12 +32,19 @@ class DueFeed:
     """Pages of ``Due`` messages, queued per sender for one pass over them."""
 
     def __init__(
-        self, outbox: DispatchOutbox, clock: Callable[[], datetime], page: int, cap: int
+        self,
+        outbox: DispatchOutbox,
+        clock: Callable[[], datetime],
+        page: int,
+        cap: int,
+        reach: int = 0,
     ) -> None:
         self._outbox = outbox
         self._clock = clock
         self._page = page
-        self._cap = max(cap, page)
+        self.cap = max(cap, page)
+        """Messages held read ahead (more only while a sender has none queued)."""
+        self._reach = max(reach, self.cap)
         self._queues: dict[str, deque[DueRef]] = {}
         self.blocked: set[str] = set()
         """Recipients on the pages read so far who opted out (sent nothing: suppressed)."""
@@ -40,8 +54,17 @@ class DueFeed:
 
     def wants_page(self) -> bool:
         """True when another page should be read now: pages are left, and fewer than
-        ``cap`` messages are held."""
-        return not self.exhausted and self.left() < self._cap
+        ``cap`` messages are held, or fewer than ``reach`` while a sender seen in this
+        pass has none queued."""
+        if self.exhausted:
+            return False
+        held = self.left()
+        return held < self.cap or (held < self._reach and self.dry())
+
+    def dry(self) -> bool:
+        """True when a sender seen in this pass has nothing queued (its next message, if
+        any, lies further down the due list)."""
+        return any(not q for q in self._queues.values())
 
     def read_page(self) -> None:
         """Read the next page and its opt-outs (store errors propagate)."""

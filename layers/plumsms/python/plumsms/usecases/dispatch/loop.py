@@ -27,7 +27,10 @@ from plumsms.usecases.ports import Clock, DispatchOutbox, Pacer, RunLease
 _log = logging.getLogger(__name__)
 
 FEED_PAGES = 4
-"""Pages of due messages a run holds at most (queued per sender, waiting their turn)."""
+"""Pages of due messages a run holds read ahead (queued per sender, waiting their turn)."""
+FEED_REACH = 8192
+"""Due messages a run holds at most while a sender it has seen has none queued (about
+1.6 MB: each is an id, two numbers and a due time)."""
 CLAIM_SETTLE_SECONDS = 5.0
 """How long a run waits for its last claims to be answered before it lets go of the lease
 (a claim is one conditional write: past this the store client has given up on it)."""
@@ -269,12 +272,14 @@ class Dispatcher:
         due messages it had no time or no slot for (the next run should start now)."""
         workers = threading.BoundedSemaphore(self.config.concurrency)
         page = self.config.page()
-        feed = DueFeed(self._outbox, self._clock, page, FEED_PAGES * page)
+        feed = self._feed(page)
         in_pass: list[Future[None]] = []
         full: set[str] = set()  # senders with no slot left before the deadline
         while run.may_claim():
             self._hand_over_early(run, feed)
             if feed.wants_page():
+                if feed.left() >= feed.cap:
+                    run.report.add("pages_for_dry_senders")
                 try:
                     feed.read_page()
                 except Exception:
@@ -301,7 +306,7 @@ class Dispatcher:
                 wait(in_pass)
                 if not run.take_pass_claims():
                     return False
-                feed = DueFeed(self._outbox, self._clock, page, FEED_PAGES * page)
+                feed = self._feed(page)
                 in_pass = []
                 continue
             for ref in turn:
@@ -324,6 +329,10 @@ class Dispatcher:
                 future.add_done_callback(lambda _: workers.release())
                 in_pass.append(future)
         return not run.halted.is_set()
+
+    def _feed(self, page: int) -> DueFeed:
+        """The due messages of a new pass."""
+        return DueFeed(self._outbox, self._clock, page, FEED_PAGES * page, FEED_REACH)
 
     @staticmethod
     def _free_worker(run: Run, workers: threading.BoundedSemaphore) -> bool:
