@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from plumsms.domain.errors import StoreUnavailable
-from plumsms.domain.plum import PlumUnavailable
+from plumsms.domain.plum import PlumUnavailable, Unauthorized
 from plumsms.domain.sending import DueCursor, DuePage, DueRef
 from plumsms.usecases.dispatch import (
     COALESCED,
@@ -740,3 +740,23 @@ def test_a_run_books_its_last_slots_before_letting_go_and_none_for_a_lost_claim(
     # before the lease was let go (a next run booking first would take them)
     assert report["lost_race"] == 1 and report["sent"] == 1
     assert order == ["slot dropped", "reserved slots booked", "lease let go"]
+
+
+def test_a_run_halted_by_refused_credentials_books_no_slot_before_letting_go() -> None:
+    # GIVEN a due message whose send Plum refuses (wrong credentials): the run halts
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(0, to="+12125550000"))
+    plum.failures["+12125550000"] = Unauthorized("HTTP 401")
+    order: list[str] = []
+    give_up = lease.give_up
+
+    def giving_up(holder: str) -> None:
+        order.append("lease let go")
+        give_up(holder)
+
+    lease.give_up = giving_up  # type: ignore[method-assign]
+    dispatcher = leased(outbox, plum, lease, pacer=lambda: RecordingPacer(order))
+    report = dispatcher.run(plenty)
+    # THEN no slot is held for sends that will not happen
+    assert report.stopped == "unauthorized"
+    assert order == ["lease let go"]

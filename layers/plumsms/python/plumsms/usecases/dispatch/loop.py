@@ -206,6 +206,8 @@ class Dispatcher:
         last claims were counting on, and sent them back unsent."""
         if not run.wait_for_claims(CLAIM_SETTLE_SECONDS):
             self._log.warning("claims still unanswered when letting go of the lease")
+        if run.halted.is_set():
+            return  # nothing more is sent (credentials refused): no slot to hold
         try:
             run.limiter.book_reserved()
         except Exception:
