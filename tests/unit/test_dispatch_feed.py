@@ -28,6 +28,17 @@ def outbox_with(senders: str) -> FakeOutbox:
     return outbox
 
 
+def one_worker(outbox: FakeOutbox, plum: ScriptedPlum) -> Dispatcher:
+    """A dispatcher with one worker (sends leave in the order taken) and pages of four."""
+    return Dispatcher(
+        outbox=outbox,
+        plum=lambda: plum,
+        result_url=lambda ref: None,
+        config=DispatchConfig(rate_per_second=1000.0, concurrency=1, page_size=4),
+        clock=lambda: NOW,
+    )
+
+
 def ids(refs: list) -> list[int]:  # type: ignore[type-arg]
     return [int(r.message_id, 16) for r in refs]
 
@@ -105,13 +116,7 @@ def test_the_dispatcher_serves_a_sender_whose_messages_lie_past_the_first_page()
     # worker, so the sends leave in the order they were taken
     outbox = outbox_with("AAAA" + "AAAB" + "BBB")
     plum = ScriptedPlum()
-    dispatcher = Dispatcher(
-        outbox=outbox,
-        plum=lambda: plum,
-        result_url=lambda ref: None,
-        config=DispatchConfig(rate_per_second=1000.0, concurrency=1, page_size=4),
-        clock=lambda: NOW,
-    )
+    dispatcher = one_worker(outbox, plum)
     dispatcher.run(lambda: 600_000)
     # THEN B's messages take turns with A's from the first, instead of waiting until
     # A's first page ran out
@@ -190,13 +195,7 @@ def test_the_dispatcher_reads_on_for_a_sender_whose_next_message_lies_past_the_c
     # first; one worker, so the sends leave in the order they were taken
     outbox = outbox_with("AB" + "A" * 20 + "B" + "A" * 5)
     plum = ScriptedPlum()
-    dispatcher = Dispatcher(
-        outbox=outbox,
-        plum=lambda: plum,
-        result_url=lambda ref: None,
-        config=DispatchConfig(rate_per_second=1000.0, concurrency=1, page_size=4),
-        clock=lambda: NOW,
-    )
+    dispatcher = one_worker(outbox, plum)
     report = dispatcher.run(lambda: 600_000)
     # THEN B's second message takes B's second turn, and the pages read past the cap
     # for it are counted

@@ -74,11 +74,16 @@ class Book:
 def pacer(rate: float = 1.0) -> tuple[SharedPacer, Book, Clocks]:
     clocks = Clocks()
     book = Book(clocks, 1 / rate)
-    local = RateLimiter(rate, clocks.monotonic, clocks.sleep)
-    shared = SharedPacer(
+    return pacer_on(book), book, clocks
+
+
+def pacer_on(book: Book) -> SharedPacer:
+    """A run's pacer in front of ``book``, on the book's clocks, at the book's rate."""
+    clocks = book.clocks
+    local = RateLimiter(1 / book.interval, clocks.monotonic, clocks.sleep)
+    return SharedPacer(
         local, book, wall=clocks.wall, monotonic=clocks.monotonic, sleep=clocks.sleep
     )
-    return shared, book, clocks
 
 
 def test_the_shared_book_is_asked_with_the_runs_deadline_in_wall_time() -> None:
@@ -378,14 +383,7 @@ def two_runs() -> tuple[SharedPacer, SharedPacer, Book, Clocks]:
     """Two runs at 1 msg/s on one book and one clock: the one ending, and its successor."""
     clocks = Clocks()
     book = Book(clocks, 1.0)
-
-    def run() -> SharedPacer:
-        local = RateLimiter(1.0, clocks.monotonic, clocks.sleep)
-        return SharedPacer(
-            local, book, wall=clocks.wall, monotonic=clocks.monotonic, sleep=clocks.sleep
-        )
-
-    return run(), run(), book, clocks
+    return pacer_on(book), pacer_on(book), book, clocks
 
 
 def test_a_run_ending_with_slots_reserved_keeps_them_when_the_next_run_books() -> None:
@@ -464,63 +462,32 @@ class FailingBook(Book):
         return super().book(number, deadline, earliest)
 
 
+class SlowBook(Book):
+    """A book whose answers wait for ``answer``; ``waiting`` is set once one is asked."""
+
+    def __init__(self, clocks: Clocks, interval: float) -> None:
+        super().__init__(clocks, interval)
+        self.waiting = threading.Event()
+        self.answer = threading.Event()
+
+    def book(
+        self, number: str, deadline: float, earliest: float | None = None
+    ) -> tuple[float | None, float]:
+        self.waiting.set()
+        assert self.answer.wait(5)
+        return super().book(number, deadline, earliest)
+
+
 def test_when_booking_the_reserved_slots_fails_each_worker_books_its_own() -> None:
     clocks = Clocks()
     book = FailingBook(clocks, 1.0, failures=1)
-    shared = SharedPacer(
-        RateLimiter(1.0, clocks.monotonic, clocks.sleep),
-        book,
-        wall=clocks.wall,
-        monotonic=clocks.monotonic,
-        sleep=clocks.sleep,
-    )
+    shared = pacer_on(book)
     slots = [shared.reserve("+1", deadline=clocks.mono + 10) for _ in range(2)]
     with pytest.raises(ConnectionError):
         shared.book_reserved()
     # THEN neither slot is left waiting for an answer that never comes
     assert all(s is not None and shared.wait_until("+1", s) for s in slots)
     assert len(book.calls) == 2
-
-
-def test_a_worker_waits_for_the_booking_made_for_it() -> None:
-    # GIVEN a slow book, and the run booking its reserved slot while the slot's worker
-    # reaches it
-    clocks = Clocks()
-    asked = threading.Event()
-    answer = threading.Event()
-
-    class SlowBook(Book):
-        def book(
-            self, number: str, deadline: float, earliest: float | None = None
-        ) -> tuple[float | None, float]:
-            asked.set()
-            assert answer.wait(5)
-            return super().book(number, deadline, earliest)
-
-    book = SlowBook(clocks, 1.0)
-    shared = SharedPacer(
-        RateLimiter(1.0, clocks.monotonic, clocks.sleep),
-        book,
-        wall=clocks.wall,
-        monotonic=clocks.monotonic,
-        sleep=clocks.sleep,
-    )
-    slot = shared.reserve("+1", deadline=clocks.mono + 10)
-    assert slot is not None
-    booking = threading.Thread(target=shared.book_reserved)
-    booking.start()
-    assert asked.wait(5)
-    result: list[bool] = []
-    worker = threading.Thread(target=lambda: result.append(shared.wait_until("+1", slot)))
-    worker.start()
-    worker.join(0.2)
-    # THEN the worker waits for that answer instead of booking a second slot
-    assert worker.is_alive()
-    answer.set()
-    booking.join(5)
-    worker.join(5)
-    assert result == [True]
-    assert len(book.calls) == 1
 
 
 def test_a_worker_books_its_shared_slot_one_lead_before_its_local_slot() -> None:
@@ -548,41 +515,30 @@ def test_dropping_a_slot_never_reserved_changes_nothing() -> None:
     assert len(book.calls) == 1
 
 
-def test_a_slot_its_worker_is_booking_is_not_booked_again() -> None:
-    # GIVEN a slow book, and a worker booking its slot when the run books the reserved
+@pytest.mark.parametrize("first", ["run", "worker"])
+def test_a_slot_is_booked_once_when_its_worker_and_the_run_come_for_it_together(
+    first: str,
+) -> None:
+    # GIVEN a slow book, and a reserved slot that the run (booking its reserved slots
+    # before it lets go) and the slot's worker both come to book, ``first`` first
     clocks = Clocks()
-    asked = threading.Event()
-    answer = threading.Event()
-
-    class SlowBook(Book):
-        def book(
-            self, number: str, deadline: float, earliest: float | None = None
-        ) -> tuple[float | None, float]:
-            asked.set()
-            assert answer.wait(5)
-            return super().book(number, deadline, earliest)
-
     book = SlowBook(clocks, 1.0)
-    shared = SharedPacer(
-        RateLimiter(1.0, clocks.monotonic, clocks.sleep),
-        book,
-        wall=clocks.wall,
-        monotonic=clocks.monotonic,
-        sleep=clocks.sleep,
-    )
+    shared = pacer_on(book)
     slot = shared.reserve("+1", deadline=clocks.mono + 10)
     assert slot is not None
     result: list[bool] = []
     worker = threading.Thread(target=lambda: result.append(shared.wait_until("+1", slot)))
-    worker.start()
-    assert asked.wait(5)
-    # WHEN the run books its reserved slots meanwhile
-    booking = threading.Thread(target=shared.book_reserved)
-    booking.start()
-    booking.join(0.2)
-    answer.set()
-    booking.join(5)
-    worker.join(5)
-    # THEN the slot was booked once, by its worker
+    run = threading.Thread(target=shared.book_reserved)
+    one, other = (run, worker) if first == "run" else (worker, run)
+    one.start()
+    assert book.waiting.wait(5)
+    other.start()
+    other.join(0.2)
+    # THEN the second asks the book nothing: a worker waits for the run's answer, and
+    # the run leaves a slot its worker is booking to the worker
+    assert other.is_alive() == (other is worker)
+    book.answer.set()
+    one.join(5)
+    other.join(5)
     assert result == [True]
     assert len(book.calls) == 1
