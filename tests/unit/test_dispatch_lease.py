@@ -713,16 +713,19 @@ class RecordingPacer(RateLimiter):
 
 def test_a_run_books_its_last_slots_before_letting_go_and_none_for_a_lost_claim() -> None:
     # GIVEN two due messages, one of which another run claims first, and a run whose
-    # time runs out while the claims are on their way
+    # time runs out once both claims are on their way
     outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
     outbox.add(message(0))
     outbox.add(message(1))
     left = [600_000]
     order: list[str] = []
+    claims: list[str] = []
     claim, give_up = outbox.claim, lease.give_up
 
     def claim_or_lose(ref: DueRef, *args: Any, **kwargs: Any) -> Any:
-        left[0] = 0
+        claims.append(ref.message_id)
+        if len(claims) == 2:
+            left[0] = 0
         time.sleep(0.1)
         return None if ref.message_id == message(1).id else claim(ref, *args, **kwargs)
 
