@@ -167,15 +167,15 @@ def test_while_a_sender_seen_has_nothing_queued_pages_are_read_past_the_cap() ->
 
 def test_reading_for_a_dry_sender_stops_at_the_reach() -> None:
     # GIVEN B's only message first, then A's: B is dry for good after its turn
-    feed = DueFeed(outbox_with("BA" + "A" * 30), lambda: NOW, page=5, cap=5, reach=15)
+    feed = DueFeed(outbox_with("BA" + "A" * 30), lambda: NOW, page=5, cap=5, reach=13)
     while feed.wants_page():
         feed.read_page()
     assert ids(feed.turn(set())) == [0, 1]
     while feed.wants_page():
         feed.read_page()
     # THEN it stops reading once it holds the reach (3 held after the turn, then pages
-    # of five up to 18)
-    assert feed.dry() and feed.left() == 18
+    # of five up to 13)
+    assert feed.dry() and feed.left() == 13
 
 
 def test_without_a_dry_sender_no_page_is_read_past_the_cap() -> None:

@@ -37,14 +37,14 @@ class DueFeed:
         clock: Callable[[], datetime],
         page: int,
         cap: int,
-        reach: int = 0,
+        reach: int | None = None,
     ) -> None:
         self._outbox = outbox
         self._clock = clock
         self._page = page
         self.cap = max(cap, page)
         """Messages held read ahead (more only while a sender has none queued)."""
-        self._reach = max(reach, self.cap)
+        self._reach = self.cap if reach is None else max(reach, self.cap)
         self._queues: dict[str, deque[DueRef]] = {}
         self.blocked: set[str] = set()
         """Recipients on the pages read so far who opted out (sent nothing: suppressed)."""
