@@ -703,6 +703,12 @@ class RecordingPacer(RateLimiter):
     def __init__(self, order: list[str]) -> None:
         super().__init__(1000.0)
         self.order = order
+        self.reserved = threading.Semaphore(0)
+
+    def reserve(self, key: str, deadline: float | None = None) -> float | None:
+        slot = super().reserve(key, deadline)
+        self.reserved.release()
+        return slot
 
     def drop(self, key: str, slot: float) -> None:
         self.order.append("slot dropped")
@@ -763,3 +769,43 @@ def test_a_run_halted_by_refused_credentials_books_no_slot_before_letting_go() -
     # THEN no slot is held for sends that will not happen
     assert report.stopped == "unauthorized"
     assert order == ["lease let go"]
+
+
+def test_a_slot_reserved_for_a_message_no_worker_took_is_dropped() -> None:
+    # GIVEN one worker, two due messages from one number, and a send that takes 0.3 s
+    # during which the run's time runs out: the second message's slot was reserved while
+    # the loop waited for the worker
+    outbox, plum, lease = CountingOutbox(), ScriptedPlum(), FakeLease()
+    outbox.add(message(0))
+    outbox.add(message(1))
+    left = [600_000]
+    order: list[str] = []
+    queue, give_up = plum.queue, lease.give_up
+    pacer = RecordingPacer(order)
+
+    def slow_queue(to: str, from_: str, body: str, result_url: str | None = None) -> Any:
+        # Once the loop has reserved the second slot (and waits for the worker).
+        assert pacer.reserved.acquire(timeout=5) and pacer.reserved.acquire(timeout=5)
+        left[0] = 0
+        time.sleep(0.3)
+        return queue(to, from_, body, result_url)
+
+    def giving_up(holder: str) -> None:
+        order.append("lease let go")
+        give_up(holder)
+
+    plum.queue = slow_queue  # type: ignore[method-assign]
+    lease.give_up = giving_up  # type: ignore[method-assign]
+    dispatcher = leased(
+        outbox,
+        plum,
+        lease,
+        pacer=lambda: pacer,
+        concurrency=1,
+        stop_margin=timedelta(seconds=1),
+    )
+    report = dispatcher.run(lambda: left[0])
+    # THEN that slot was dropped before the run booked its reserved slots (a shared slot
+    # booked for it would go unused: a gap in the sender's pace)
+    assert report["sent"] == 1
+    assert order == ["slot dropped", "reserved slots booked", "lease let go"]

@@ -324,6 +324,8 @@ class Dispatcher:
                         full.add(ref.from_)
                         continue
                 if not self._free_worker(run, workers):
+                    if slot is not None:
+                        run.limiter.drop(ref.from_, slot)  # never handed to a worker
                     return not run.halted.is_set()
                 if slot is not None:
                     run.claim_started()
