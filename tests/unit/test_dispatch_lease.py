@@ -667,6 +667,17 @@ def test_a_hand_overs_run_waits_no_longer_than_its_own_claiming_time() -> None:
     assert report.stopped == COALESCED
 
 
+def noting_let_go(lease: FakeLease, order: list[str]) -> None:
+    """Note "lease let go" in ``order`` when the run gives ``lease`` up."""
+    give_up = lease.give_up
+
+    def giving_up(holder: str) -> None:
+        order.append("lease let go")
+        give_up(holder)
+
+    lease.give_up = giving_up  # type: ignore[method-assign]
+
+
 def test_a_run_lets_go_of_the_lease_only_once_its_last_claims_are_answered() -> None:
     # GIVEN a due message whose claim takes 0.2 s to be answered, and a run whose time
     # runs out while that claim is on its way
@@ -674,7 +685,7 @@ def test_a_run_lets_go_of_the_lease_only_once_its_last_claims_are_answered() -> 
     outbox.add(message(0))
     left = [600_000]
     order: list[str] = []
-    claim, give_up = outbox.claim, lease.give_up
+    claim = outbox.claim
 
     def slow_claim(*args: Any, **kwargs: Any) -> Any:
         left[0] = 0
@@ -682,12 +693,8 @@ def test_a_run_lets_go_of_the_lease_only_once_its_last_claims_are_answered() -> 
         order.append("claim answered")
         return claim(*args, **kwargs)
 
-    def giving_up(holder: str) -> None:
-        order.append("lease let go")
-        give_up(holder)
-
     outbox.claim = slow_claim  # type: ignore[method-assign]
-    lease.give_up = giving_up  # type: ignore[method-assign]
+    noting_let_go(lease, order)
     dispatcher = leased(outbox, plum, lease, concurrency=1, stop_margin=timedelta(seconds=1))
     report = dispatcher.run(lambda: left[0])
     # THEN the lease was let go after the claim was answered (a next run listing the due
@@ -726,7 +733,7 @@ def test_a_run_books_its_last_slots_before_letting_go_and_none_for_a_lost_claim(
     left = [600_000]
     order: list[str] = []
     claims: list[str] = []
-    claim, give_up = outbox.claim, lease.give_up
+    claim = outbox.claim
 
     def claim_or_lose(ref: DueRef, *args: Any, **kwargs: Any) -> Any:
         claims.append(ref.message_id)
@@ -735,12 +742,8 @@ def test_a_run_books_its_last_slots_before_letting_go_and_none_for_a_lost_claim(
         time.sleep(0.1)
         return None if ref.message_id == message(1).id else claim(ref, *args, **kwargs)
 
-    def giving_up(holder: str) -> None:
-        order.append("lease let go")
-        give_up(holder)
-
     outbox.claim = claim_or_lose  # type: ignore[method-assign]
-    lease.give_up = giving_up  # type: ignore[method-assign]
+    noting_let_go(lease, order)
     dispatcher = leased(
         outbox, plum, lease, pacer=lambda: RecordingPacer(order), stop_margin=timedelta(seconds=1)
     )
@@ -757,13 +760,7 @@ def test_a_run_halted_by_refused_credentials_books_no_slot_before_letting_go() -
     outbox.add(message(0, to="+12125550000"))
     plum.failures["+12125550000"] = Unauthorized("HTTP 401")
     order: list[str] = []
-    give_up = lease.give_up
-
-    def giving_up(holder: str) -> None:
-        order.append("lease let go")
-        give_up(holder)
-
-    lease.give_up = giving_up  # type: ignore[method-assign]
+    noting_let_go(lease, order)
     dispatcher = leased(outbox, plum, lease, pacer=lambda: RecordingPacer(order))
     report = dispatcher.run(plenty)
     # THEN no slot is held for sends that will not happen
@@ -780,7 +777,7 @@ def test_a_slot_reserved_for_a_message_no_worker_took_is_dropped() -> None:
     outbox.add(message(1))
     left = [600_000]
     order: list[str] = []
-    queue, give_up = plum.queue, lease.give_up
+    queue = plum.queue
     pacer = RecordingPacer(order)
 
     def slow_queue(to: str, from_: str, body: str, result_url: str | None = None) -> Any:
@@ -790,12 +787,8 @@ def test_a_slot_reserved_for_a_message_no_worker_took_is_dropped() -> None:
         time.sleep(0.3)
         return queue(to, from_, body, result_url)
 
-    def giving_up(holder: str) -> None:
-        order.append("lease let go")
-        give_up(holder)
-
     plum.queue = slow_queue  # type: ignore[method-assign]
-    lease.give_up = giving_up  # type: ignore[method-assign]
+    noting_let_go(lease, order)
     dispatcher = leased(
         outbox,
         plum,
