@@ -11,13 +11,16 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from plumsms.adapters.dynamodb.lease import HOLDER, UNTIL, WANTED, DynamoRunLease
+import pytest
+
+from plumsms.adapters.dynamodb import lease as lease_module
+from plumsms.adapters.dynamodb.lease import HOLDER, SENDERS, UNTIL, WANTED, DynamoRunLease
 from plumsms.adapters.dynamodb.outbox import DynamoOutbox
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
-from plumsms.domain.sending import Schedule
+from plumsms.domain.sending import HeldLease, Schedule
 from plumsms.usecases.dispatch import COALESCED, DispatchConfig, Dispatcher, DispatchReport
 from plumsms_local import dynamodb
-from tests.factories import outbound_message
+from tests.factories import ACCOUNT, outbound_message
 from tests.fakes import ScriptedPlum
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
@@ -38,7 +41,7 @@ def test_one_of_many_runs_starting_at_once_holds_the_lease(
     dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str
 ) -> None:
     # GIVEN twelve runs, each with its own client, taking the lease at the same moment
-    results: dict[str, bool] = {}
+    results: dict[str, HeldLease | None] = {}
     gate = threading.Barrier(12)
 
     def take(name: str) -> None:
@@ -52,7 +55,7 @@ def test_one_of_many_runs_starting_at_once_holds_the_lease(
     for thread in threads:
         thread.join()
     # THEN exactly one holds it, and the item says which, until when
-    [winner] = [name for name, won in results.items() if won]
+    [winner] = [name for name, won in results.items() if won is not None]
     item = lease_item(dynamo_server, table_name)
     assert item[HOLDER] == {"S": winner}
     assert item[UNTIL] == {"S": "2026-12-04T12:01:00.000000Z"}
@@ -71,12 +74,12 @@ def test_a_request_costs_the_holder_one_more_pass_then_it_lets_go(
     assert lease.request(NOW)
     assert lease_item(dynamo_server, table_name)[WANTED] == {"BOOL": True}
     # THEN the holder's first release takes the request instead of letting go
-    assert lease.release("holder") is False
+    assert lease.release("holder", frozenset()) is False
     item = lease_item(dynamo_server, table_name)
     assert item[HOLDER] == {"S": "holder"}
     assert WANTED not in item
     # AND its next release, with no new request, lets go; then anyone may take it
-    assert lease.release("holder") is True
+    assert lease.release("holder", frozenset()) is True
     assert lease_item(dynamo_server, table_name) == {}
     assert lease.acquire("newcomer", NOW, LATER)
 
@@ -105,14 +108,50 @@ def test_a_lapsed_lease_is_taken_over_and_its_old_holder_cannot_let_go_of_it(
     assert lease.request(NOW)
     # THEN the old holder's late release and give-up leave the new holder's lease and
     # its request alone (release says "not mine to serve")
-    assert lease.release("dead") is True
-    lease.give_up("dead")
+    assert lease.release("dead", frozenset()) is True
+    lease.give_up("dead", frozenset())
     item = lease_item(dynamo_server, table_name)
     assert item[HOLDER] == {"S": "new"}
     assert item[WANTED] == {"BOOL": True}
     # AND giving up ends the new holder's lease whatever was requested
-    lease.give_up("new")
+    lease.give_up("new", frozenset())
     assert lease_item(dynamo_server, table_name) == {}
+
+
+def test_the_senders_a_run_leaves_in_the_lease_are_handed_to_the_next_holder(
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str
+) -> None:
+    lease = lease_for(dynamo_server, table_name)
+    # GIVEN a first run: nothing was left before it
+    first = lease.acquire("first", NOW, LATER)
+    assert first == HeldLease(frozenset())
+    # WHEN it lets go, leaving two senders
+    assert lease.release("first", frozenset({"+12435678910", "+12435678911"})) is True
+    item = lease_item(dynamo_server, table_name)
+    assert set(item) == {SENDERS}
+    assert sorted(item[SENDERS]["SS"]) == ["+12435678910", "+12435678911"]
+    # THEN the next holder gets them, and a run finding the lease held gets nothing
+    assert lease.acquire("second", NOW, LATER) == HeldLease(
+        frozenset({"+12435678910", "+12435678911"})
+    )
+    assert lease.acquire("third", NOW, LATER) is None
+    # AND a run giving the lease up leaves its own; one that found none leaves none
+    lease.give_up("second", frozenset({"+12435678912"}))
+    assert lease.acquire("fourth", NOW, LATER) == HeldLease(frozenset({"+12435678912"}))
+    assert lease.release("fourth", frozenset()) is True
+    assert lease_item(dynamo_server, table_name) == {}
+
+
+def test_at_most_senders_kept_are_left_in_the_lease(
+    dynamo_server: dynamodb.EmbeddedDynamoDB, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lease_module, "SENDERS_KEPT", 3)
+    lease = lease_for(dynamo_server, table_name)
+    assert lease.acquire("first", NOW, LATER)
+    lease.give_up("first", frozenset(f"+1243567891{n}" for n in range(5)))
+    held = lease.acquire("second", NOW, LATER)
+    assert held is not None
+    assert held.senders == {"+12435678910", "+12435678911", "+12435678912"}
 
 
 def test_four_dispatchers_at_once_one_works_three_coalesce_every_message_sent_once(
@@ -167,4 +206,5 @@ def test_four_dispatchers_at_once_one_works_three_coalesce_every_message_sent_on
     # AND each coalesced run left a request the holder served with one more pass
     assert 1 <= working[0]["requested_passes"] <= 3
     assert sorted(body for _, _, body, _ in plum.queued) == sorted(f"lease {i}" for i in range(40))
-    assert lease_item(dynamo_server, table_name) == {}
+    # AND the lease, let go, tells the next run whose messages this one found
+    assert lease_item(dynamo_server, table_name) == {SENDERS: {"SS": [ACCOUNT]}}

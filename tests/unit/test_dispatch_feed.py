@@ -203,3 +203,49 @@ def test_the_dispatcher_reads_on_for_a_sender_whose_next_message_lies_past_the_c
     assert order[:4] == [0, 1, 2, 22]
     assert sorted(order) == list(range(28))
     assert report["pages_for_dry_senders"] >= 1
+
+
+def test_a_known_sender_makes_the_feed_read_on_before_any_turn() -> None:
+    # GIVEN a run taking over: its predecessor found messages of A and B, and B's next
+    # message lies past the cap (pages of five, a cap of five, a reach of twenty)
+    feed = DueFeed(
+        outbox_with("AAAAA" + "AAAAA" + "AB" + "A" * 8),
+        lambda: NOW,
+        page=5,
+        cap=5,
+        reach=20,
+        known={A, B},
+    )
+    # THEN nothing is known to outlast the run before a page is read
+    assert not feed.outlasts(0)
+    # AND the feed reads on past the cap until B has a message queued
+    reads = 0
+    while feed.wants_page():
+        feed.read_page()
+        reads += 1
+    assert reads == 3 and feed.left() == 15
+    # AND B's message takes the first turn with A's first
+    assert sorted(ids(feed.turn(set()))) == [0, 11]
+    assert feed.found == {A, B}
+
+
+def test_a_known_sender_with_nothing_due_is_read_for_up_to_the_reach_and_not_found() -> None:
+    # GIVEN a known sender that has nothing due any more (its campaign ended)
+    found: set[str] = set()
+    feed = DueFeed(
+        outbox_with("A" * 30), lambda: NOW, page=5, cap=5, reach=15, known={B}, found=found
+    )
+    while feed.wants_page():
+        feed.read_page()
+    # THEN reading stops at the reach, and only A is found (into the set given)
+    assert feed.left() == 15
+    assert found == {A} and feed.found is found
+
+
+def test_without_known_senders_the_feed_stops_at_the_cap() -> None:
+    # The control for the two tests above: the same due list, nobody known.
+    feed = DueFeed(outbox_with("AAAAA" + "AAAAA" + "AB" + "A" * 8), lambda: NOW, 5, 5, 20)
+    while feed.wants_page():
+        feed.read_page()
+    assert feed.left() == 5
+    assert ids(feed.turn(set())) == [0]

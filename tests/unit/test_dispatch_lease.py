@@ -12,7 +12,7 @@ import pytest
 
 from plumsms.domain.errors import StoreUnavailable
 from plumsms.domain.plum import PlumUnavailable, Unauthorized
-from plumsms.domain.sending import DueCursor, DuePage, DueRef
+from plumsms.domain.sending import DueCursor, DuePage, DueRef, HeldLease
 from plumsms.usecases.dispatch import (
     COALESCED,
     DispatchConfig,
@@ -23,7 +23,10 @@ from plumsms.usecases.dispatch import (
 from plumsms.usecases.dispatch.loop import LEASE_POLL_SECONDS, LEASE_ROUNDS
 from plumsms.usecases.ports import Pacer
 from tests.fakes import NOW, FakeOutbox, FakeTime, ScriptedPlum
+from tests.unit.test_dispatch_feed import A, B, outbox_with
 from tests.unit.test_sending_dispatch import message
+
+C = "+12435678912"
 
 
 class FakeLease:
@@ -39,19 +42,21 @@ class FakeLease:
         """Run before each ``release`` (another invocation's moves, one per release)."""
         self.on_request: list[Callable[[], None]] = []
         self.fail: set[str] = set()
+        self.senders: frozenset[str] = frozenset()
+        """What the last run left in the lease."""
 
     def _call(self, name: str) -> None:
         self.calls.append(name)
         if name in self.fail:
             raise StoreUnavailable(f"{name} failed (ProvisionedThroughputExceededException)")
 
-    def acquire(self, holder: str, now: datetime, until: datetime) -> bool:
+    def acquire(self, holder: str, now: datetime, until: datetime) -> HeldLease | None:
         self._call("acquire")
         if self.holder is not None and self.until is not None and self.until >= now:
-            return False
+            return None
         self.holder, self.until, self.wanted = holder, until, False
         self.acquired.append((holder, now, until))
-        return True
+        return HeldLease(self.senders)
 
     def request(self, now: datetime) -> bool:
         self._call("request")
@@ -62,7 +67,7 @@ class FakeLease:
         self.wanted = True
         return True
 
-    def release(self, holder: str) -> bool:
+    def release(self, holder: str, senders: frozenset[str]) -> bool:
         self._call("release")
         if self.on_release:
             self.on_release.pop(0)()
@@ -72,13 +77,15 @@ class FakeLease:
             self.wanted = False
             return False
         self.holder = self.until = None
+        self.senders = senders
         return True
 
-    def give_up(self, holder: str) -> None:
+    def give_up(self, holder: str, senders: frozenset[str]) -> None:
         self._call("give_up")
         if self.holder == holder:
             self.holder = self.until = None
             self.wanted = False
+            self.senders = senders
 
 
 class CountingOutbox(FakeOutbox):
@@ -236,10 +243,10 @@ def test_a_lease_changing_hands_at_every_try_ends_the_run_coalesced() -> None:
     def flip() -> None:
         lease.holder = None
 
-    def hold_again(_: str, __: datetime, ___: datetime) -> bool:
+    def hold_again(_: str, __: datetime, ___: datetime) -> HeldLease | None:
         lease.calls.append("acquire")
         lease.holder = "other"
-        return False
+        return None
 
     lease.acquire = hold_again  # type: ignore[method-assign]
     lease.on_request = [flip] * LEASE_ROUNDS
@@ -270,6 +277,8 @@ def test_a_run_out_of_time_gives_the_lease_up_even_with_a_request_waiting() -> N
     assert lease.holder is None
     assert report.stopped == "time"
     assert "release" not in lease.calls
+    # AND leaves the next run the sender it found messages for
+    assert lease.senders == {message(1).from_}
 
 
 @pytest.mark.parametrize("failing", ["acquire", "request"])
@@ -312,8 +321,8 @@ def test_a_run_out_of_time_lets_go_before_its_last_sends_have_left() -> None:
     let_go = threading.Event()
     give_up = lease.give_up
 
-    def giving_up(holder: str) -> None:
-        give_up(holder)
+    def giving_up(holder: str, senders: frozenset[str]) -> None:
+        give_up(holder, senders)
         let_go.set()
 
     lease.give_up = giving_up  # type: ignore[method-assign]
@@ -671,9 +680,9 @@ def noting_let_go(lease: FakeLease, order: list[str]) -> None:
     """Note "lease let go" in ``order`` when the run gives ``lease`` up."""
     give_up = lease.give_up
 
-    def giving_up(holder: str) -> None:
+    def giving_up(holder: str, senders: frozenset[str]) -> None:
         order.append("lease let go")
-        give_up(holder)
+        give_up(holder, senders)
 
     lease.give_up = giving_up  # type: ignore[method-assign]
 
@@ -802,3 +811,28 @@ def test_a_slot_reserved_for_a_message_no_worker_took_is_dropped() -> None:
     # booked for it would go unused: a gap in the sender's pace)
     assert report["sent"] == 1
     assert order == ["slot dropped", "reserved slots booked", "lease let go"]
+
+
+def test_a_run_reads_on_for_the_senders_its_predecessor_left_in_the_lease() -> None:
+    # GIVEN a run taking over from one that found messages of B and C: B's next message
+    # lies past the pages held (four pages of four), and C has nothing due any more
+    outbox = outbox_with("A" * 24 + "B" + "AAA")
+    plum, lease = ScriptedPlum(), FakeLease()
+    lease.senders = frozenset({B, C})
+    # WHEN it works with one worker (the sends leave in the order taken)
+    report = leased(outbox, plum, lease, concurrency=1, page_size=4).run(plenty)
+    # THEN B's message takes the first turn with A's first, not once A's queue ran low
+    order = [int(body.split()[1]) for _, _, body, _ in plum.queued]
+    assert sorted(order[:2]) == [0, 24]
+    assert report["sent"] == 28
+    # AND the lease, let go, names the senders this run found (not C, found by nobody)
+    assert lease.senders == {A, B}
+
+
+def test_without_senders_left_in_the_lease_a_far_sender_waits_for_the_reading() -> None:
+    # The control: the same due list, nothing left in the lease.
+    outbox = outbox_with("A" * 24 + "B" + "AAA")
+    plum, lease = ScriptedPlum(), FakeLease()
+    leased(outbox, plum, lease, concurrency=1, page_size=4).run(plenty)
+    order = [int(body.split()[1]) for _, _, body, _ in plum.queued]
+    assert order.index(24) > 2

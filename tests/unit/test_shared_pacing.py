@@ -421,6 +421,21 @@ def test_without_booking_them_the_ending_runs_last_claims_are_refused() -> None:
     assert [ending.wait_until("+1", s) for s in slots if s is not None] == [True, False, False]
 
 
+def test_reserved_slots_are_booked_soonest_first_across_senders() -> None:
+    # GIVEN two senders with two reserved slots each, "+2" reserved after "+1" (so
+    # "+2"'s first slot comes before "+1"'s second), and a book taking 0.3 s per answer
+    ending, _, book, clocks = two_runs()
+    book.trip = 0.3
+    deadline = clocks.mono + 10
+    for key in ("+1", "+1", "+2", "+2"):
+        assert ending.reserve(key, deadline=deadline) is not None
+    # WHEN the run books them before letting go
+    ending.book_reserved()
+    # THEN they were booked in the order their slots come, each sender's in its order
+    # (by sender, "+2"'s first slot would be asked for 0.6 s after it started)
+    assert [number for number, _ in book.calls] == ["+1", "+2", "+1", "+2"]
+
+
 def test_a_dropped_slot_is_not_booked() -> None:
     # GIVEN two reserved slots, the first of which lost its claim
     shared, book, clocks = pacer()

@@ -309,6 +309,14 @@ class DuePage:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldLease:
+    """The dispatcher's lease, taken, with what the run before left in it: the senders it
+    found messages for (the next run's feed reads on until it finds each of them)."""
+
+    senders: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     """A message a dispatcher holds: its token, when it was first claimed, tries so far."""
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         DuePage,
         DueRef,
         EditPlan,
+        HeldLease,
         IdempotencyRecord,
         Schedule,
     )
@@ -155,16 +156,18 @@ class RunLease(Protocol):
     holder serves every such request before it lets go.
     """
 
-    def acquire(self, holder: str, now: datetime, until: datetime) -> bool:
-        """Hold the lease until ``until`` if nobody holds it (or the hold lapsed)."""
+    def acquire(self, holder: str, now: datetime, until: datetime) -> HeldLease | None:
+        """Hold the lease until ``until`` if nobody holds it (or the hold lapsed); None
+        when another run holds it."""
 
     def request(self, now: datetime) -> bool:
         """Ask the holder for one more pass; False when nobody holds the lease."""
 
-    def release(self, holder: str) -> bool:
-        """Let go unless a pass was requested; False (request taken) when one was."""
+    def release(self, holder: str, senders: frozenset[str]) -> bool:
+        """Let go unless a pass was requested, leaving ``senders`` (those this run found
+        messages for) to the next holder; False (request taken) when one was requested."""
 
-    def give_up(self, holder: str) -> None:
+    def give_up(self, holder: str, senders: frozenset[str]) -> None:
         """Let go whatever was requested (the run has no time for another pass)."""
 
 

@@ -16,12 +16,18 @@ At equal rates the senders' places in the due list drift apart as a campaign goe
 the messages held: it idles until the reading reaches it, about a second per 40 places
 at 40 msg/s. So while a sender seen in this pass has nothing queued, the feed reads on
 past ``cap``, up to ``reach`` messages held.
+
+A run that takes over has read nothing yet: a sender its predecessor served on pace
+whose next message lies past the first pages was on no page read so far, so no reading
+on was due for it, and it idled until the reading reached it (seconds, once the places
+had drifted apart). So a feed also starts from the senders the run before found messages
+for (``known``, left in the lease): until each has a message queued, the feed reads on.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from plumsms.domain.sending import DueCursor, DueRef
@@ -38,6 +44,9 @@ class DueFeed:
         page: int,
         cap: int,
         reach: int | None = None,
+        *,
+        known: Iterable[str] = (),
+        found: set[str] | None = None,
     ) -> None:
         self._outbox = outbox
         self._clock = clock
@@ -45,7 +54,10 @@ class DueFeed:
         self.cap = max(cap, page)
         """Messages held read ahead (more only while a sender has none queued)."""
         self._reach = self.cap if reach is None else max(reach, self.cap)
-        self._queues: dict[str, deque[DueRef]] = {}
+        self._queues: dict[str, deque[DueRef]] = {sender: deque() for sender in known}
+        self.found: set[str] = set() if found is None else found
+        """Senders this feed read messages for (added to the set given, if any: the run's
+        record across its passes)."""
         self.blocked: set[str] = set()
         """Recipients on the pages read so far who opted out (sent nothing: suppressed)."""
         self._cursor: DueCursor | None = None
@@ -55,15 +67,15 @@ class DueFeed:
     def wants_page(self) -> bool:
         """True when another page should be read now: pages are left, and fewer than
         ``cap`` messages are held, or fewer than ``reach`` while a sender seen in this
-        pass has none queued."""
+        pass (or ``known``) has none queued."""
         if self.exhausted:
             return False
         held = self.left()
         return held < self.cap or (held < self._reach and self.dry())
 
     def dry(self) -> bool:
-        """True when a sender seen in this pass has nothing queued (its next message, if
-        any, lies further down the due list)."""
+        """True when a sender seen in this pass (or ``known``) has nothing queued (its
+        next message, if any, lies further down the due list)."""
         return any(not q for q in self._queues.values())
 
     def read_page(self) -> None:
@@ -73,6 +85,7 @@ class DueFeed:
             self.blocked |= self._outbox.opted_out({r.to for r in page.items})
         for ref in page.items:
             self._queues.setdefault(ref.from_, deque()).append(ref)
+            self.found.add(ref.from_)
         self._cursor = page.next_position
         self.exhausted = self._cursor is None
 
@@ -83,7 +96,7 @@ class DueFeed:
     def outlasts(self, per_sender: float) -> bool:
         """True when messages will still be due after each sender sends ``per_sender``
         more: pages are left to read, or a sender has more than that queued."""
-        if not self._queues and not self.exhausted:
+        if self._cursor is None and not self.exhausted:
             return False  # nothing read yet: nothing known
         return not self.exhausted or any(len(q) > per_sender for q in self._queues.values())
 

@@ -15,7 +15,7 @@ from typing import Any
 from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.models import Status, utc_now
 from plumsms.domain.plum import PlumError, PlumGateway, Unauthorized, UnsubscribedRecipient
-from plumsms.domain.sending import Claim, DueRef
+from plumsms.domain.sending import Claim, DueRef, HeldLease
 from plumsms.domain.status import ChangePublisher, change_to
 from plumsms.usecases.dispatch.feed import DueFeed
 from plumsms.usecases.dispatch.outcomes import Outcomes, reason
@@ -116,33 +116,35 @@ class Dispatcher:
             run.report.stopped = "store"
             self._log.exception("taking the dispatcher's lease failed")
             return run.report
-        if not held:
+        if held is None:
             run.report.stopped = COALESCED
             return run.report
+        run.known_senders = held.senders
         self._work(run, self._lease, holder)
         return run.report
 
     def _hold(
         self, lease: RunLease, holder: str, remaining_ms: Callable[[], int], wait: float
-    ) -> bool:
+    ) -> HeldLease | None:
         """Take the lease (trying again every ``LEASE_POLL_SECONDS`` for ``wait`` seconds),
-        or leave a request with its holder; True when taken."""
+        or leave a request with its holder; None when not taken."""
         waiting_ends = self._monotonic() + wait
         rounds = 0
         while rounds < LEASE_ROUNDS:
             now = self._clock()
             # The lease lapses when this invocation's time is up (the function is gone).
-            if lease.acquire(holder, now, now + timedelta(milliseconds=remaining_ms())):
-                return True
+            held = lease.acquire(holder, now, now + timedelta(milliseconds=remaining_ms()))
+            if held is not None:
+                return held
             if self._monotonic() < waiting_ends:
                 self._sleep(LEASE_POLL_SECONDS)
                 continue
             if lease.request(now):
-                return False
+                return None
             # Released (or lapsed) between the two writes: try to take it again.
             rounds += 1
         self._log.warning("the dispatcher's lease changed hands too often; leaving it")
-        return False
+        return None
 
     def _work(self, run: Run, lease: RunLease | None, holder: str) -> None:
         """Recover, pass over the due messages until no pass is owed, and start the next
@@ -179,7 +181,7 @@ class Dispatcher:
                     break
                 try:
                     self._settle_claims(run)
-                    released = lease.release(holder)
+                    released = lease.release(holder, frozenset(run.found_senders))
                 except Exception:
                     run.report.add("errors")
                     self._log.exception("letting go of the dispatcher's lease failed")
@@ -263,7 +265,7 @@ class Dispatcher:
         if lease is None:
             return
         try:
-            lease.give_up(holder)
+            lease.give_up(holder, frozenset(run.found_senders))
         except Exception:
             # The lease lapses by itself when this invocation's time is up.
             run.report.add("errors")
@@ -274,7 +276,7 @@ class Dispatcher:
         due messages it had no time or no slot for (the next run should start now)."""
         workers = threading.BoundedSemaphore(self.config.concurrency)
         page = self.config.page()
-        feed = self._feed(page)
+        feed = self._feed(run, page)
         in_pass: list[Future[None]] = []
         full: set[str] = set()  # senders with no slot left before the deadline
         while run.may_claim():
@@ -308,7 +310,7 @@ class Dispatcher:
                 wait(in_pass)
                 if not run.take_pass_claims():
                     return False
-                feed = self._feed(page)
+                feed = self._feed(run, page)
                 in_pass = []
                 continue
             for ref in turn:
@@ -334,9 +336,18 @@ class Dispatcher:
                 in_pass.append(future)
         return not run.halted.is_set()
 
-    def _feed(self, page: int) -> DueFeed:
-        """The due messages of a new pass."""
-        return DueFeed(self._outbox, self._clock, page, FEED_PAGES * page, FEED_REACH)
+    def _feed(self, run: Run, page: int) -> DueFeed:
+        """The due messages of a new pass: it reads on until it holds a message of each
+        sender the run before (or this run) found messages for."""
+        return DueFeed(
+            self._outbox,
+            self._clock,
+            page,
+            FEED_PAGES * page,
+            FEED_REACH,
+            known=run.known_senders | run.found_senders,
+            found=run.found_senders,
+        )
 
     @staticmethod
     def _free_worker(run: Run, workers: threading.BoundedSemaphore) -> bool:

@@ -188,8 +188,8 @@ class SharedPacer:
                 del self._bookings[key, slot]
 
     def book_reserved(self) -> None:
-        """Book now the shared slot of every reserved local slot not yet booked, in each
-        sender's order: called when the run stops claiming, before it lets go of the lease.
+        """Book now the shared slot of every reserved local slot not yet booked, soonest
+        first: called when the run stops claiming, before it lets go of the lease.
 
         A worker books its shared slot only just before its local slot, so a next run
         taking over in the meantime booked the slots this run's last claims were counting
@@ -198,7 +198,14 @@ class SharedPacer:
         booked then are booked by their workers as before.
         """
         with self._booked:
-            waiting = deque(sorted(k for k, b in self._bookings.items() if not b.asked))
+            # Soonest first (each sender's in its order): a slot booked after its start
+            # would be moved back behind the answer.
+            waiting = deque(
+                sorted(
+                    (k for k, b in self._bookings.items() if not b.asked),
+                    key=lambda key_slot: (key_slot[1], key_slot[0]),
+                )
+            )
             for key_slot in waiting:
                 self._bookings[key_slot].asked = True
         try:

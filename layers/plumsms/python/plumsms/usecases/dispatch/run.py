@@ -117,6 +117,10 @@ class Run:
     successor_started: bool = False
     """The next run was started (it waits for the lease: it serves any pass requested)."""
     claims_in_pass: int = 0
+    known_senders: frozenset[str] = frozenset()
+    """Senders the run before found due messages for (left in the lease)."""
+    found_senders: set[str] = field(default_factory=set)
+    """Senders this run found due messages for (left in the lease for the next run)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     _plum: PlumGateway | None = None
     _claiming: int = 0
