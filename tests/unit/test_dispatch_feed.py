@@ -207,12 +207,12 @@ def test_the_dispatcher_reads_on_for_a_sender_whose_next_message_lies_past_the_c
 
 def test_a_known_sender_makes_the_feed_read_on_before_any_turn() -> None:
     # GIVEN a run taking over: its predecessor found messages of A and B, and B's next
-    # message lies past the cap (pages of five, a cap of five, a reach of twenty)
+    # message lies past the cap (pages of five, a cap of ten, a reach of twenty)
     feed = DueFeed(
         outbox_with("AAAAA" + "AAAAA" + "AB" + "A" * 8),
         lambda: NOW,
         page=5,
-        cap=5,
+        cap=10,
         reach=20,
         known={A, B},
     )
@@ -229,16 +229,26 @@ def test_a_known_sender_makes_the_feed_read_on_before_any_turn() -> None:
     assert feed.found == {A, B}
 
 
-def test_a_known_sender_with_nothing_due_is_read_for_up_to_the_reach_and_not_found() -> None:
-    # GIVEN a known sender that has nothing due any more (its campaign ended)
+def test_reading_on_reads_at_most_the_cap_between_two_turns_and_never_past_the_reach() -> None:
+    # GIVEN a known sender that has nothing due any more (its campaign ended), pages of
+    # five, a cap of five and a reach of fifteen
     found: set[str] = set()
     feed = DueFeed(
         outbox_with("A" * 30), lambda: NOW, page=5, cap=5, reach=15, known={B}, found=found
     )
-    while feed.wants_page():
-        feed.read_page()
-    # THEN reading stops at the reach, and only A is found (into the set given)
-    assert feed.left() == 15
+    reads_between_turns = []
+    for turn in range(4):
+        reads = 0
+        while feed.wants_page():
+            feed.read_page()
+            reads += 1
+        reads_between_turns.append(reads)
+        assert ids(feed.turn(set())) == [turn]
+    # THEN the cap's page, then one page read on (five messages: the cap) per turn, so
+    # A takes its turns meanwhile; none once the reach is held
+    assert reads_between_turns == [2, 1, 1, 0]
+    assert feed.left() == 16  # 20 read (the reach, 15, passed by the last page) less 4
+    # AND only A is found (into the set given)
     assert found == {A} and feed.found is found
 
 
@@ -249,3 +259,33 @@ def test_without_known_senders_the_feed_stops_at_the_cap() -> None:
         feed.read_page()
     assert feed.left() == 5
     assert ids(feed.turn(set())) == [0]
+
+
+def test_reading_on_stops_once_the_cap_was_read_on_since_the_last_turn() -> None:
+    # GIVEN pages of three and a cap of seven (the pages read on pass the cap: 3, 6, 9),
+    # and a known sender with nothing due
+    feed = DueFeed(outbox_with("A" * 60), lambda: NOW, page=3, cap=7, reach=40, known={B})
+    reads = []
+    for turn in range(2):
+        count = 0
+        while feed.wants_page():
+            feed.read_page()
+            count += 1
+        reads.append(count)
+        assert ids(feed.turn(set())) == [turn]
+    # THEN three pages to reach the cap, then three read on (nine messages, the first
+    # count past seven), and three again after the turn
+    assert reads == [6, 3]
+
+
+def test_reading_on_stops_at_exactly_the_reach() -> None:
+    # GIVEN pages of four, a cap of eight and a reach of fourteen: B is dry after its
+    # turn, and the burst (eight) does not bind before the reach does
+    feed = DueFeed(outbox_with("BA" + "A" * 30), lambda: NOW, page=4, cap=8, reach=14)
+    while feed.wants_page():
+        feed.read_page()
+    assert ids(feed.turn(set())) == [0, 1]
+    while feed.wants_page():
+        feed.read_page()
+    # THEN it holds exactly the reach, and reads no page more
+    assert feed.left() == 14 and feed.dry()

@@ -836,3 +836,30 @@ def test_without_senders_left_in_the_lease_a_far_sender_waits_for_the_reading() 
     leased(outbox, plum, lease, concurrency=1, page_size=4).run(plenty)
     order = [int(body.split()[1]) for _, _, body, _ in plum.queued]
     assert order.index(24) > 2
+
+
+class NoSlotsFor(RateLimiter):
+    """A limiter with no slot at all for ``sender`` (as if its book were full)."""
+
+    def __init__(self, sender: str) -> None:
+        super().__init__(1000.0)
+        self.sender = sender
+
+    def reserve(self, key: str, deadline: float | None = None) -> float | None:
+        return None if key == self.sender else super().reserve(key, deadline)
+
+
+def test_a_run_whose_queued_senders_are_out_of_slots_reads_on_for_a_known_one() -> None:
+    # GIVEN A with no slot left, and a run taking over from one that found B, whose
+    # message lies far past what one turn reads on (pages of four: 16 per turn)
+    outbox = outbox_with("A" * 60 + "B")
+    plum, lease = ScriptedPlum(), FakeLease()
+    lease.senders = frozenset({B})
+    # WHEN it works
+    report = leased(
+        outbox, plum, lease, pacer=lambda: NoSlotsFor(A), concurrency=1, page_size=4
+    ).run(plenty)
+    # THEN once A's turn comes back empty it reads on (rather than stopping as out of
+    # slots with B unread) and sends B's message
+    assert [body for _, _, body, _ in plum.queued] == ["Message 60"]
+    assert report["sent"] == 1

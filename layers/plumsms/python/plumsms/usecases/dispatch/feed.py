@@ -15,7 +15,9 @@ At equal rates the senders' places in the due list drift apart as a campaign goe
 ``k n ± k √n`` places down), so a sender served on pace can find its next message past
 the messages held: it idles until the reading reaches it, about a second per 40 places
 at 40 msg/s. So while a sender seen in this pass has nothing queued, the feed reads on
-past ``cap``, up to ``reach`` messages held.
+past ``cap``, up to ``reach`` messages held, and at most ``cap`` more between two turns:
+the senders with messages queued take their turns meanwhile (a sender with nothing due
+any more would otherwise hold every turn until the reach was read).
 
 A run that takes over has read nothing yet: a sender its predecessor served on pace
 whose next message lies past the first pages was on no page read so far, so no reading
@@ -61,17 +63,22 @@ class DueFeed:
         self.blocked: set[str] = set()
         """Recipients on the pages read so far who opted out (sent nothing: suppressed)."""
         self._cursor: DueCursor | None = None
+        self._read_on = 0
+        """Messages read past ``cap`` since the last turn."""
         self.exhausted = False
         """True once the last page of this pass has been read."""
 
     def wants_page(self) -> bool:
         """True when another page should be read now: pages are left, and fewer than
         ``cap`` messages are held, or fewer than ``reach`` while a sender seen in this
-        pass (or ``known``) has none queued."""
+        pass (or ``known``) has none queued and fewer than ``cap`` were read on since
+        the last turn."""
         if self.exhausted:
             return False
         held = self.left()
-        return held < self.cap or (held < self._reach and self.dry())
+        if held < self.cap:
+            return True
+        return held < self._reach and self._read_on < self.cap and self.dry()
 
     def dry(self) -> bool:
         """True when a sender seen in this pass (or ``known``) has nothing queued (its
@@ -80,7 +87,10 @@ class DueFeed:
 
     def read_page(self) -> None:
         """Read the next page and its opt-outs (store errors propagate)."""
+        reading_on = self.left() >= self.cap
         page = self._outbox.due(self._clock(), self._page, self._cursor)
+        if reading_on:
+            self._read_on += len(page.items)
         if page.items:
             self.blocked |= self._outbox.opted_out({r.to for r in page.items})
         for ref in page.items:
@@ -91,6 +101,7 @@ class DueFeed:
 
     def turn(self, skip: set[str]) -> list[DueRef]:
         """The next message of each sender not in ``skip`` that has one queued."""
+        self._read_on = 0
         return [q.popleft() for sender, q in self._queues.items() if sender not in skip and q]
 
     def outlasts(self, per_sender: float) -> bool:

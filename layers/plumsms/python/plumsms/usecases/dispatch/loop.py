@@ -296,6 +296,8 @@ class Dispatcher:
                 continue
             turn = feed.turn(full)
             if not turn:
+                if feed.wants_page():
+                    continue  # reading on may find a sender with slots left
                 if feed.left():
                     # Every sender with messages due is out of slots: no more claims
                     # here (whether any was made is known once they are answered).

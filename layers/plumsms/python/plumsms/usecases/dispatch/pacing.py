@@ -198,12 +198,12 @@ class SharedPacer:
         booked then are booked by their workers as before.
         """
         with self._booked:
-            # Soonest first (each sender's in its order): a slot booked after its start
-            # would be moved back behind the answer.
+            # Soonest first (so each sender's in its order): a slot booked after its
+            # start would be moved back behind the answer.
             waiting = deque(
                 sorted(
                     (k for k, b in self._bookings.items() if not b.asked),
-                    key=lambda key_slot: (key_slot[1], key_slot[0]),
+                    key=lambda key_slot: key_slot[1],
                 )
             )
             for key_slot in waiting:
