@@ -39,6 +39,15 @@ def one_worker(outbox: FakeOutbox, plum: ScriptedPlum) -> Dispatcher:
     )
 
 
+def read_wanted(feed: DueFeed) -> int:
+    """Read pages as long as the feed wants them; how many were read."""
+    reads = 0
+    while feed.wants_page():
+        feed.read_page()
+        reads += 1
+    return reads
+
+
 def ids(refs: list) -> list[int]:  # type: ignore[type-arg]
     return [int(r.message_id, 16) for r in refs]
 
@@ -54,10 +63,7 @@ def test_turns_take_one_message_of_each_sender_in_due_order() -> None:
 def test_pages_are_read_ahead_until_cap_messages_are_held_and_again_below_it() -> None:
     # GIVEN pages of five and a cap of ten
     feed = DueFeed(outbox_with("AAAAB" + "ABABA" + "BBBBB" + "AB"), lambda: NOW, page=5, cap=10)
-    reads = 0
-    while feed.wants_page():
-        feed.read_page()
-        reads += 1
+    reads = read_wanted(feed)
     # THEN two pages are read before any turn
     assert reads == 2 and feed.left() == 10
     # AND once a turn takes the held messages below the cap, the next page is wanted
@@ -74,8 +80,7 @@ def test_a_sender_first_seen_on_a_later_page_takes_turns_from_the_first() -> Non
     # GIVEN a due list whose first page holds only A's messages (as a run taking over
     # finds it: the senders its predecessor fell behind on come first)
     feed = DueFeed(outbox_with("AAAAA" + "AAAAB" + "BBBB"), lambda: NOW, page=5, cap=20)
-    while feed.wants_page():
-        feed.read_page()
+    read_wanted(feed)
     # THEN B takes its turn alongside A's first message, not after A's fifth
     assert ids(feed.turn(set())) == [0, 9]
 
@@ -95,8 +100,7 @@ def test_no_page_is_read_while_cap_messages_are_held() -> None:
     feed.read_page()
     assert ids(feed.turn(set())) == [0, 1]  # B's one message: B is dry for good
     # WHEN pages are read as long as they are wanted
-    while feed.wants_page():
-        feed.read_page()
+    read_wanted(feed)
     # THEN reading stopped at the first page that took the held messages to the cap
     assert feed.left() == 13
     assert not feed.exhausted
@@ -149,17 +153,13 @@ def test_while_a_sender_seen_has_nothing_queued_pages_are_read_past_the_cap() ->
         cap=10,
         reach=20,
     )
-    while feed.wants_page():
-        feed.read_page()
+    read_wanted(feed)
     assert feed.left() == 10
     # WHEN B's first message takes its turn
     assert ids(feed.turn(set())) == [0, 1]
     # THEN the feed reads on past the cap until B has a message queued again, and
     # takes it in B's next turn (not once A's eight messages ahead of it are sent)
-    reads = 0
-    while feed.wants_page():
-        feed.read_page()
-        reads += 1
+    reads = read_wanted(feed)
     assert reads == 2 and feed.left() == 18
     assert not feed.dry()
     assert ids(feed.turn(set())) == [2, 19]
@@ -168,11 +168,9 @@ def test_while_a_sender_seen_has_nothing_queued_pages_are_read_past_the_cap() ->
 def test_reading_for_a_dry_sender_stops_at_the_reach() -> None:
     # GIVEN B's only message first, then A's: B is dry for good after its turn
     feed = DueFeed(outbox_with("BA" + "A" * 30), lambda: NOW, page=5, cap=5, reach=13)
-    while feed.wants_page():
-        feed.read_page()
+    read_wanted(feed)
     assert ids(feed.turn(set())) == [0, 1]
-    while feed.wants_page():
-        feed.read_page()
+    read_wanted(feed)
     # THEN it stops reading once it holds the reach (3 held after the turn, then pages
     # of five up to 13)
     assert feed.dry() and feed.left() == 13
@@ -180,8 +178,7 @@ def test_reading_for_a_dry_sender_stops_at_the_reach() -> None:
 
 def test_without_a_dry_sender_no_page_is_read_past_the_cap() -> None:
     feed = DueFeed(outbox_with("AB" * 20), lambda: NOW, page=5, cap=10, reach=40)
-    while feed.wants_page():
-        feed.read_page()
+    read_wanted(feed)
     assert feed.left() == 10
     assert ids(feed.turn(set())) == [0, 1]
     assert not feed.dry()
@@ -219,10 +216,7 @@ def test_a_known_sender_makes_the_feed_read_on_before_any_turn() -> None:
     # THEN nothing is known to outlast the run before a page is read
     assert not feed.outlasts(0)
     # AND the feed reads on past the cap until B has a message queued
-    reads = 0
-    while feed.wants_page():
-        feed.read_page()
-        reads += 1
+    reads = read_wanted(feed)
     assert reads == 3 and feed.left() == 15
     # AND B's message takes the first turn with A's first
     assert sorted(ids(feed.turn(set()))) == [0, 11]
@@ -238,11 +232,7 @@ def test_reading_on_reads_at_most_the_cap_between_two_turns_and_never_past_the_r
     )
     reads_between_turns = []
     for turn in range(4):
-        reads = 0
-        while feed.wants_page():
-            feed.read_page()
-            reads += 1
-        reads_between_turns.append(reads)
+        reads_between_turns.append(read_wanted(feed))
         assert ids(feed.turn(set())) == [turn]
     # THEN the cap's page, then one page read on (five messages: the cap) per turn, so
     # A takes its turns meanwhile; none once the reach is held
@@ -253,11 +243,10 @@ def test_reading_on_reads_at_most_the_cap_between_two_turns_and_never_past_the_r
 
 
 def test_without_known_senders_the_feed_stops_at_the_cap() -> None:
-    # The control for the two tests above: the same due list, nobody known.
-    feed = DueFeed(outbox_with("AAAAA" + "AAAAA" + "AB" + "A" * 8), lambda: NOW, 5, 5, 20)
-    while feed.wants_page():
-        feed.read_page()
-    assert feed.left() == 5
+    # The control for the first test above: the same due list and sizes, nobody known.
+    feed = DueFeed(outbox_with("AAAAA" + "AAAAA" + "AB" + "A" * 8), lambda: NOW, 5, 10, 20)
+    assert read_wanted(feed) == 2
+    assert feed.left() == 10
     assert ids(feed.turn(set())) == [0]
 
 
@@ -267,11 +256,7 @@ def test_reading_on_stops_once_the_cap_was_read_on_since_the_last_turn() -> None
     feed = DueFeed(outbox_with("A" * 60), lambda: NOW, page=3, cap=7, reach=40, known={B})
     reads = []
     for turn in range(2):
-        count = 0
-        while feed.wants_page():
-            feed.read_page()
-            count += 1
-        reads.append(count)
+        reads.append(read_wanted(feed))
         assert ids(feed.turn(set())) == [turn]
     # THEN three pages to reach the cap, then three read on (nine messages, the first
     # count past seven), and three again after the turn
@@ -282,10 +267,8 @@ def test_reading_on_stops_at_exactly_the_reach() -> None:
     # GIVEN pages of four, a cap of eight and a reach of fourteen: B is dry after its
     # turn, and the burst (eight) does not bind before the reach does
     feed = DueFeed(outbox_with("BA" + "A" * 30), lambda: NOW, page=4, cap=8, reach=14)
-    while feed.wants_page():
-        feed.read_page()
+    read_wanted(feed)
     assert ids(feed.turn(set())) == [0, 1]
-    while feed.wants_page():
-        feed.read_page()
+    read_wanted(feed)
     # THEN it holds exactly the reach, and reads no page more
     assert feed.left() == 14 and feed.dry()
