@@ -500,8 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"plumsms-local: cannot start: {exc}", file=sys.stderr)
         stack.stop()
         return 1
-    print(stack.banner(), flush=True)
     try:
+        # Inside the try: a Ctrl-C right after the banner (before the wait) stops cleanly.
+        print(stack.banner(), flush=True)
         stopping.wait()
     except KeyboardInterrupt:
         pass
