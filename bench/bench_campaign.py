@@ -28,11 +28,13 @@ slow the rate run.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -53,6 +55,7 @@ RUN_SECONDS = 30
 WINDOW = 10.0
 PRICED_PER_SENDER = 20
 DYNALITE = "dynalite@4.0.0"
+NODE_GYP = "node-gyp@12.4.0"
 TOOLS = Path(__file__).resolve().parent.parent / ".tools" / "dynalite"
 
 
@@ -167,7 +170,14 @@ def serialized_dynamodb() -> Iterator[Server]:
 
 @contextmanager
 def dynalite() -> Iterator[Server]:
-    """dynalite (in memory) in a child process, installed with npm on first use."""
+    """dynalite in a child process, its tables in LevelDB on a temporary directory
+    (installed with npm, and its LevelDB binding compiled, on first use).
+
+    In memory, dynalite's default, 100,000 messages and their index entries live in
+    Node's heap: its major collections then took both cores for most of a second about
+    every 100 s, and every sender paused with them (2026-12-05: ``node --trace-gc``
+    against the campaign's arrivals, docs/benchmarks.md). In LevelDB the data live
+    outside the heap, as DynamoDB's live outside its request path."""
     executable = TOOLS / "node_modules" / ".bin" / "dynalite"
     if not executable.exists():
         npm = shutil.which("npm")
@@ -179,10 +189,37 @@ def dynalite() -> Iterator[Server]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-    with child_server(
-        lambda port: [str(executable), "--port", str(port), "--createTableMs", "0"], "dynalite"
-    ) as server:
-        yield server
+    _build_leveldb()
+    shared_memory = Path("/dev/shm")
+    where = shared_memory if shared_memory.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="bench-dynalite-", dir=where) as path:
+
+        def command(port: int) -> list[str]:
+            return [str(executable), "--port", str(port), "--createTableMs", "0", "--path", path]
+
+        with child_server(command, "dynalite") as server:
+            yield server
+
+
+def _build_leveldb() -> None:
+    """Compile the LevelDB binding dynalite's ``--path`` needs (npm 11 runs no install
+    scripts by itself), against the headers that came with Node.js: node-gyp would
+    otherwise download them, and nodejs.org may be out of reach."""
+    package = TOOLS / "node_modules" / "classic-level"
+    if (package / "build" / "Release" / "classic_level.node").exists():
+        return
+    npx, node = shutil.which("npx"), shutil.which("node")
+    if npx is None or node is None:
+        raise RuntimeError("the full campaign needs Node.js and npx (for dynalite's LevelDB)")
+    node_dir = Path(node).resolve().parent.parent
+    if not (node_dir / "include" / "node" / "node_api.h").exists():
+        raise RuntimeError(f"no Node.js headers under {node_dir}/include/node (for LevelDB)")
+    subprocess.run(
+        [npx, "--yes", NODE_GYP, "rebuild", f"--nodedir={node_dir}"],
+        cwd=package,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def _campaign(
@@ -280,6 +317,7 @@ def _report(
     stand_in: ChildStandIn, scale: Scale, elapsed: float, counts: Counter[str]
 ) -> list[Figure]:
     arrivals, bodies = stand_in.snapshot()
+    _dump(arrivals)
     total, rate = scale.total, scale.rate
     received = sum(len(t) for t in arrivals.values())
     expected = rate * WINDOW
@@ -365,6 +403,15 @@ def _report(
         ),
         Figure("messages per second", received / (last - first), "/s", note=f"{elapsed:.0f} s"),
     ]
+
+
+def _dump(arrivals: dict[str, list[float]]) -> None:
+    """Write every sender's arrival times (``time.monotonic`` of the stand-in, the same
+    clock in every process on one host) to ``BENCH_CAMPAIGN_DUMP``, when set: to set a
+    pause against what else happened then (the store's log, a load reading)."""
+    path = os.environ.get("BENCH_CAMPAIGN_DUMP")
+    if path:
+        Path(path).write_text(json.dumps({"clock": "monotonic", "arrivals": arrivals}))
 
 
 def _bill(cost: Cost, sent: int, total: int) -> list[Figure]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import gc
+from plumsms import coldstart
 
-# A cold start builds objects that live as long as the execution environment; the
-# collector would scan them again and again while the imports run (a quarter of the
-# import time). Collect nothing until the wiring is done, then freeze it all.
-gc.disable()
+coldstart.begin()  # before the other imports: no collection until the wiring is built
 
 from pathlib import Path
 
@@ -21,10 +18,7 @@ from plumsms.observability import tracer
 settings, secrets, store, publisher = bootstrap.basics()
 service = bootstrap.inbound_service(settings, store, secrets, publisher, Path(__file__).parent)
 app = api_resolver(settings)
-
-
-gc.freeze()
-gc.enable()
+coldstart.wired()
 
 
 @app.post("/plum/inbound")

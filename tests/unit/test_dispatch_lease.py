@@ -863,3 +863,40 @@ def test_a_run_whose_queued_senders_are_out_of_slots_reads_on_for_a_known_one() 
     # slots with B unread) and sends B's message
     assert [body for _, _, body, _ in plum.queued] == ["Message 60"]
     assert report["sent"] == 1
+
+
+class LateForTheFirstSlots(RateLimiter):
+    """A limiter whose first ``late`` sends each find every slot passed when the book
+    answers (as a ``SharedPacer`` does in front of a stalled store): they may not go."""
+
+    def __init__(self, late: int) -> None:
+        super().__init__(1000.0)
+        self.late = late
+        self.missed_slots = 0
+        self.lock = threading.Lock()
+
+    def wait_until(self, key: str, slot: float) -> bool:
+        with self.lock:
+            if self.late:
+                self.late -= 1
+                self.missed_slots += 3
+                return False
+        return super().wait_until(key, slot)
+
+    def missed(self) -> int:
+        return self.missed_slots
+
+
+def test_sends_whose_slots_passed_go_back_unsent_and_the_slots_missed_are_reported() -> None:
+    # GIVEN two due messages, and a pacer with no usable slot for the first two sends
+    outbox = outbox_with("AB")
+    plum, lease = ScriptedPlum(), FakeLease()
+    # WHEN a run works
+    report = leased(outbox, plum, lease, pacer=lambda: LateForTheFirstSlots(2)).run(plenty)
+    # THEN both claims went back unsent (no attempt counted), the run's next pass sent
+    # each once, and the slots missed are counted for the metric
+    assert sorted(body for _, _, body, _ in plum.queued) == ["Message 0", "Message 1"]
+    assert report["claimed"] == 4
+    assert report["sent"] == 2
+    assert report["retried"] == 0
+    assert report["slots_missed"] == 6

@@ -12,6 +12,7 @@ from plumsms.usecases.dispatch.pacing import (
     BOOK_AHEAD_FIRST,
     BOOK_AHEAD_MAX,
     BOOK_AHEAD_MIN,
+    LATE_BOOKINGS,
     BookingLead,
     RateLimiter,
     SharedPacer,
@@ -213,6 +214,47 @@ def test_a_shared_slot_that_passed_while_booking_is_used_at_once() -> None:
     assert clocks.slept == []
 
 
+def test_a_shared_slot_that_passed_by_more_than_half_an_interval_is_not_used() -> None:
+    # GIVEN a sender at 2 msg/s whose book is busy from now on, and a book taking 400 ms
+    # to answer: the slot it grants has passed by 400 ms when the answer is back
+    shared, book, clocks = pacer(rate=2.0)
+    book.next["+1"] = start = clocks.wall()
+    book.trip = 0.4
+    slot = shared.reserve("+1", deadline=clocks.mono + 30)
+    # WHEN the worker waits for it
+    assert slot is not None and shared.wait_until("+1", slot) is True
+    # THEN the slots that had passed by more than half an interval (250 ms: sent then,
+    # the message would leave close behind the sender's next slot) were left unused, and
+    # the send left 200 ms into the third one it booked
+    assert book.asked == [start, pytest.approx(start + 0.4), pytest.approx(start + 0.8)]
+    assert clocks.wall() == pytest.approx(start + 1.0 + 0.2)
+    assert shared.missed() == 2
+    assert clocks.slept == []
+
+
+def test_a_send_whose_every_slot_passed_before_the_answer_is_not_sent() -> None:
+    # GIVEN a book answering in 1.5 s, later than the longest lead a booking is made with
+    shared, book, clocks = pacer(rate=2.0)
+    book.trip = 1.5
+    slot = shared.reserve("+1", deadline=clocks.mono + 30)
+    # WHEN the worker waits for its slot
+    sent = shared.wait_until("+1", slot) if slot is not None else None
+    # THEN after booking LATE_BOOKINGS slots, each passed when its answer came, it gives
+    # the send up (its claim goes back unsent)
+    assert sent is False
+    assert len(book.calls) == LATE_BOOKINGS == shared.missed()
+
+
+def test_a_local_limiter_misses_no_slot() -> None:
+    clocks = Clocks()
+    limiter = RateLimiter(2, clocks.monotonic, clocks.sleep)
+    slot = limiter.reserve("+1")
+    clocks.mono += 5
+    assert slot is not None and limiter.wait_until("+1", slot)
+    assert limiter.missed() == 0
+    assert limiter.interval == 0.5
+
+
 def test_after_a_slow_answer_slots_are_booked_ahead_and_the_send_leaves_on_time() -> None:
     # GIVEN a slot book that takes 300 ms to answer, and a sender's first send: booked
     # the first lead ahead (100 ms), it leaves 200 ms late (nothing was timed yet)
@@ -254,7 +296,9 @@ def test_a_send_that_left_late_does_not_hold_the_next_one_back() -> None:
 
 
 def test_the_lead_follows_the_slowest_recent_answer_within_its_bounds() -> None:
-    shared, book, _ = pacer(rate=1000.0)
+    # (A slow rate, so that no answer comes back more than half an interval late: each
+    # send is one booking.)
+    shared, book, _ = pacer(rate=0.1)
     assert shared.lead.seconds() == BOOK_AHEAD_FIRST
     book.trip = 0.0
     slot = shared.reserve("+1")

@@ -22,6 +22,7 @@ _METRICS = {
     "lost_race": "ClaimsLost",
     "requested_passes": "PassesRequested",
     "continued": "RunsContinued",
+    "slots_missed": "SendSlotsMissed",
     "errors": "DispatchErrors",
 }
 

@@ -137,6 +137,9 @@ class Pacer(Protocol):
     def wait_until(self, key: str, slot: float) -> bool:
         """Sleep until the send may start; False when it may not start in this run."""
 
+    def missed(self) -> int:
+        """Slots booked and left unused because they had passed when booked (a gap)."""
+
 
 class SlotBook(Protocol):
     """Send slots shared by every dispatcher (``DynamoSlotBook`` implements it)."""

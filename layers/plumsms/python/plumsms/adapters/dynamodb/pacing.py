@@ -12,7 +12,8 @@ microsecond precision) of the sender's next free slot. Booking a slot is one Upd
   slot begins). If another dispatcher got there first, the busy path is tried;
 
 A busy sender's next slot is taken even when it starts before ``earliest``: its caller
-sends a little late, but the book keeps its pace (were the book to move on to
+sends a little late (never more than half an interval: the dispatcher leaves a slot
+unused that passed by more), but the book keeps its pace (were the book to move on to
 ``earliest`` each time a caller woke late, it would fall behind by every such delay).
 - a slot past the caller's deadline is not booked at all (the failed condition hands
   back ``next_at``, so the caller learns how far the backlog reaches).

@@ -160,6 +160,8 @@ class Dispatcher:
             more = self._passes(run, pool, lease, holder)
         finally:
             pool.shutdown(wait=True)
+            if missed := run.limiter.missed():
+                run.report.add("slots_missed", missed)
         # Unless already started within the lead, decided once the last sends have left:
         # whether this run moved anything is known only then (a run that moved nothing
         # hands over to nobody).

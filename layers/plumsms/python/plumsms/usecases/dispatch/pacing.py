@@ -13,8 +13,9 @@ then learns how far the shared book reaches, so a run does not claim messages it
 no slot for. The booking goes out a little ahead of the local slot (half again the
 slowest of the book's recent answers), so that its answer is back before the slot
 starts: booked at the last moment, a slot would already have passed when the answer
-came, and the send would leave late by the round trip, close behind the next one.
-See docs/sending.md, "Rate limit".
+came, and the send would leave late by the round trip, close behind the next one. A
+slot that passed by more than half an interval all the same (a stalled store) is left
+unused, and another booked. See docs/sending.md, "Rate limit".
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class RateLimiter:
         self._started: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    @property
+    def interval(self) -> float:
+        """Seconds between two slots of one key."""
+        return self._interval
+
     def reserve(self, key: str, deadline: float | None = None) -> float | None:
         """Book ``key``'s next slot; its start (monotonic), or None past ``deadline``."""
         with self._lock:
@@ -76,6 +82,10 @@ class RateLimiter:
     def book_reserved(self) -> None:
         """Nothing to do: there is no shared book."""
 
+    def missed(self) -> int:
+        """None: a local slot is used however late (the next one keeps its interval)."""
+        return 0
+
     def wait_until(self, key: str, slot: float) -> bool:
         """Sleep until ``slot``, and at least one interval after ``key``'s last start."""
         with self._lock:
@@ -96,6 +106,8 @@ BOOK_AHEAD_MAX = 1.0
 """...and at the most (a book answering slower than this is failing, not slow)."""
 ROUND_TRIPS_KEPT = 32
 """The book's answers the lead is taken from: the slowest of the latest ones."""
+LATE_BOOKINGS = 3
+"""Shared slots a send books at most when each had passed before the book answered."""
 
 
 class BookingLead:
@@ -159,6 +171,7 @@ class SharedPacer:
         self._bookings: dict[tuple[str, float], _Booking] = {}
         """Reserved local slots whose worker has not yet used their shared slot."""
         self._booked = threading.Condition()
+        self._missed = 0
 
     def reserve(self, key: str, deadline: float | None = None) -> float | None:
         """The local slot, booked in due order; remembers the run's deadline.
@@ -225,7 +238,8 @@ class SharedPacer:
         """Wait until just before the local slot, book the shared one (unless
         ``book_reserved`` has), and wait for it.
 
-        False (nothing booked) when the shared book has no slot before the deadline.
+        False (nothing to send) when the shared book has no slot before the deadline, or
+        when each of ``LATE_BOOKINGS`` slots had passed by the time it was booked.
         """
         # The local limiter's own guard (an interval after the last start) is not used:
         # the book spaces the slots, and a send that left late must not push every later
@@ -243,12 +257,31 @@ class SharedPacer:
             self._settle(key, slot, self._ask(key, slot))
         with self._booked:
             shared = self._bookings.pop((key, slot)).shared
+        booked = 1
+        # A slot that passed more than half an interval ago (the book answered late: a
+        # slow store, a starved thread) is not used: sent now, the message would leave
+        # closer than that to the sender's next slot, which another worker may be using
+        # (a burst the carrier sees). It stays a gap, since the rate is a ceiling.
+        while shared is not None and self._wall() - shared > self._local.interval / 2:
+            with self._booked:
+                self._missed += 1
+            if booked == LATE_BOOKINGS:
+                return False
+            shared, next_free, offset = self._ask(key, slot)
+            self._learn(key, slot, shared, next_free, offset)
+            booked += 1
         if shared is None:
             return False
         delay = shared - self._wall()
         if delay > 0:
             self._sleep(delay)
         return True
+
+    def missed(self) -> int:
+        """Shared slots booked and not used, because each had passed (by more than half
+        an interval) when the book's answer came back."""
+        with self._booked:
+            return self._missed
 
     def _ask(self, key: str, slot: float) -> tuple[float | None, float, float]:
         """Ask the book for ``key``'s shared slot for local ``slot``: (shared, next free,
@@ -269,14 +302,19 @@ class SharedPacer:
     def _settle(self, key: str, slot: float, answer: tuple[float | None, float, float]) -> None:
         """Keep the book's answer for ``slot``'s worker, and learn from it."""
         shared, next_free, offset = answer
-        # Other runs' bookings push this run's own schedule back.
+        self._learn(key, slot, shared, next_free, offset)
+        with self._booked:
+            booking = self._bookings.setdefault((key, slot), _Booking())
+            booking.shared, booking.booked = shared, True
+            self._booked.notify_all()
+
+    def _learn(
+        self, key: str, slot: float, shared: float | None, next_free: float, offset: float
+    ) -> None:
+        """Follow the book: other runs' bookings push this run's own schedule back."""
         self._local.defer(key, next_free - offset)
         if shared is not None:
             # A run that took over while another's sends were booked ahead keeps that lag
             # to its end: its later local slots were reserved before this answer (in due
             # order, a few per sender ahead), so deferring moves none of them.
             self._lag[key] = max(0.0, shared - offset - slot)
-        with self._booked:
-            booking = self._bookings.setdefault((key, slot), _Booking())
-            booking.shared, booking.booked = shared, True
-            self._booked.notify_all()
