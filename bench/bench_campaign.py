@@ -398,7 +398,8 @@ def _report(
             note=(
                 f"{counts['retried']} retried, {counts['to_check']} to check with Plum, "
                 f"{counts['reconciled']} reconciled, {counts['resent']} resent, "
-                f"{counts['continued']} hand-overs, {counts['errors']} errors"
+                f"{counts['continued']} hand-overs, {counts['slots_missed']} slots missed, "
+                f"{counts['errors']} errors"
             ),
         ),
         Figure("messages per second", received / (last - first), "/s", note=f"{elapsed:.0f} s"),
