@@ -215,20 +215,20 @@ def test_a_shared_slot_that_passed_while_booking_is_used_at_once() -> None:
 
 
 def test_a_shared_slot_that_passed_by_more_than_half_an_interval_is_not_used() -> None:
-    # GIVEN a sender at 2 msg/s whose book is busy from now on, and a book taking 400 ms
-    # to answer: the slot it grants has passed by 400 ms when the answer is back
-    shared, book, clocks = pacer(rate=2.0)
+    # GIVEN a sender at 1 msg/s whose book is busy from now on, and a book taking 750 ms
+    # to answer: the slot it grants has passed by 750 ms when the answer is back
+    shared, book, clocks = pacer(rate=1.0)
     book.next["+1"] = start = clocks.wall()
-    book.trip = 0.4
+    book.trip = 0.75
     slot = shared.reserve("+1", deadline=clocks.mono + 30)
     # WHEN the worker waits for it
     assert slot is not None and shared.wait_until("+1", slot) is True
-    # THEN the slots that had passed by more than half an interval (250 ms: sent then,
-    # the message would leave close behind the sender's next slot) were left unused, and
-    # the send left 200 ms into the third one it booked
-    assert book.asked == [start, pytest.approx(start + 0.4), pytest.approx(start + 0.8)]
-    assert clocks.wall() == pytest.approx(start + 1.0 + 0.2)
-    assert shared.missed() == 2
+    # THEN that slot (passed by more than half an interval: sent then, the message would
+    # leave close behind the sender's next slot) was left unused, and the send left in
+    # the next one, which had passed by exactly half an interval: still used
+    assert book.asked == [start, start + 0.75]
+    assert clocks.wall() - start == 1.5
+    assert shared.missed() == 1
     assert clocks.slept == []
 
 
@@ -242,7 +242,7 @@ def test_a_send_whose_every_slot_passed_before_the_answer_is_not_sent() -> None:
     # THEN after booking LATE_BOOKINGS slots, each passed when its answer came, it gives
     # the send up (its claim goes back unsent)
     assert sent is False
-    assert len(book.calls) == LATE_BOOKINGS == shared.missed()
+    assert len(book.calls) == LATE_BOOKINGS == shared.missed() == 3  # as docs/sending.md says
 
 
 def test_a_local_limiter_misses_no_slot() -> None:
