@@ -107,8 +107,8 @@ def _measure(server: Any, client: Any, table: str, count: int, warmup: int) -> l
         "status write alone": write_alone,
     }
     counters = {"plum": Counter[str](), "bus": Counter[str](), "bare": Counter[str]()}
-    _count_requests(plain.module().store.client, counters["plum"])
-    _count_requests(with_bus.module().store.client, counters["bus"])
+    _count_requests(plain.module().function.basics.store.client, counters["plum"])
+    _count_requests(with_bus.module().function.basics.store.client, counters["bus"])
     _count_requests(client, counters["bare"])
     requests = _requests_per_callback(calls, invoke, counters, sample)
     timed = [name for name in calls if name not in UNTIMED]

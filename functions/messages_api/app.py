@@ -1,21 +1,13 @@
-"""MessagesApiFunction: the authenticated management API (send, schedule, log, export, web page)."""
+"""MessagesApiFunction: the authenticated management API (send, schedule, log, export, web page).
 
-from __future__ import annotations
+Its wiring is ``plumsms.bootstrap``'s; its handler, ``plumsms.entrypoints``'.
+"""
 
 from plumsms import coldstart
 
-coldstart.begin()  # before the other imports: no collection until the wiring is built
+with coldstart.wiring():  # the imports and the wiring, with no collection until built
+    from plumsms import bootstrap
 
-from plumsms import bootstrap
-from plumsms.entrypoints import log_api, sending_api
-from plumsms.entrypoints.webhooks import api_handler, api_resolver
+    function = bootstrap.messages_api_function()
 
-settings, secrets, store, publisher = bootstrap.basics()
-app = api_resolver(settings, validation=True)
-app.include_router(sending_api.routes_from_settings(settings, store, publisher))
-app.include_router(log_api.routes_from_settings(settings, store, secrets))
-log_api.enable_api_document(app)
-coldstart.wired()
-
-
-lambda_handler = api_handler(app)
+lambda_handler = function.handler

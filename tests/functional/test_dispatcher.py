@@ -183,7 +183,7 @@ def sends_by_ref(sim: PlumSimulator) -> Counter[str | None]:
 
 def published(function: LocalFunction) -> list[dict[str, Any]]:
     """The change events a function published (no EVENT_BUS_NAME: its in-memory recorder)."""
-    publisher = function.module().publisher
+    publisher = function.module().function.basics.publisher
     assert isinstance(publisher, RecordingPublisher)
     return [e["detail"] for e in publisher.events if e["detail-type"] == DETAIL_TYPE]
 
@@ -748,7 +748,7 @@ def test_store_errors_are_counted_per_message_and_the_run_goes_on(
                 "Request",
             )
 
-    events = dispatcher.module().store.client.meta.events
+    events = dispatcher.module().function.basics.store.client.meta.events
     for operation in ("Query", "UpdateItem"):
         events.register(f"before-parameter-build.dynamodb.{operation}", throttle)
     try:

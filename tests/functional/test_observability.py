@@ -121,7 +121,10 @@ def test_traces_hold_no_key_number_or_body(
     # THEN the segments were traced, but hold no response, error or content
     traced = " ".join(segments.names)
     assert "## lambda_handler" in segments.names
-    assert all(route in traced for route in (".inbound", ".status_callback", ".list_messages"))
+    assert all(
+        route in traced
+        for route in (".answer_inbound", ".answer_status_callback", ".list_messages")
+    )
     assert segments.metadata == []
     recorded = segments.text()
     for secret in (WEBHOOK_KEY, SENDER, SENDER_DIGITS, BODY):

@@ -235,7 +235,7 @@ def test_a_store_error_on_one_message_does_not_stop_the_run(
                 "UpdateItem",
             )
 
-    events = function.module().store.client.meta.events
+    events = function.module().function.basics.store.client.meta.events
     events.register("before-parameter-build.dynamodb.UpdateItem", throttle)
     try:
         # WHEN the reconciler runs

@@ -383,7 +383,7 @@ def test_requests_per_callback(
 ) -> None:
     # GIVEN a way to see the function's DynamoDB requests
     calls: list[str] = []
-    result_url.module().store.client.meta.events.register(
+    result_url.module().function.basics.store.client.meta.events.register(
         "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
     )
     plum_id = new_id()
@@ -588,7 +588,7 @@ def test_local_runs_record_events_in_memory(
     post(callback(plum_id, "sent"), ref=message.id)
     post(callback(plum_id, "sent"), ref=message.id)
     post(callback(plum_id, "undelivered"), ref=message.id)
-    publisher = result_url.module().publisher
+    publisher = result_url.module().function.basics.publisher
     assert isinstance(publisher, RecordingPublisher)
     changes = [
         (e["detail"]["previous_status"], e["detail"]["status"])

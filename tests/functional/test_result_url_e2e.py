@@ -186,7 +186,7 @@ def run_reconciler(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, Any], Rec
         "reconciler", PROJECT_ROOT / "functions" / "reconciler" / "app.py", timeout_seconds=120
     )
     event = json.loads((PROJECT_ROOT / "events" / "reconciler.json").read_text())
-    return function.invoke(event), function.module().publisher
+    return function.invoke(event), function.module().function.basics.publisher
 
 
 def callback_statuses(callbacks: list[dict[str, Any]], plum_ids: set[str]) -> set[str]:
@@ -215,7 +215,9 @@ def test_faulty_callbacks_and_the_reconciler_end_every_message_right(
     result, reconciler_events = run_reconciler(monkeypatch)
     assert result["errors"] == 0 and result["stopped_early"] is False
     # THEN every message has the simulator's final status and a complete history
-    callback_events: RecordingPublisher = bundle.function("ResultUrlFunction").module().publisher
+    callback_events: RecordingPublisher = (
+        bundle.function("ResultUrlFunction").module().function.basics.publisher
+    )
     events = [e["detail"] for e in [*callback_events.events, *reconciler_events.events]]
     for message in sent:
         stored = bundle.store.get(message.id)

@@ -504,7 +504,7 @@ def test_stop_suppresses_the_numbers_pending_sends_only(
 
 def published(function: LocalFunction) -> list[dict[str, Any]]:
     """The change events a function published (no EVENT_BUS_NAME: its in-memory recorder)."""
-    publisher = function.module().publisher
+    publisher = function.module().function.basics.publisher
     assert isinstance(publisher, RecordingPublisher)
     return [e["detail"] for e in publisher.events if e["detail-type"] == DETAIL_TYPE]
 

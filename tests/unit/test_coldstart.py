@@ -22,46 +22,41 @@ def frozen_before() -> Iterator[int]:
     yield gc.get_freeze_count()
     if enabled:
         gc.enable()
+    else:
+        gc.disable()
 
 
-def test_begin_holds_the_collector_and_wired_freezes_what_was_built(frozen_before: int) -> None:
-    coldstart.begin()
-    assert not gc.isenabled()
-    built = [object() for _ in range(10)]
-    coldstart.wired()
+def test_wiring_holds_the_collector_and_freezes_what_it_built(frozen_before: int) -> None:
+    with coldstart.wiring():
+        assert not gc.isenabled()
+        built = [object() for _ in range(10)]
     assert gc.isenabled()
     assert gc.get_freeze_count() >= frozen_before + len(built)
 
 
+def test_a_failed_wiring_turns_the_collector_back_on_and_freezes_nothing(
+    frozen_before: int,
+) -> None:
+    with pytest.raises(RuntimeError, match="bad setting"), coldstart.wiring():
+        raise RuntimeError("bad setting")
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen_before
+
+
 def _module_statements(path: Path) -> list[ast.stmt]:
     body = ast.parse(path.read_text()).body
-    # The docstring and ``from __future__`` come first in every module.
-    return [
-        s
-        for s in body
-        if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
-        and not (isinstance(s, ast.ImportFrom) and s.module == "__future__")
-    ]
-
-
-def _calls(statement: ast.stmt, name: str) -> bool:
-    return (
-        isinstance(statement, ast.Expr)
-        and isinstance(statement.value, ast.Call)
-        and ast.unparse(statement.value.func) == f"coldstart.{name}"
-    )
+    return [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
 
 
 @pytest.mark.parametrize("path", FUNCTIONS, ids=lambda p: p.parent.name)
-def test_every_function_begins_before_its_imports_and_ends_wired(path: Path) -> None:
-    statements = _module_statements(path)
-    assert ast.unparse(statements[0]) == "from plumsms import coldstart"
-    assert _calls(statements[1], "begin"), "coldstart.begin() comes before any other import"
-    wired = [i for i, s in enumerate(statements) if _calls(s, "wired")]
-    assert len(wired) == 1, "coldstart.wired() once, at module level"
-    # Every import and the wiring come before it; only the handler's definitions after.
-    after = statements[wired[0] + 1 :]
-    assert not any(isinstance(s, ast.Import | ast.ImportFrom) for s in after)
+def test_every_function_imports_and_wires_inside_the_block(path: Path) -> None:
+    first, block, *after = _module_statements(path)
+    assert ast.unparse(first) == "from plumsms import coldstart"
+    assert isinstance(block, ast.With)
+    assert ast.unparse(block.items[0].context_expr) == "coldstart.wiring()"
+    # Every other import and the wiring inside it; after it, only the handler's export.
+    assert all(isinstance(s, ast.Import | ast.ImportFrom) for s in block.body[:1])
+    assert [ast.unparse(s) for s in after] == ["lambda_handler = function.handler"]
 
 
 def test_there_are_functions_to_check() -> None:

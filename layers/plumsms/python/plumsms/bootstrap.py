@@ -4,8 +4,8 @@ All of the bundle's wiring is here. Adapters and use cases that only some functi
 need are imported inside the function that builds them, so a function's cold start
 imports only what it uses.
 
-Each function module calls these at import time and keeps the results; tests call them
-with their own settings or inject fakes directly into the services.
+Each function module calls its ``*_function()`` at import time and exports the handler;
+tests call the builders with their own settings or inject fakes into the services.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -25,12 +26,15 @@ from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.guards import ReplyLimits, default_countries
 from plumsms.domain.phone import normalize
 from plumsms.domain.status import ChangePublisher
-from plumsms.entrypoints.webhooks import status_url
-from plumsms.observability import logger, metrics
+from plumsms.entrypoints.webhooks import api_handler, api_resolver, status_url, webhook_handler
+from plumsms.observability import LambdaHandler, logger, metrics
 from plumsms.secrets import SecretValues
 from plumsms.usecases.inbound import InboundService
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import Response
+    from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
     # Imported where built, not at cold start: each function pays only for its own.
     from plumsms.domain.plum import PlumGateway
     from plumsms.usecases.dispatch import Dispatcher
@@ -74,15 +78,10 @@ def _report_hook_error(exc: Exception) -> None:
     logger.exception("reply hook failed; falling back to rules", exc_info=exc)
 
 
-def inbound_service(
-    settings: Settings,
-    store: DynamoMessageStore,
-    secrets: SecretValues,
-    publisher: ChangePublisher,
-    function_dir: Path,
-) -> InboundService:
+def inbound_service(parts: Basics, function_dir: Path) -> InboundService:
     """The inbound use case with the rules file (relative to the function) and hook loaded;
-    ``publisher`` hears of the pending sends an opt-out suppresses."""
+    the publisher hears of the pending sends an opt-out suppresses."""
+    settings, secrets, store, publisher = parts
     rules_path = settings.rules_file
     if rules_path is not None and not rules_path.is_absolute():
         rules_path = function_dir / rules_path
@@ -197,13 +196,9 @@ def plum_gateway(settings: Settings, secrets: SecretValues) -> Callable[[], Plum
     return current
 
 
-def dispatcher(
-    settings: Settings,
-    store: DynamoMessageStore,
-    secrets: SecretValues,
-    publisher: ChangePublisher,
-) -> Dispatcher:
+def dispatcher(parts: Basics) -> Dispatcher:
     """The dispatcher as the deployment configures it, publishing what it fails or suppresses."""
+    settings, secrets, store, publisher = parts
     from plumsms.adapters.dispatch_trigger import continue_event, dispatch_trigger  # noqa: PLC0415
     from plumsms.adapters.dynamodb.lease import DynamoRunLease  # noqa: PLC0415
     from plumsms.adapters.dynamodb.outbox import DynamoOutbox  # noqa: PLC0415
@@ -249,13 +244,9 @@ def dispatcher(
     )
 
 
-def reconciler(
-    settings: Settings,
-    store: DynamoMessageStore,
-    secrets: SecretValues,
-    publisher: ChangePublisher,
-) -> Reconciler:
+def reconciler(parts: Basics) -> Reconciler:
     """The reconciler: asks Plum about messages stuck in ``queued`` or ``sent``."""
+    settings, secrets, store, publisher = parts
     from plumsms.usecases.reconcile import Reconciler  # noqa: PLC0415
 
     return Reconciler(
@@ -266,3 +257,70 @@ def reconciler(
         limit=settings.reconcile_max_messages,
         log=logger,
     )
+
+
+# -- the functions --------------------------------------------------------------------
+
+
+class Function(NamedTuple):
+    """A function module's ``lambda_handler`` and the parts it was wired from."""
+
+    handler: LambdaHandler
+    basics: Basics
+
+
+def inbound_sms_function(module_file: str) -> Function:
+    """InboundSmsFunction: the Application URL (``POST /plum/inbound``), with the rules
+    file looked up beside the function's module."""
+    from plumsms.entrypoints.inbound import answer_inbound  # noqa: PLC0415
+
+    parts = basics()
+    service = inbound_service(parts, Path(module_file).parent)
+    return _webhook(parts, "/plum/inbound", partial(answer_inbound, service))
+
+
+def result_url_function() -> Function:
+    """ResultUrlFunction: the Result URL (``POST /plum/status``)."""
+    from plumsms.entrypoints.status_webhook import answer_status_callback  # noqa: PLC0415
+
+    parts = basics()
+    answer = partial(answer_status_callback, status_service(parts.store, parts.publisher))
+    return _webhook(parts, "/plum/status", answer)
+
+
+def _webhook(
+    parts: Basics, path: str, answer: Callable[[APIGatewayProxyEvent, str], Response[str]]
+) -> Function:
+    handler = webhook_handler(parts.settings, path, answer, parts.secrets.webhook_key)
+    return Function(handler, parts)
+
+
+def messages_api_function() -> Function:
+    """MessagesApiFunction: sending, the log, its export and web page, the API document."""
+    from plumsms.entrypoints import log_api, sending_api  # noqa: PLC0415
+
+    parts = basics()
+    app = api_resolver(parts.settings, validation=True)
+    app.include_router(
+        sending_api.routes_from_settings(parts.settings, parts.store, parts.publisher)
+    )
+    app.include_router(log_api.routes_from_settings(parts.settings, parts.store, parts.secrets))
+    log_api.enable_api_document(app)
+    return Function(api_handler(app), parts)
+
+
+def scheduled_send_function() -> Function:
+    """ScheduledSendFunction: the dispatcher, woken by the minute tick, send-now and
+    hand-overs."""
+    from plumsms.entrypoints.dispatch import dispatch_handler  # noqa: PLC0415
+
+    parts = basics()
+    return Function(dispatch_handler(dispatcher(parts)), parts)
+
+
+def reconciler_function() -> Function:
+    """ReconcilerFunction: asks Plum about messages stuck in ``queued`` or ``sent``."""
+    from plumsms.entrypoints.status_webhook import reconcile_handler  # noqa: PLC0415
+
+    parts = basics()
+    return Function(reconcile_handler(reconciler(parts)), parts)

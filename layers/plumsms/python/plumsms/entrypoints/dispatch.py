@@ -1,15 +1,21 @@
-"""ScheduledSendFunction's report: a dispatcher run's metrics and log line.
+"""ScheduledSendFunction's handler: one dispatcher run, its metrics and log line.
 
 The dispatcher itself is wired in ``plumsms.bootstrap``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from plumsms.observability import logger, metrics
+from plumsms.adapters.dispatch_trigger import is_continue
+from plumsms.observability import LambdaHandler, lambda_entry, logger, metrics
 from plumsms.secrets import NOT_CONFIGURED_WARNING
 from plumsms.usecases.dispatch import COALESCED, NOT_CONFIGURED, DispatchReport
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from plumsms.usecases.dispatch import Dispatcher
 
 _METRICS = {
     "sent": "MessagesSent",
@@ -25,6 +31,18 @@ _METRICS = {
     "slots_missed": "SendSlotsMissed",
     "errors": "DispatchErrors",
 }
+
+
+def dispatch_handler(dispatcher: Dispatcher) -> LambdaHandler:
+    """The ``lambda_handler``: one run, for the minute tick, a send-now or a hand-over."""
+
+    @lambda_entry()
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        # A hand-over's run waits for its predecessor to let go of the lease.
+        report = dispatcher.run(context.get_remaining_time_in_millis, hand_over=is_continue(event))
+        return observe_dispatch(report, event)
+
+    return lambda_handler
 
 
 def observe_dispatch(report: DispatchReport, event: dict[str, Any]) -> dict[str, Any]:

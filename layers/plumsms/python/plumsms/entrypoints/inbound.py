@@ -10,15 +10,16 @@ from plumsms.domain.keywords import KeywordKind
 from plumsms.domain.models import InboundSms
 from plumsms.domain.replyxml import CONTENT_TYPE
 from plumsms.entrypoints.webhooks import form_fields, parse_model, require_key
-from plumsms.observability import logger, metrics
+from plumsms.observability import logger, metrics, tracer
 from plumsms.usecases.inbound import InboundResult, InboundService
 
 MAX_INBOUND_REQUEST_BYTES = 512 * 1024
 """The longest SMS (255 parts), every character percent-encoded as 4 UTF-8 bytes, fits."""
 
 
+@tracer.capture_method(capture_response=False, capture_error=False)
 def answer_inbound(
-    event: APIGatewayProxyEvent, service: InboundService, webhook_key: str
+    service: InboundService, event: APIGatewayProxyEvent, webhook_key: str
 ) -> Response[str]:
     """Check the key, parse the form, run the use case, answer ``text/xml``."""
     require_key(event, webhook_key)

@@ -9,7 +9,7 @@ nothing to retry; a wrong key is 403 and a malformed body 400, with nothing stor
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
@@ -24,12 +24,14 @@ from plumsms.entrypoints.webhooks import (
     raw_body,
     require_key,
 )
-from plumsms.observability import logger, metrics
+from plumsms.observability import LambdaHandler, lambda_entry, logger, metrics, tracer
 from plumsms.secrets import NOT_CONFIGURED_WARNING
 from plumsms.usecases.status import Outcome, StatusResult, StatusService
 
 if TYPE_CHECKING:
-    from plumsms.usecases.reconcile import ReconcileReport
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from plumsms.usecases.reconcile import Reconciler, ReconcileReport
 
 OUTCOME_METRICS: dict[str, str] = {
     Status.DELIVERED: "MessagesDelivered",
@@ -43,8 +45,9 @@ QUEUE_TO_FINAL_METRIC = "QueueToFinalSeconds"
 # -- the route ----------------------------------------------------------------------------
 
 
+@tracer.capture_method(capture_response=False, capture_error=False)
 def answer_status_callback(
-    event: APIGatewayProxyEvent, service: StatusService, webhook_key: str
+    service: StatusService, event: APIGatewayProxyEvent, webhook_key: str
 ) -> Response[str]:
     """Check the key, parse the callback, apply it, answer 200 with what it did."""
     require_key(event, webhook_key)
@@ -103,6 +106,18 @@ def observe_changes(changes: list[StatusChange]) -> None:
             metrics.add_metric(
                 name=QUEUE_TO_FINAL_METRIC, unit="Seconds", value=change.queue_to_final_seconds
             )
+
+
+def reconcile_handler(reconciler: Reconciler) -> LambdaHandler:
+    """ReconcilerFunction's ``lambda_handler``: one pass (the scheduled event carries
+    nothing it needs), stopping while the invocation still has time to report."""
+
+    @lambda_entry()
+    def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+        time_left = context.get_remaining_time_in_millis
+        return observe_reconcile(reconciler.run(time_left=lambda: time_left() / 1000))
+
+    return lambda_handler
 
 
 def observe_reconcile(report: ReconcileReport) -> dict[str, object]:

@@ -7,7 +7,7 @@ import binascii
 import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote
@@ -306,6 +306,24 @@ def api_handler(app: APIGatewayRestResolver) -> LambdaHandler:
         return app.resolve(event, context)
 
     return lambda_handler
+
+
+def webhook_handler(
+    settings: Settings,
+    path: str,
+    answer: Callable[[APIGatewayProxyEvent, str], Response[str]],
+    webhook_key: Callable[[], str],
+) -> LambdaHandler:
+    """The ``lambda_handler`` of one of Plum's webhooks: ``POST path`` answered by
+    ``answer(event, key)``, every other route 404. The key is read per request, so a
+    rotated key applies without a redeploy."""
+    app = api_resolver(settings)
+
+    @app.post(path)
+    def webhook() -> Response[str]:
+        return answer(app.current_event, webhook_key())
+
+    return api_handler(app)
 
 
 def _failure(exc: ValidationException) -> ValidationFailed:
