@@ -27,7 +27,7 @@ from plumsms.adapters.dynamodb import keys, sharding
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.config import Settings
 from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut
-from plumsms.domain.paging import CursorCodec, derive_key
+from plumsms.domain.paging import MAX_CURSOR_CHARS, CursorCodec, derive_key
 from plumsms.domain.queries import MessageQuery
 from plumsms.entrypoints import log_api
 from plumsms.entrypoints.webhooks import api_resolver
@@ -624,7 +624,13 @@ def test_an_empty_export_is_a_header_only_csv(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "field"), [({"format": "xlsx"}, "format"), ({"limit": "50001"}, "limit")]
+    ("query", "field"),
+    [
+        ({"format": "xlsx"}, "format"),
+        ({"limit": "50001"}, "limit"),
+        ({"type": "sms"}, "type"),
+        ({"numbr": "+14155550100"}, "numbr"),
+    ],
 )
 def test_bad_export_parameters_are_400s(api: Api, query: dict[str, str], field: str) -> None:
     response = api.get("/messages/export", query)
@@ -690,6 +696,13 @@ def test_stats_count_messages_per_day_by_status(api: Api) -> None:
     assert data["days"][-3]["counts"] == {"sent": 1}
     assert sum(d["total"] for d in data["days"]) == 4
     assert data["complete"] is True
+
+
+@pytest.mark.parametrize("path", ["/messages/" + "a" * 32, "/opt-outs", "/messages/stats"])
+def test_every_data_route_refuses_a_parameter_it_does_not_take(api: Api, path: str) -> None:
+    response = api.get(path, {"colour": "blue"})
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["field"] == "colour"
 
 
 @pytest.mark.parametrize(
@@ -863,3 +876,27 @@ def test_messages_api_function_serves_the_log(
     assert doc["statusCode"] == 200
     paths = json.loads(doc["body"])["paths"]
     assert {"post", "get"} <= set(paths["/messages"])
+
+
+def test_the_listing_and_the_export_document_their_shared_filters_in_full(api: Api) -> None:
+    # WHEN the OpenAPI document is fetched
+    doc = api.json("/openapi.json")
+
+    def parameters(path: str) -> dict[str, Any]:
+        return {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
+
+    listed, exported = parameters("/messages"), parameters("/messages/export")
+    # THEN both routes document the same filters, each with its whole schema (not the
+    # bare "string" Powertools gives a query model's fields)
+    for name in ("number", "type", "status", "start", "end", "order", "cursor"):
+        assert listed[name] == exported[name], name
+    [status, _] = exported["status"]["schema"]["anyOf"]
+    assert "scheduled" in resolve(doc, status)["enum"]
+    assert exported["start"]["schema"]["anyOf"][0]["format"] == "date-time"
+    assert exported["cursor"]["schema"]["anyOf"][0]["maxLength"] == MAX_CURSOR_CHARS
+    assert exported["order"]["schema"]["enum"] == ["asc", "desc"]
+    # AND the model's own name is no parameter: sent, it is refused like any unknown one
+    assert "filters" not in listed
+    refused = api.get("/messages/export", {"filters": "x"})
+    assert refused["statusCode"] == 400
+    assert json.loads(refused["body"])["field"] == "filters"

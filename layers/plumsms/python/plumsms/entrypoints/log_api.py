@@ -13,16 +13,16 @@ hold no data and are public, so a browser can load them and then authenticate it
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, Field
 
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.config import Settings
@@ -31,7 +31,7 @@ from plumsms.domain.models import Message, MessageType, OptOut, Status, UtcDatet
 from plumsms.domain.paging import MAX_CURSOR_CHARS, derive_key
 from plumsms.domain.phone import E164
 from plumsms.domain.queries import MAX_PAGE_SIZE, SEND_AT_SORT_RULE, MessageQuery, Sort
-from plumsms.entrypoints.webhooks import error_responses
+from plumsms.entrypoints.webhooks import error_responses, query_names
 from plumsms.observability import logger, metrics, tracer
 from plumsms.secrets import SecretValues
 from plumsms.usecases.log import (
@@ -68,6 +68,7 @@ _EXPLORER_CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
 )
+RouteFunction = TypeVar("RouteFunction", bound=Callable[..., Response[str]])
 _ASSET_TYPES = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
@@ -76,20 +77,52 @@ _ASSET_TYPES = {
 
 
 # -- query parameters ------------------------------------------------------------------
-# One annotated type per parameter: Powertools validates the query string with it and
-# documents it in /openapi.json; the listing and the export share the filters.
+# Powertools validates the query string with these annotations and documents them in
+# /openapi.json. The listing and the export share their filters as one model.
 
-NumberParam = Annotated[E164 | None, Query(description="Either side of the message (E.164).")]
-TypeParam = Annotated[
-    MessageType | None, Query(alias="type", description="inbound, outbound or reply.")
-]
-StatusParam = Annotated[Status | None, Query(description="The message's current status.")]
-StartParam = Annotated[
-    UtcDatetime | None,
-    Query(description="Created at or after (ISO 8601 with a zone, e.g. 2024-05-01T00:00:00Z)."),
-]
-EndParam = Annotated[UtcDatetime | None, Query(description="Created at or before (ISO 8601).")]
-OrderParam = Annotated[Literal["asc", "desc"], Query(description="desc: newest first.")]
+
+class LogFilters(BaseModel):
+    """The filters of the listing and the export (query parameters, ANDed)."""
+
+    number: E164 | None = Field(None, description="Either side of the message (E.164).")
+    kind: MessageType | None = Field(None, alias="type", description="inbound, outbound or reply.")
+    status: Status | None = Field(None, description="The message's current status.")
+    start: UtcDatetime | None = Field(
+        None, description="Created at or after (ISO 8601 with a zone, e.g. 2024-05-01T00:00:00Z)."
+    )
+    end: UtcDatetime | None = Field(None, description="Created at or before (ISO 8601).")
+    order: Literal["asc", "desc"] = Field("desc", description="desc: newest first.")
+    cursor: str | None = Field(
+        None,
+        max_length=MAX_CURSOR_CHARS,
+        description="next_cursor of the previous page (or the export's X-Next-Cursor).",
+    )
+
+    def query(self, limit: int, sort: Sort = "created_at") -> MessageQuery:
+        """The store query these filters describe."""
+        if self.start and self.end and self.start > self.end:
+            raise ValidationFailed("end", "must not be before start")
+        if sort == "send_at" and (
+            self.status is not Status.SCHEDULED
+            or self.number
+            or self.kind
+            or self.start
+            or self.end
+        ):
+            raise ValidationFailed("sort", SEND_AT_SORT_RULE)
+        return MessageQuery(
+            number=self.number,
+            type=self.kind,
+            status=self.status.value if self.status else None,
+            start=self.start,
+            end=self.end,
+            order=self.order,
+            sort=sort,
+            limit=limit,
+        )
+
+
+FiltersParam = Annotated[LogFilters, Query()]
 CursorParam = Annotated[
     str | None,
     Query(max_length=MAX_CURSOR_CHARS, description="next_cursor of the previous page."),
@@ -104,34 +137,6 @@ SortParam = Annotated[
         )
     ),
 ]
-
-
-def _query(
-    *,
-    number: str | None,
-    kind: MessageType | None,
-    status: Status | None,
-    start: datetime | None,
-    end: datetime | None,
-    order: Literal["asc", "desc"],
-    limit: int,
-    sort: Sort = "created_at",
-) -> MessageQuery:
-    """The store query the filters describe."""
-    if start and end and start > end:
-        raise ValidationFailed("end", "must not be before start")
-    if sort == "send_at" and (status is not Status.SCHEDULED or number or kind or start or end):
-        raise ValidationFailed("sort", SEND_AT_SORT_RULE)
-    return MessageQuery(
-        number=number,
-        type=kind,
-        status=status.value if status else None,
-        start=start,
-        end=end,
-        order=order,
-        sort=sort,
-        limit=limit,
-    )
 
 
 def _time_zone(value: str) -> str:
@@ -298,70 +303,59 @@ def build_routes(service: LogService) -> Router:
     page = StaticFile.load("index.html", "text/html; charset=utf-8")
     assets = {name: StaticFile.load(name, kind) for name, kind in _ASSET_TYPES.items()}
 
-    checked = [_known_parameters_only]
+    def data_route(
+        path: str,
+        summary: str,
+        responses: "dict[int, OpenAPIResponse]",
+        description: str | None = None,
+    ) -> Callable[[RouteFunction], RouteFunction]:
+        """A data route: GET, tagged ``log``, an unknown query parameter refused, traced
+        with neither its answer nor its error (both can hold numbers and bodies)."""
 
-    @router.get(
+        def register(handler: RouteFunction) -> RouteFunction:
+            traced = tracer.capture_method(handler, capture_response=False, capture_error=False)
+            router.get(
+                path,
+                summary=summary,
+                description=description,
+                tags=["log"],
+                responses=responses,
+                middlewares=[_known_parameters_only],
+            )(traced)
+            return handler
+
+        return register
+
+    @data_route(
         "/messages",
-        summary="Search the message log",
-        description="Filters are ANDed; every combination is served by a Query on an index.",
-        tags=["log"],
-        responses=_json_response("One page", MessagePageDoc),
-        middlewares=checked,
+        "Search the message log",
+        _json_response("One page", MessagePageDoc),
+        "Filters are ANDed; every combination is served by a Query on an index.",
     )
-    @tracer.capture_method(capture_response=False, capture_error=False)
     def list_messages(
-        *,
-        number: NumberParam = None,
-        kind: TypeParam = None,
-        status: StatusParam = None,
-        start: StartParam = None,
-        end: EndParam = None,
-        order: OrderParam = "desc",
+        filters: FiltersParam,
         limit: PageSizeParam = 50,
-        cursor: CursorParam = None,
         sort: SortParam = "created_at",
     ) -> Response[str]:
-        query = _query(
-            number=number,
-            kind=kind,
-            status=status,
-            start=start,
-            end=end,
-            order=order,
-            limit=limit,
-            sort=sort,
-        )
-        found = service.page(query, cursor)
+        found = service.page(filters.query(limit, sort), filters.cursor)
         metrics.add_metric(name="LogItemsRead", unit="Count", value=found.items_read)
         logger.info("log page", extra={"items": len(found.items), "read": found.items_read})
         items = [m.to_json() for m in found.items]
         return _json({"items": items, "next_cursor": found.next_cursor})
 
-    @router.get(
+    @data_route(
         "/messages/export",
-        summary="Export messages as CSV or JSON Lines, page by page",
-        description=(
-            f"Each answer holds up to `limit` rows; when more remain, the `{NEXT_CURSOR_HEADER}` "
-            "header carries the cursor of the next answer. CSV has its header row only in the "
-            "first answer, so the answers concatenate into one file."
-        ),
-        tags=["log"],
-        responses={
+        "Export messages as CSV or JSON Lines, page by page",
+        {
             200: {"description": "CSV or JSON Lines", "content": _EXPORT_CONTENT},
             **error_responses(400, 401),
         },
-        middlewares=checked,
+        f"Each answer holds up to `limit` rows; when more remain, the `{NEXT_CURSOR_HEADER}` "
+        "header carries the cursor of the next answer. CSV has its header row only in the "
+        "first answer, so the answers concatenate into one file.",
     )
-    @tracer.capture_method(capture_response=False, capture_error=False)
     def export_messages(
-        *,
-        number: NumberParam = None,
-        kind: TypeParam = None,
-        status: StatusParam = None,
-        start: StartParam = None,
-        end: EndParam = None,
-        order: OrderParam = "desc",
-        cursor: CursorParam = None,
+        filters: FiltersParam,
         export_format: Annotated[
             ExportFormat, Query(alias="format", description="csv or jsonl.")
         ] = ExportFormat.CSV,
@@ -374,21 +368,13 @@ def build_routes(service: LogService) -> Router:
             ),
         ] = DEFAULT_EXPORT_ROWS,
     ) -> Response[str]:
-        query = _query(
-            number=number,
-            kind=kind,
-            status=status,
-            start=start,
-            end=end,
-            order=order,
-            limit=MAX_PAGE_SIZE,
-        )
         remaining = router.lambda_context.get_remaining_time_in_millis() / 1000
         budget = ExportBudget(
             max_rows=limit,
             max_seconds=max(1.0, min(_EXPORT_MAX_SECONDS, remaining - _EXPORT_TIME_MARGIN_SECONDS)),
         )
-        result = service.export(query, export_format, cursor, budget)
+        query = filters.query(MAX_PAGE_SIZE)
+        result = service.export(query, export_format, filters.cursor, budget)
         metrics.add_metric(name="ExportedRows", unit="Count", value=result.rows)
         logger.info("export page", extra={"rows": result.rows, "more": bool(result.next_cursor)})
         headers = {
@@ -400,20 +386,17 @@ def build_routes(service: LogService) -> Router:
             headers[NEXT_CURSOR_HEADER] = result.next_cursor
         return Response(200, result.format.content_type, result.body, headers)
 
-    @router.get(
+    @data_route(
         "/messages/stats",
-        summary="Messages per day by status (the web page's chart)",
-        tags=["log"],
-        responses={
+        "Messages per day by status (the web page's chart)",
+        {
             200: {
                 "description": "`days`: one `{date, total, counts}` per day, oldest first",
                 "content": {"application/json": {"schema": {"type": "object"}}},
             },
             **error_responses(400, 401),
         },
-        middlewares=checked,
     )
-    @tracer.capture_method(capture_response=False, capture_error=False)
     def message_stats(
         days: Annotated[
             int, Query(ge=1, le=MAX_CHART_DAYS, description="Days, today included.")
@@ -426,26 +409,21 @@ def build_routes(service: LogService) -> Router:
     ) -> Response[str]:
         return _json(service.daily_counts(days, ZoneInfo(tz)).to_json())
 
-    @router.get(
+    @data_route(
         "/messages/<message_id>",
-        summary="One message with body, result URL and status history",
-        tags=["log"],
-        responses={**_json_response("The message", Message), **error_responses(404)},
+        "One message with body, result URL and status history",
+        {**_json_response("The message", Message), **error_responses(404)},
     )
-    @tracer.capture_method(capture_response=False, capture_error=False)
     def get_message(message_id: str) -> Response[str]:
         if not _MESSAGE_ID.fullmatch(message_id):
             raise NotFound(f"message {message_id!r}")
         return _json(service.message(message_id).to_json())
 
-    @router.get(
+    @data_route(
         "/opt-outs",
-        summary="Numbers that texted an opt-out keyword",
-        tags=["log"],
-        responses=_json_response("One page", OptOutPageDoc),
-        middlewares=checked,
+        "Numbers that texted an opt-out keyword",
+        _json_response("One page", OptOutPageDoc),
     )
-    @tracer.capture_method(capture_response=False, capture_error=False)
     def list_opt_outs(
         order: Annotated[
             Literal["asc", "desc"], Query(description="desc: latest opt-out first.")
@@ -480,7 +458,7 @@ def _known_parameters_only(
     """Refuse a query parameter the route does not have (a typo would otherwise be a
     silently ignored filter)."""
     route = app.context["_route"]
-    known = [param.alias for param in route.dependant.query_params]
+    known = [name for param in route.dependant.query_params for name in query_names(param)]
     for name in app.current_event.query_string_parameters or {}:
         if name not in known:
             raise ValidationFailed(name, f"is not a parameter here (known: {', '.join(known)})")

@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 from urllib.parse import parse_qsl, quote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -30,6 +30,7 @@ from plumsms.domain.errors import (
 from plumsms.observability import LambdaHandler, lambda_entry, logger, metrics
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.compat import ModelField
     from aws_lambda_powertools.event_handler.openapi.exceptions import ValidationException
     from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
@@ -273,7 +274,50 @@ class ApiResolver(EnvironmentResolver):
         if spec.components is not None and spec.components.schemas:
             for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
                 spec.components.schemas.pop(name, None)
+        self._describe_query_models(spec)
         return spec
+
+    def _describe_query_models(self, spec: OpenAPI) -> None:
+        """The full schema of each parameter of a query model: Powertools documents a
+        model's fields by their bare type (an enum as a plain string, a time without its
+        format), where it documents a lone parameter by its whole schema."""
+        from aws_lambda_powertools.event_handler.openapi.models import (  # noqa: PLC0415
+            Components,
+            Parameter,
+            Schema,
+        )
+
+        for route in self._static_routes + self._dynamic_routes:
+            item = (spec.paths or {}).get(route.openapi_path)
+            operation = getattr(item, route.method.lower(), None) if item else None
+            if operation is None:
+                continue
+            for param in route.dependant.query_params:
+                model = param.field_info.annotation
+                if not _is_model(model):
+                    continue
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                spec.components = spec.components or Components()
+                shared = spec.components.schemas = spec.components.schemas or {}
+                for name, definition in schema.get("$defs", {}).items():
+                    shared.setdefault(name, Schema.model_validate(definition))
+                for parameter in operation.parameters or []:
+                    field = schema["properties"].get(getattr(parameter, "name", None))
+                    if isinstance(parameter, Parameter) and field is not None:
+                        parameter.schema_ = Schema.model_validate(field)
+
+
+def _is_model(annotation: object) -> TypeGuard[type[BaseModel]]:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def query_names(param: ModelField) -> list[str]:
+    """The query parameters a route parameter stands for: its own name, or a query
+    model's field names."""
+    model = param.field_info.annotation
+    if _is_model(model):
+        return [field.alias or name for name, field in model.model_fields.items()]
+    return [param.alias]
 
 
 def api_resolver(settings: Settings, *, validation: bool = False) -> APIGatewayRestResolver:
@@ -336,6 +380,9 @@ def _failure(exc: ValidationException) -> ValidationFailed:
     if error.get("type") == "unsupported_content_type":
         return ValidationFailed("content-type", "must be application/json")
     where, *names = error.get("loc") or ("body",)
+    if where == "query":
+        # Query parameters are flat: a model's own name (``filters``) is not one of them.
+        names = names[-1:]
     field = ".".join(str(name) for name in names) or str(where)
     if where == "header":
         # Powertools lowers header names; name it as documented (Idempotency-Key).
