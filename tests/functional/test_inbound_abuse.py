@@ -14,7 +14,7 @@ import pytest
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.domain.errors import ConcurrentUpdate
 from plumsms.domain.guards import ReplyLimits
-from plumsms.domain.models import InboundSms, Message, derived_id
+from plumsms.domain.models import InboundRecord, InboundSms, Message, derived_id
 from plumsms.domain.rules import RulesConfig
 from plumsms.usecases.inbound import InboundService
 from plumsms_local.lambda_runtime import LocalFunction
@@ -266,7 +266,7 @@ def test_counters_are_written_conditionally_and_a_lost_race_is_retried(
          "segments": 1, "encoding": "GSM-7"}
     )  # fmt: skip
     with pytest.raises(ConcurrentUpdate):
-        store.record_inbound(late, [], b"<reply/>", peers=[stale[sender]])
+        store.record_inbound(InboundRecord(late, peers=[stale[sender]]))
     # AND a racing handle reads again and counts both replies
     racer = InboundService(
         log=_StaleOnce(store, stale),
@@ -289,8 +289,8 @@ class _StaleOnce:
         stale, self.stale = self.stale, None
         return dict(stale) if stale is not None else self.store.peer_states(numbers)
 
-    def record_inbound(self, *args: Any, **kwargs: Any) -> None:
-        self.store.record_inbound(*args, **kwargs)
+    def record_inbound(self, record: InboundRecord) -> None:
+        self.store.record_inbound(record)
 
 
 # -- 4. no card number in any automatic answer ----------------------------------------

@@ -26,7 +26,7 @@ from plumsms import bootstrap
 from plumsms.adapters.dynamodb import keys, sharding
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.config import Settings
-from plumsms.domain.models import HistoryEntry, Message, MessageType, OptOut
+from plumsms.domain.models import HistoryEntry, InboundRecord, Message, MessageType, OptOut
 from plumsms.domain.paging import MAX_CURSOR_CHARS, CursorCodec, derive_key
 from plumsms.domain.queries import MessageQuery
 from plumsms.entrypoints import log_api
@@ -651,7 +651,7 @@ def test_opt_outs_are_listed_newest_first_with_paging(api: Api) -> None:
         opt_out = OptOut(
             number=number, keyword="STOP", at=inbound.created_at, message_id=inbound.id
         )
-        api.store.record_inbound(inbound, [], b"<reply/>", opt_out=opt_out)
+        api.store.record_inbound(InboundRecord(inbound, opt_out=opt_out))
     # WHEN listed two at a time
     first = api.json("/opt-outs", {"limit": 2})
     second = api.json("/opt-outs", {"limit": 2, "cursor": first["next_cursor"]})

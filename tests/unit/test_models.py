@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.models import (
     HistoryEntry,
+    InboundRecord,
     InboundSms,
     Message,
     MessageType,
@@ -142,6 +144,15 @@ def test_an_opt_out_record_cannot_be_altered() -> None:
     opt_out = OptOut(number="+19998881234", keyword="STOP", at=T0, message_id="m" * 32)
     with pytest.raises(ValidationError, match="frozen"):
         opt_out.keyword = "START"
+
+
+def test_an_inbound_record_is_the_message_alone_unless_told_more_and_cannot_be_altered() -> None:
+    inbound = message(type="inbound", status="received")
+    record = InboundRecord(inbound)
+    assert (record.replies, record.reply_xml, record.peers) == ((), b"", ())
+    assert record.opt_out is None and record.opt_in_number is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.opt_in_number = "+19998881234"  # type: ignore[misc]
 
 
 def test_a_new_message_starts_its_history_with_its_status() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -15,6 +17,7 @@ from plumsms.domain.phone import E164, Address
 from plumsms.domain.segments import analyze
 
 if TYPE_CHECKING:
+    from plumsms.domain.guards import PeerState
     from plumsms.domain.sending import SendRequest
 
 MAX_BODY_CHARS = 1600
@@ -273,3 +276,19 @@ class OptOut(BaseModel):
     keyword: str
     at: UtcDatetime
     message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """Everything one new inbound message leaves in the log, stored together."""
+
+    inbound: Message
+    replies: Sequence[Message] = ()
+    reply_xml: bytes = b""
+    """The answer given to Plum (kept only when there are replies)."""
+    opt_out: OptOut | None = None
+    """The sender's opt-out, when the message was an opt-out keyword."""
+    opt_in_number: str | None = None
+    """The sender, when the message was an opt-in keyword (its opt-out is removed)."""
+    peers: Sequence[PeerState] = ()
+    """Reply counters to write back, each conditional on the revision it was read at."""

@@ -16,6 +16,7 @@ from plumsms.domain.guards import (
 )
 from plumsms.domain.keywords import KeywordKind
 from plumsms.domain.models import (
+    InboundRecord,
     InboundSms,
     Message,
     MessageType,
@@ -103,12 +104,14 @@ class InboundService:
         unanswered = decision.unanswered or screened.reason
         try:
             self.log.record_inbound(
-                self._inbound_message(inbound, now, unanswered),
-                reply_messages,
-                xml,
-                opt_out=opt_out,
-                opt_in_number=opt_in,
-                peers=screened.peers,
+                InboundRecord(
+                    self._inbound_message(inbound, now, unanswered),
+                    reply_messages,
+                    xml,
+                    opt_out=opt_out,
+                    opt_in_number=opt_in,
+                    peers=screened.peers,
+                )
             )
         except DuplicateInbound as duplicate:
             return InboundResult(xml=duplicate.reply_xml or xml, duplicate=True)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from plumsms.domain.guards import PeerState
-from plumsms.domain.models import Message, OptOut
+from plumsms.domain.models import InboundRecord, Message, OptOut
 
 if TYPE_CHECKING:
     # Not at run time: the inbound function's cold start would pay for the send stack.
@@ -35,19 +35,10 @@ if TYPE_CHECKING:
 class InboundLog(Protocol):
     """The part of the message store the inbound flow uses."""
 
-    def record_inbound(
-        self,
-        inbound: Message,
-        replies: Sequence[Message],
-        reply_xml: bytes,
-        *,
-        opt_out: OptOut | None = None,
-        opt_in_number: str | None = None,
-        peers: Sequence[PeerState] = (),
-    ) -> None:
+    def record_inbound(self, record: InboundRecord) -> None:
         """Store all of it atomically, or raise ``DuplicateInbound`` if seen before.
 
-        ``peers`` are written conditional on the revision they were read at; a change in
+        The peers are written conditional on the revision they were read at; a change in
         between raises ``ConcurrentUpdate`` and nothing is written.
         """
 

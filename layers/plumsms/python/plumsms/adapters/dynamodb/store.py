@@ -6,7 +6,7 @@ Every access is a GetItem, a Query on an index, or a conditional write; never a 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,7 +19,7 @@ from plumsms.adapters.dynamodb.codec import Item
 from plumsms.adapters.dynamodb.errors import condition_failed, store_errors
 from plumsms.domain.errors import ConcurrentUpdate, DuplicateInbound, NotFound
 from plumsms.domain.guards import PeerState
-from plumsms.domain.models import Message, OptOut, Status
+from plumsms.domain.models import InboundRecord, Message, OptOut, Status
 from plumsms.domain.paging import LogPosition
 from plumsms.domain.queries import MessageQuery, Page
 from plumsms.domain.replyxml import build_reply
@@ -97,16 +97,7 @@ class DynamoMessageStore:
 
     # -- inbound ------------------------------------------------------------------------
 
-    def record_inbound(
-        self,
-        inbound: Message,
-        replies: Sequence[Message],
-        reply_xml: bytes,
-        *,
-        opt_out: OptOut | None = None,
-        opt_in_number: str | None = None,
-        peers: Sequence[PeerState] = (),
-    ) -> None:
+    def record_inbound(self, record: InboundRecord) -> None:
         """Store an inbound message with its replies, opt-out change and reply counters.
 
         Keyed on the inbound id (Plum's ``sms_message_id``): a retried webhook raises
@@ -120,12 +111,13 @@ class DynamoMessageStore:
         ``ConcurrentUpdate`` when another message moved them first), go in one transaction
         with the inbound: they must happen exactly when the inbound is new.
         """
+        inbound, replies = record.inbound, record.replies
         row = codec.message_item(inbound, self.retention)
         if replies:
             # Most inbound get no reply; the empty answer is implied (earlier_answer).
-            row[REPLY_XML] = reply_xml
+            row[REPLY_XML] = record.reply_xml
         condition = f"attribute_not_exists({keys.PK})"
-        if opt_out is None and opt_in_number is None and not peers:
+        if record.opt_out is None and record.opt_in_number is None and not record.peers:
             with store_errors("record inbound"):
                 for reply in replies:
                     self._put_if_new(codec.message_item(reply, self.retention))
@@ -141,19 +133,21 @@ class DynamoMessageStore:
             }
             for r in replies
         ]
-        if opt_out is not None:
+        if record.opt_out is not None:
             others.append(
                 {
                     "Put": {
                         "TableName": self.table_name,
-                        "Item": codec.serialize(codec.opt_out_item(opt_out)),
+                        "Item": codec.serialize(codec.opt_out_item(record.opt_out)),
                     }
                 }
             )
-        if opt_in_number is not None:
-            others.append({"Delete": {"TableName": self.table_name, "Key": codec.serialize(
-                {keys.PK: keys.opt_out_pk(opt_in_number), keys.SK: keys.OPT_OUT_SK})}})  # fmt: skip
-        others.extend(self._peer_put(peer) for peer in peers)
+        if record.opt_in_number is not None:
+            opted_in = {keys.PK: keys.opt_out_pk(record.opt_in_number), keys.SK: keys.OPT_OUT_SK}
+            others.append(
+                {"Delete": {"TableName": self.table_name, "Key": codec.serialize(opted_in)}}
+            )
+        others.extend(self._peer_put(peer) for peer in record.peers)
         with store_errors("record inbound"):
             try:
                 first = {
