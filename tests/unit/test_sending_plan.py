@@ -370,7 +370,7 @@ def test_a_stored_schedule_leaves_out_what_is_not_set() -> None:
 
 
 def test_plans_and_records_cannot_be_altered() -> None:
-    record = IdempotencyRecord("k", "f", "m", "{}", 1)
+    record = IdempotencyRecord("k", "f", "m", "{}", expires_at=2, taken_at=1)
     sent = plan_send(request(), NOW, NUMBERS)
     edit = plan_edit(EditRequest(body="new"), Schedule(), NOW)
     for value, field in ((record, "message_id"), (sent, "due"), (edit, "body")):

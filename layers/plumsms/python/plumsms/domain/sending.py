@@ -121,6 +121,9 @@ class IdempotencyRecord:
     response: str
     expires_at: int
     """Unix seconds after which the key is forgotten."""
+    taken_at: int
+    """Unix seconds when the request took the key (a record that expired before then
+    no longer holds it)."""
 
 
 @dataclass(frozen=True, slots=True)

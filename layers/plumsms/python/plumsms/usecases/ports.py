@@ -169,13 +169,10 @@ class SendingOutbox(PendingMessages, Protocol):
     """The part of the outbox the API's use cases need."""
 
     def create(
-        self,
-        message: Message,
-        schedule: Schedule,
-        idempotency: IdempotencyRecord | None = None,
-        now_epoch: int = 0,
+        self, message: Message, schedule: Schedule, idempotency: IdempotencyRecord | None = None
     ) -> IdempotencyRecord | None:
-        """Store a new message (with its idempotency record); the record if the key is taken."""
+        """Store a new message (with its idempotency record); the live record that holds
+        the key if it is taken."""
 
     def get_idempotency(self, key: str, now_epoch: int) -> IdempotencyRecord | None:
         """The live idempotency record of ``key``."""

@@ -107,8 +107,9 @@ class SendingService:
                 message_id=message.id,
                 response=json.dumps(body, separators=(",", ":")),
                 expires_at=now_epoch + int(IDEMPOTENCY_TTL.total_seconds()),
+                taken_at=now_epoch,
             )
-        taken = self.outbox.create(message, schedule, record, now_epoch)
+        taken = self.outbox.create(message, schedule, record)
         if taken is not None:
             return self._replay(taken, fingerprint)
         if plan.due <= now:

@@ -154,16 +154,12 @@ class DynamoOutbox:
         return codec.serialize(row)
 
     def create(
-        self,
-        message: Message,
-        schedule: Schedule,
-        idempotency: IdempotencyRecord | None = None,
-        now_epoch: int = 0,
+        self, message: Message, schedule: Schedule, idempotency: IdempotencyRecord | None = None
     ) -> IdempotencyRecord | None:
         """Store a new scheduled message, and its idempotency record in the same transaction.
 
-        Returns None when stored; when the key was taken meanwhile, the record that took
-        it (and nothing is written).
+        Returns None when stored; when the key was taken meanwhile by a record still live
+        at ``idempotency.taken_at``, that record (and nothing is written).
         """
         put: dict[str, Any] = {"TableName": self.table_name, "Item": self._row(message, schedule)}
         put |= expression(ConditionExpression="attribute_not_exists(#id)")
@@ -181,19 +177,20 @@ class DynamoOutbox:
                         "message_id": idempotency.message_id,
                         "response": idempotency.response,
                         keys.TTL_ATTR: idempotency.expires_at,
+                        "taken_at": idempotency.taken_at,
                     }
                 ),
             }
             # A record past its TTL may linger until DynamoDB deletes it: it is free.
             record |= expression(
-                {":now": {"N": str(now_epoch)}},
+                {":now": {"N": str(idempotency.taken_at)}},
                 ConditionExpression="attribute_not_exists(#ttl) OR #ttl < :now",
             )
             try:
                 self.client.transact_write_items(TransactItems=[{"Put": put}, {"Put": record}])  # type: ignore[typeddict-item]
             except ClientError as exc:
                 if condition_failed(exc, in_transaction=slice(1, 2)):
-                    existing = self.get_idempotency(idempotency.key, now_epoch)
+                    existing = self.get_idempotency(idempotency.key, idempotency.taken_at)
                     if existing is not None:
                         return existing
                 raise
@@ -219,6 +216,7 @@ class DynamoOutbox:
             message_id=str(row["message_id"]),
             response=str(row["response"]),
             expires_at=expires_at,
+            taken_at=int(row.get("taken_at", 0)),  # 0: stored before it was kept
         )
 
     def put_occurrence(self, message: Message, schedule: Schedule) -> bool:
