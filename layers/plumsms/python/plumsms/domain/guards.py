@@ -42,14 +42,23 @@ class Unanswered(StrEnum):
     """Why an inbound message got no answer (or fewer forwards): stored on the message."""
 
     OPT_OUT_REVIEW = "opt_out_review"
+    """Opt-out words without being an opt-out: for a person to read, not for a robot."""
     SENDER_CANNOT_RECEIVE = "sender_cannot_receive"
+    """A short code or alphanumeric sender: no SMS reaches it."""
     CARD_NUMBER = "card_number"
+    """The answer would have carried a payment card number."""
     OWN_NUMBER = "own_number"
+    """The answer would have gone to one of the account's own numbers (a loop)."""
     COUNTRY_NOT_ALLOWED = "country_not_allowed"
+    """The sender's country is not in ``REPLY_COUNTRIES``."""
     OPTED_OUT = "opted_out"
+    """The recipient opted out."""
     REPEATED_BODY = "repeated_body"
+    """The same text again within ``REPEAT_WINDOW_SECONDS``, already answered."""
     REPLY_CAP = "reply_cap"
+    """The sender had its ``REPLY_LIMIT_PER_HOUR`` automatic replies this hour."""
     FORWARD_CAP = "forward_cap"
+    """A group member had its ``FORWARD_LIMIT_PER_HOUR`` forwards this hour."""
 
 
 @dataclass(frozen=True, slots=True)

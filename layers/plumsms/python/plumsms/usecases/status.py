@@ -38,7 +38,7 @@ class Outcome(StrEnum):
     """No such message (yet): kept until it appears."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StatusResult:
     """The outcome of one report, for the answer, the logs and the metrics."""
 
