@@ -129,6 +129,16 @@ BARE_DEPENDENCIES: tuple[tuple[str, str], ...] = (
     ("phonenumbers", "import phonenumbers"),
     ("yaml", "import yaml"),
     ("urllib3", "import urllib3"),
+    # Settings from the environment: a hand-written handler using the library reads them
+    # through one settings class at cold start.
+    (
+        "pydantic_settings",
+        "from pydantic_settings import BaseSettings\n"
+        "class BareSettings(BaseSettings):\n    table_name: str = ''\n"
+        "settings = BareSettings()",
+    ),
+    ("dateutil.rrule", "from dateutil import rrule"),
+    ("cronsim", "import cronsim"),
 )
 
 

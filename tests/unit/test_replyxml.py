@@ -9,6 +9,7 @@ from lxml import etree
 
 from plumsms.domain.errors import ValidationFailed
 from plumsms.domain.replyxml import (
+    REPLACEMENT,
     ReplyElement,
     build_reply,
     reply_schema,
@@ -93,6 +94,17 @@ def test_any_unicode_body_gives_xml_plum_accepts_whose_text_round_trips(body: st
 )
 def test_xml_safe_is_identity_on_allowed_text(text: str) -> None:
     assert xml_safe(text) == text
+
+
+def test_xml_safe_replaces_exactly_the_characters_xml_1_0_forbids() -> None:
+    # XML 1.0's Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]
+    allowed = [(0x9, 0x9), (0xA, 0xA), (0xD, 0xD), (0x20, 0xD7FF), (0xE000, 0xFFFD),
+               (0x10000, 0x10FFFF)]  # fmt: skip
+    every = "".join(map(chr, range(0x110000)))
+    expected = "".join(
+        c if any(lo <= ord(c) <= hi for lo, hi in allowed) else REPLACEMENT for c in every
+    )
+    assert xml_safe(every) == expected
 
 
 # -- the one parser for untrusted XML (replies, Plum's answers, the simulator) -------------

@@ -20,24 +20,23 @@ from typing import TYPE_CHECKING, NamedTuple
 from plumsms import constants as env
 from plumsms.adapters.dynamodb.store import DynamoMessageStore
 from plumsms.adapters.events import publisher_for
-from plumsms.adapters.rules_file import load_hook, load_rules
 from plumsms.config import Settings
 from plumsms.domain.errors import ValidationFailed
-from plumsms.domain.guards import ReplyLimits, default_countries
 from plumsms.domain.phone import normalize
 from plumsms.domain.status import ChangePublisher
 from plumsms.entrypoints.webhooks import api_handler, api_resolver, status_url, webhook_handler
 from plumsms.observability import LambdaHandler, logger, metrics
 from plumsms.secrets import SecretValues
-from plumsms.usecases.inbound import InboundService
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import Response
     from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
     # Imported where built, not at cold start: each function pays only for its own.
+    from plumsms.domain.guards import ReplyLimits
     from plumsms.domain.plum import PlumGateway
     from plumsms.usecases.dispatch import Dispatcher
+    from plumsms.usecases.inbound import InboundService
     from plumsms.usecases.ports import Pacer
     from plumsms.usecases.reconcile import Reconciler
     from plumsms.usecases.status import StatusService
@@ -81,6 +80,9 @@ def _report_hook_error(exc: Exception) -> None:
 def inbound_service(parts: Basics, function_dir: Path) -> InboundService:
     """The inbound use case with the rules file (relative to the function) and hook loaded;
     the publisher hears of the pending sends an opt-out suppresses."""
+    from plumsms.adapters.rules_file import load_hook, load_rules  # noqa: PLC0415
+    from plumsms.usecases.inbound import InboundService  # noqa: PLC0415
+
     settings, secrets, store, publisher = parts
     rules_path = settings.rules_file
     if rules_path is not None and not rules_path.is_absolute():
@@ -108,6 +110,8 @@ def reply_limits(settings: Settings) -> ReplyLimits:
     A wrong ``SMS_NUMBERS`` entry is left out here (sending reports it where a number is
     needed): inbound must keep working, and the others still count as own numbers.
     """
+    from plumsms.domain.guards import ReplyLimits, default_countries  # noqa: PLC0415
+
     own = []
     for raw in settings.sms_numbers:
         try:
