@@ -17,6 +17,7 @@ from plumsms.domain.sending import (
     DuePage,
     DueRef,
     EditRequest,
+    HeldLease,
     IdempotencyRecord,
     Schedule,
     SendRequest,
@@ -373,7 +374,8 @@ def test_plans_and_records_cannot_be_altered() -> None:
     record = IdempotencyRecord("k", "f", "m", "{}", expires_at=2, taken_at=1)
     sent = plan_send(request(), NOW, NUMBERS)
     edit = plan_edit(EditRequest(body="new"), Schedule(), NOW)
-    for value, field in ((record, "message_id"), (sent, "due"), (edit, "body")):
+    lease = HeldLease(frozenset({"+12435678910"}))
+    for value, field in ((record, "message_id"), (sent, "due"), (edit, "body"), (lease, "senders")):
         with pytest.raises(AttributeError):
             setattr(value, field, "changed")
 
