@@ -106,7 +106,9 @@ def run(quick: bool) -> list[Figure]:
             table_name = _table(server, scale)
             began = time.monotonic()
             counts = _campaign(server.endpoint, table_name, stand_in, scale, None)
-            figures = _report(stand_in, scale, time.monotonic() - began, counts)
+            arrivals, bodies = stand_in.snapshot()
+            _dump(arrivals)
+            figures = _report(arrivals, bodies, scale, time.monotonic() - began, counts)
         # The bill, priced on a smaller campaign of the same shape and wiring.
         priced = Scale(
             PRICED_PER_SENDER, scale.rate, scale.concurrency, scale.store, scale.sender_count
@@ -314,10 +316,12 @@ def _busiest(times: list[float], window: float) -> int:
 
 
 def _report(
-    stand_in: ChildStandIn, scale: Scale, elapsed: float, counts: Counter[str]
+    arrivals: dict[str, list[float]],
+    bodies: list[str],
+    scale: Scale,
+    elapsed: float,
+    counts: Counter[str],
 ) -> list[Figure]:
-    arrivals, bodies = stand_in.snapshot()
-    _dump(arrivals)
     total, rate = scale.total, scale.rate
     received = sum(len(t) for t in arrivals.values())
     expected = rate * WINDOW

@@ -8,21 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from bench.bench_campaign import Scale, _report
+from bench.bench_campaign import Scale, _dump, _report
 from bench.harness import Figure
 
 RATE = 2.0
 
 
 class RecordedStandIn:
-    """What a ``ChildStandIn`` hands back, without the child process."""
+    """What the Plum stand-in received (its ``snapshot()``), without the child process."""
 
     def __init__(self, arrivals: dict[str, list[float]]) -> None:
         self.arrivals = arrivals
         self.bodies = [f"{sender} {n}" for sender, ts in arrivals.items() for n in range(len(ts))]
-
-    def snapshot(self) -> tuple[dict[str, list[float]], list[str]]:
-        return self.arrivals, self.bodies
 
 
 def paced(count: int, start: float = 100.0) -> list[float]:
@@ -34,7 +31,8 @@ def figures(stand_in: RecordedStandIn, total: int | None = None) -> dict[str, Fi
     senders = len(stand_in.arrivals)
     scale = Scale(per_sender=(total or received) // senders, rate=RATE, concurrency=4,
                   store="moto", sender_count=senders)  # fmt: skip
-    return {f.name: f for f in _report(stand_in, scale, 60.0, Counter())}  # type: ignore[arg-type]
+    found = _report(stand_in.arrivals, stand_in.bodies, scale, 60.0, Counter())
+    return {f.name: f for f in found}
 
 
 def test_senders_on_pace_meet_every_target() -> None:
@@ -85,6 +83,6 @@ def test_the_arrivals_are_written_where_asked(
 ) -> None:
     arrivals = {"+1A": paced(3), "+1B": paced(2, 101.0)}
     monkeypatch.setenv("BENCH_CAMPAIGN_DUMP", str(tmp_path / "arrivals.json"))
-    figures(RecordedStandIn(arrivals))
+    _dump(arrivals)
     written = json.loads((tmp_path / "arrivals.json").read_text())
     assert written == {"clock": "monotonic", "arrivals": arrivals}
