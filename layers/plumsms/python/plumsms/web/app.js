@@ -626,7 +626,24 @@
     }
   }
 
+  function listPanels() {
+    for (const view of document.querySelectorAll("[data-list]")) {
+      const panel = $("#list-panel").content.cloneNode(true);
+      const name = view.dataset.list;
+      panel.querySelector("h2").textContent = view.dataset.title;
+      const note = panel.querySelector(".panel-head .muted");
+      if (view.dataset.note) note.textContent = view.dataset.note;
+      else note.remove();
+      panel.querySelector("table").id = `${name}-table`;
+      panel.querySelector(".pager button").id = `${name}-more`;
+      const head = panel.querySelector("thead tr");
+      for (const title of view.dataset.columns.split("|")) head.append(el("th", { text: title }));
+      view.append(panel);
+    }
+  }
+
   function bind() {
+    listPanels();
     $("#login-form").addEventListener("submit", (event) => {
       event.preventDefault();
       window.sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
