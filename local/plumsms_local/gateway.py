@@ -113,7 +113,6 @@ class LocalGateway:
         self._lock = threading.Lock()
         self._server = QuietHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -137,14 +136,12 @@ class LocalGateway:
 
     def start(self) -> LocalGateway:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._server.serve_in_background("local-gateway")
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def dispatch(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes

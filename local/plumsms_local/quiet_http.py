@@ -1,4 +1,5 @@
-"""The local HTTP servers' base: a client that goes away is not an error worth a traceback.
+"""The local HTTP servers' base: served from a daemon thread and stopped in one call; a
+client that goes away is not an error worth a traceback.
 
 ``socketserver`` prints a traceback for every exception a request raises, including the
 ``BrokenPipeError`` / ``ConnectionResetError`` of a browser or ``curl`` that closed its
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from http.server import ThreadingHTTPServer
 from typing import Any
 
@@ -26,3 +28,21 @@ class QuietHTTPServer(ThreadingHTTPServer):
             log.debug("client %s went away", client_address)
             return
         super().handle_error(request, client_address)
+
+    def serve_in_background(
+        self, name: str | None = None, poll_interval: float = 0.5
+    ) -> threading.Thread:
+        """Serve from a daemon thread (``shutdown()`` waits up to ``poll_interval``)."""
+        thread = threading.Thread(
+            target=self.serve_forever,
+            kwargs={"poll_interval": poll_interval},
+            name=name,
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self.shutdown()
+        self.server_close()

@@ -485,16 +485,13 @@ class SigningProxy:
         return f"http://{self.address}{self.prefix}ui#token={self.session_token}"
 
     def serve_in_background(self) -> SigningProxy:
-        """Serve from a daemon thread (tests, embedding)."""
-        import threading  # noqa: PLC0415 - only this path needs it
-
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        """Serve from a daemon thread (tests, embedding); ``close()`` stops it."""
+        self.server.serve_in_background("ui-proxy")
         return self
 
     def close(self) -> None:
         """Stop serving."""
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     def forward(
         self, method: str, path: str, headers: dict[str, str], body: bytes

@@ -379,13 +379,8 @@ class PlumSimulator:
             return self.base_url
         self._server = _Server(self._address, self.simulator)
         self.simulator.start()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one interval
-            name="plum-sim-http",
-            daemon=True,
-        )
-        self._thread.start()
+        # shutdown() waits up to one poll interval
+        self._thread = self._server.serve_in_background("plum-sim-http", poll_interval=0.05)
         logger.info("Plum simulator listening on %s", self.base_url)
         return self.base_url
 
@@ -394,8 +389,7 @@ class PlumSimulator:
         if self._server is None:
             return
         self._server.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
         if self._thread is not None:
             self._thread.join()
         self.simulator.stop()
