@@ -29,7 +29,7 @@ def frozen_before() -> Iterator[int]:
 def test_wiring_holds_the_collector_and_freezes_what_it_built(frozen_before: int) -> None:
     with coldstart.wiring():
         assert not gc.isenabled()
-        built = [object() for _ in range(10)]
+        built = [[] for _ in range(10)]  # containers: what the collector tracks
     assert gc.isenabled()
     assert gc.get_freeze_count() >= frozen_before + len(built)
 
@@ -37,10 +37,13 @@ def test_wiring_holds_the_collector_and_freezes_what_it_built(frozen_before: int
 def test_a_failed_wiring_turns_the_collector_back_on_and_freezes_nothing(
     frozen_before: int,
 ) -> None:
+    alive = [[] for _ in range(1000)]  # containers: what the collector tracks
     with pytest.raises(RuntimeError, match="bad setting"), coldstart.wiring():
         raise RuntimeError("bad setting")
     assert gc.isenabled()
-    assert gc.get_freeze_count() == frozen_before
+    # Frozen objects that die leave the count, so it may fall; a freeze would have added
+    # every live object (those above among them).
+    assert gc.get_freeze_count() < frozen_before + len(alive)
 
 
 def _module_statements(path: Path) -> list[ast.stmt]:
