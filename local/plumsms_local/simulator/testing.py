@@ -10,10 +10,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
+from plumsms_local.quiet_http import QuietHTTPServer
 from plumsms_local.simulator.engine import parse_reply_document
 from plumsms_local.simulator.transport import HttpAnswer
 
@@ -43,8 +44,7 @@ def empty_ok(_request: RecordedRequest) -> Answer:
     return 200, "text/plain", b""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(QuietHTTPServer):
     block_on_close = False
 
     def __init__(self, owner: RecordingServer) -> None:
@@ -96,16 +96,13 @@ class RecordingServer:
     def start(self) -> str:
         """Serve on a free port; returns the base URL."""
         self._server = _Server(self)
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
+        self._server.serve_in_background("recording-server", poll_interval=0.05)
         return self.url()
 
     def stop(self) -> None:
         """Stop serving."""
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def url(self, path: str = "/") -> str:
